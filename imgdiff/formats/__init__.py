@@ -1,0 +1,99 @@
+"""The format registry and detection: which parser owns a region.
+
+``FORMATS`` is ordered most specific first.  :func:`parse_image` parses a whole image; nested regions
+(partitions) go through :func:`parse_region`, which falls back to a raw node and records why when a parser fails,
+so a corrupt filesystem gives a partial result instead of an abort.
+"""
+
+from __future__ import annotations
+
+import struct
+from types import ModuleType
+
+from imgdiff.errors import ImgdiffError
+from imgdiff.formats import gpt
+from imgdiff.formats.base import ParseContext, raw_node
+from imgdiff.model import Node
+
+FILESYSTEMS: list[ModuleType] = []
+"""Filesystem format modules (ext4, vfat, ...), registered by :func:`register`."""
+
+HEAD = 65536
+
+
+def register(module: ModuleType) -> ModuleType:
+    """Add a filesystem module (with NAME, recognizes, parse) to the registry and return it."""
+    if module not in FILESYSTEMS:
+        FILESYSTEMS.append(module)
+    return module
+
+
+def _load_builtin() -> None:
+    import importlib
+
+    for name in ("imgdiff.formats.ext4", "imgdiff.formats.vfat"):
+        try:
+            register(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+def parse_region(ctx: ParseContext, base: int, size: int, label: str) -> Node:
+    """Return the node of a filesystem region, or a raw node saying what could not be parsed."""
+    if not FILESYSTEMS:
+        _load_builtin()
+    head = ctx.read(base, min(HEAD, size))
+    for mod in FILESYSTEMS:
+        try:
+            if not mod.recognizes(head, size):
+                continue
+        except (IndexError, struct.error):
+            continue
+        try:
+            node: Node = mod.parse(ctx, base, size, label)
+            return node
+        except (ImgdiffError, ValueError, struct.error, IndexError, KeyError, EOFError, OverflowError) as exc:
+            msg = f"{label}: {mod.NAME} could not be parsed: {exc}"
+            ctx.errors.append(msg)
+            node = raw_node(base, size, f"{mod.NAME} (unparsed)")
+            node.errors.append(msg)
+            return node
+    return raw_node(base, size, "unrecognised data")
+
+
+def parse_image(ctx: ParseContext) -> Node:
+    """Return the root node of a whole image: a partitioned disk, or a bare filesystem, or raw data."""
+    ctx.nested = parse_region
+    size = ctx.src.size
+    head = ctx.read(0, min(HEAD, size))
+    root: Node
+    if size >= 1024 and gpt.recognizes(head, size):
+        try:
+            root = gpt.parse(ctx, 0, size, "disk")
+        except (ImgdiffError, ValueError, struct.error) as exc:
+            ctx.errors.append(f"partition table could not be parsed: {exc}")
+            root = _bare(ctx, size)
+    else:
+        root = _bare(ctx, size)
+    return root
+
+
+def _bare(ctx: ParseContext, size: int) -> Node:
+    root = Node(kind="image", key="disk", label="image", attrs={"table": "none"})
+    if size:
+        root.extents = (raw_node(0, size, "").extents)
+        child = parse_region(ctx, 0, size, "image")
+        child.attrs.setdefault("scope", True)
+        root.children.append(child)
+    return root
+
+
+def image_format(root: Node) -> str:
+    """Return a short description of what was detected: ``"gpt"``, ``"mbr"``, ``"ext4"``, ``"raw"``."""
+    table = root.attrs.get("table")
+    if table in ("gpt", "mbr"):
+        return str(table)
+    if root.children:
+        return root.children[0].kind.split(".")[0]
+    return "empty"

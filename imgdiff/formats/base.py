@@ -1,0 +1,124 @@
+"""What every format parser gets and gives: the parse context, the Format protocol, construct offset maps.
+
+A parser receives a :class:`ParseContext` (the read-only image, the byte ranges known to differ, a way to parse a
+nested region) and the absolute range it owns, and returns a :class:`~imgdiff.model.Node` tree whose fields carry
+absolute extents.  Parsers may build detail only where ``ctx.interesting()`` says bytes differ, and must still own
+every byte of their range: unparsed bytes are left to a raw node so that nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import construct as c
+
+from imgdiff.model import Extent, Field, Node, Value
+
+if TYPE_CHECKING:
+    from imgdiff.source import DiffMap, ImageSource
+
+
+@dataclass(slots=True)
+class ParseContext:
+    """Everything a parser may use: the image, what differs, nested parsing, error collection."""
+
+    src: ImageSource
+    diff: DiffMap | None = None
+    """Differing ranges in A offsets; ``side`` says how to map them onto this image."""
+    side: str = "a"
+    errors: list[str] = field(default_factory=list)
+    nested: Callable[[ParseContext, int, int, str], Node] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def interesting(self, ext: Extent) -> bool:
+        """Return True when bytes inside ``ext`` (this image's offsets) differ from the other image."""
+        if self.diff is None:
+            return True
+        if self.side == "b":
+            ext = ext.shifted(-self.diff.delta)
+        return self.diff.intersects(ext)
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Return ``size`` bytes at ``offset``, zero-padded past the end of the image."""
+        data = self.src.read(offset, size)
+        if len(data) < size:
+            data += bytes(size - len(data))
+        return data
+
+    def parse_nested(self, base: int, size: int, label: str) -> Node:
+        """Detect the format of ``[base, base + size)`` and parse it (raw if nothing recognises it)."""
+        if self.nested is None:
+            return raw_node(base, size, label)
+        return self.nested(self, base, size, label)
+
+
+class Format(Protocol):
+    """A format module: recognises its magic and parses a region into a node tree."""
+
+    NAME: str
+    """Short name shown in locations: ``"gpt"``, ``"ext4"``, ``"vfat"``."""
+
+    def recognizes(self, head: bytes, size: int) -> bool:
+        """Return True if ``head`` (the first 64 KiB of the region) starts this format."""
+        ...
+
+    def parse(self, ctx: ParseContext, base: int, size: int, label: str) -> Node:
+        """Return the node tree of the region ``[base, base + size)``."""
+        ...
+
+
+def raw_node(base: int, size: int, label: str, kind: str = "raw", key: str | None = None) -> Node:
+    """Return a node that owns a region nothing parsed; its differing bytes count as unexplained."""
+    return Node(kind=kind, key=key or "raw", label=label, extents=(Extent(base, size),) if size > 0 else (), raw=True)
+
+
+def guid_le(raw: bytes) -> str:
+    """Return the canonical text of a mixed-endian (GPT/EFI) GUID."""
+    return str(uuid.UUID(bytes_le=bytes(raw)))
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Static offset map of a fixed-size construct Struct: ``(name, offset, size)`` per named member."""
+
+    struct: c.Construct
+    members: tuple[tuple[str, int, int], ...]
+    size: int
+
+    @classmethod
+    def of(cls, struct: c.Construct) -> Layout:
+        """Compute the offset map of ``struct`` (every member must have a static size)."""
+        members: list[tuple[str, int, int]] = []
+        off = 0
+        for sub in struct.subcons:
+            n = sub.sizeof()
+            if sub.name is not None:
+                members.append((sub.name, off, n))
+            off += n
+        return cls(struct, tuple(members), off)
+
+    def fields(
+        self,
+        data: bytes,
+        base: int,
+        decode: dict[str, Callable[[Any], Value]] | None = None,
+        display: dict[str, Callable[[Any], str | None]] | None = None,
+        prefix: str = "",
+    ) -> tuple[Field, ...]:
+        """Parse ``data`` and return one :class:`Field` per member at absolute offset ``base + offset``."""
+        parsed = self.struct.parse(data)
+        out: list[Field] = []
+        for name, off, n in self.members:
+            v: Any = parsed[name]
+            if decode and name in decode:
+                v = decode[name](v)
+            elif isinstance(v, (bytes, bytearray)):
+                v = bytes(v)
+            elif not isinstance(v, (int, str, bool, float)) and v is not None:
+                v = str(v)
+            disp = display[name](v) if display and name in display else None
+            out.append(Field.at(prefix + name, v, base + off, n, disp))
+        return tuple(out)

@@ -1,0 +1,253 @@
+"""The model types that join imgdiff's stages: parse -> align -> explain -> render.
+
+Parsers produce a tree of :class:`Node` objects whose :class:`Field` objects carry the on-disk field name, the
+decoded value and the absolute byte extents of that field in the image.  The engine turns two such trees and the
+byte comparison of the two images into :class:`Difference` objects, the rule engine groups those into
+:class:`Finding` objects, and renderers only ever see a :class:`Report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Union
+
+Value = Union[int, str, bytes, bool, float, None, tuple["Value", ...]]
+"""A decoded field value.  Bytes are rendered as hex, tuples as lists."""
+
+LAYERS = ("repart", "mkfs", "nixos-module", "content", "bootloader", "other", "unknown")
+"""The responsible layers a finding can name (see rules/README.md)."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Extent:
+    """A half-open byte range ``[offset, offset + length)`` in one image."""
+
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        """Return the first offset after the extent."""
+        return self.offset + self.length
+
+    def shifted(self, delta: int) -> Extent:
+        """Return the extent moved by ``delta`` bytes."""
+        return Extent(self.offset + delta, self.length)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One named on-disk field: spec name, decoded value and the absolute bytes it occupies."""
+
+    name: str
+    value: Value
+    extents: tuple[Extent, ...]
+    display: str | None = None
+    """Optional human rendering of the value (a date for a timestamp, a name for a type GUID)."""
+
+    @classmethod
+    def at(cls, name: str, value: Value, offset: int, size: int, display: str | None = None) -> Field:
+        """Return a field that occupies one contiguous range."""
+        return cls(name, value, (Extent(offset, size),), display)
+
+    @property
+    def size(self) -> int:
+        """Return the number of bytes the field occupies."""
+        return sum(e.length for e in self.extents)
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """Declares that a field is computed from other data (a checksum, a CRC, a copy).
+
+    ``covers`` are the absolute byte extents the value is computed over; ``seeds`` are references
+    ``"<node kind>:<field name>"`` of values that feed the computation without being covered (the ext4
+    metadata checksum seed comes from ``s_uuid``).  A derived field that differs is folded into the finding
+    that explains its covered bytes or seeds instead of being reported as a cause.
+    """
+
+    field: str
+    covers: tuple[Extent, ...] = ()
+    seeds: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Node:
+    """One parsed structure (a GPT header, a partition, an inode, a directory entry, a file's data)."""
+
+    kind: str
+    """``"<format>.<object>"``: ``"gpt.header"``, ``"ext4.inode"``, ``"vfat.dirent"``."""
+    key: str
+    """Stable alignment key among its siblings: ``"primary"``, ``"part:2"``, ``"/etc/os-release"``."""
+    label: str
+    """Short human name used in locations: ``"partition 2 (root-x86-64)"``, ``"superblock"``."""
+    extents: tuple[Extent, ...] = ()
+    """Every byte this node owns, its children's included."""
+    fields: tuple[Field, ...] = ()
+    children: list[Node] = field(default_factory=list)
+    derived: tuple[Derived, ...] = ()
+    attrs: dict[str, Value] = field(default_factory=dict)
+    """Context for rules and renderers: ``path`` (inside the filesystem), ``ptype``, ``index``, ``fs``."""
+    raw: bool = False
+    """True for regions nothing parsed: their differing bytes count as unexplained."""
+    expand: Callable[[str], Node | None] | None = None
+    """Optional lazy lookup of a child by key for children not built up front (large tables)."""
+    errors: list[str] = field(default_factory=list)
+    """What could not be parsed inside this node (partial result)."""
+
+    def field_named(self, name: str) -> Field | None:
+        """Return the field called ``name`` or None."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    def child(self, key: str) -> Node | None:
+        """Return the child with ``key``, expanding lazily if needed, or None."""
+        for c in self.children:
+            if c.key == key:
+                return c
+        if self.expand is not None:
+            found = self.expand(key)
+            if found is not None:
+                self.children.append(found)
+            return found
+        return None
+
+    def walk(self, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Node]]:
+        """Yield ``(key chain, node)`` for this node and all built descendants, depth first."""
+        here = (*prefix, self.key)
+        yield here, self
+        for c in self.children:
+            yield from c.walk(here)
+
+
+class Change:
+    """How a node or field differs between A and B."""
+
+    MODIFIED = "modified"
+    ADDED = "added"
+    REMOVED = "removed"
+    MOVED = "moved"
+    """Same value by key, but stored at another offset (inode renumbering, entry order)."""
+    RAW = "raw"
+    """Bytes differ in a region no parser understood."""
+
+
+@dataclass(slots=True)
+class Difference:
+    """One field (or node, or raw region) that differs between the two images."""
+
+    node_path: str
+    """Alignment path of the node: ``"disk/gpt/part:2/ext4/inode:/etc/foo"``."""
+    kind: str
+    field: str
+    change: str
+    a: Value
+    b: Value
+    extents_a: tuple[Extent, ...]
+    extents_b: tuple[Extent, ...]
+    location: str
+    """Human location of the node: ``"partition 2 (root-x86-64) / ext4 / superblock"``."""
+    attrs: dict[str, Value] = field(default_factory=dict)
+    display_a: str | None = None
+    display_b: str | None = None
+    bytes: int = 0
+    """Differing bytes inside this difference's extents (filled by the engine)."""
+    derived: bool = False
+    """True when the field is declared :class:`Derived` on its node."""
+    covers_a: tuple[Extent, ...] = ()
+    """For derived fields: the A bytes the value is computed over."""
+    covers_b: tuple[Extent, ...] = ()
+    seeds: tuple[str, ...] = ()
+    """For derived fields: ``"<kind>:<field>"`` values that feed the computation."""
+    scope: str = ""
+    """Node path of the enclosing scope (a partition's filesystem, or the disk): findings group by it."""
+    detail: str | None = None
+    """Extra text: differing ranges inside a file, a short unified diff."""
+    content_a: bytes | None = None
+    """For file data fields (node attr ``content``): the file's bytes in A, when small enough to keep."""
+    content_b: bytes | None = None
+
+    @property
+    def ref(self) -> str:
+        """Return ``"<node path>/<field>"``, the field's identity in reports."""
+        return f"{self.node_path}/{self.field}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """What a finding needs to know about the rule that produced it."""
+
+    id: str
+    name: str
+    title: str
+    layer: str
+    explanation: str
+    fix: str
+    references: tuple[str, ...] = ()
+    component: str = ""
+    fixed_in: str = ""
+
+
+@dataclass(slots=True)
+class Finding:
+    """One named cause with the differences it explains and the derived differences folded into it."""
+
+    rule: RuleInfo
+    location: str
+    causes: list[Difference]
+    derived: list[Difference] = field(default_factory=list)
+    note: str = ""
+    """Rule-specific extra text (a seed check verdict, which files leak the build time)."""
+    bytes: int = 0
+
+    @property
+    def fields(self) -> list[str]:
+        """Return the field references of the cause differences."""
+        return [d.ref for d in self.causes]
+
+    @property
+    def paths(self) -> list[str]:
+        """Return the filesystem paths involved, sorted and unique."""
+        out = {str(d.attrs["path"]) for d in self.causes if d.attrs.get("path") not in (None, "")}
+        return sorted(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What the report says about one input image."""
+
+    path: str
+    size: int
+    format: str
+
+
+@dataclass(slots=True)
+class Summary:
+    """Byte accounting of one comparison."""
+
+    bytes_compared: int
+    bytes_differing: int
+    bytes_unexplained: int
+
+
+@dataclass(slots=True)
+class Report:
+    """The whole result of comparing two images; the only thing renderers and the TUI read."""
+
+    a: ImageInfo
+    b: ImageInfo
+    summary: Summary
+    findings: list[Finding]
+    errors: list[str] = field(default_factory=list)
+    """Partial-result notes: what could not be parsed, per image."""
+    tree_a: Node | None = None
+    tree_b: Node | None = None
+    context: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def identical(self) -> bool:
+        """Return True when the images are byte-identical."""
+        return self.summary.bytes_differing == 0 and self.a.size == self.b.size
