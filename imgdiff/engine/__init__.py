@@ -1,0 +1,1 @@
+"""The comparison engine: align two node trees, attribute differing bytes, apply the rules."""

@@ -1,0 +1,442 @@
+"""Turn two parsed trees and their byte comparison into field-level :class:`Difference` objects.
+
+1. Every differing byte range is looked up, by offset, in the field index of each tree; the nodes whose fields
+   hold differing bytes are "touched".
+2. Each touched node is paired with its partner in the other tree **by key chain** (partition index+type, file
+   path), never by offset, and all fields of the pair are compared by name.
+3. Differing bytes still covered by no difference are attributed by offset: to the field that holds them on each
+   side (a node stored elsewhere, an entry order change), or, when no field holds them, to a raw difference of
+   the deepest node that owns them.  So every differing byte ends in exactly one kind of difference.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from imgdiff.model import Change, Difference, Extent, Field, Node, Value
+from imgdiff.source import DiffMap, ImageSource, _xor_runs
+
+Keys = tuple[str, ...]
+
+CONTENT_KEEP = 1 << 20
+"""File contents up to this size are kept on the difference for the content-level report."""
+DETAIL_RUNS = 8
+"""At most this many differing ranges inside a file are listed in a difference's detail."""
+
+
+@dataclass(slots=True)
+class NodeInfo:
+    """A built node with its key chain, human location and scope."""
+
+    keys: Keys
+    node: Node
+    location: str
+    scope: str
+
+
+@dataclass(slots=True)
+class TreeIndex:
+    """Field and node lookup for one tree: fields sorted by offset, nodes by key chain."""
+
+    root: Node
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    owners: list[tuple[Keys, Field]] = field(default_factory=list)
+    nodes: dict[Keys, NodeInfo] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, root: Node) -> TreeIndex:
+        """Index every field extent and every node of ``root``."""
+        idx = cls(root)
+        rows: list[tuple[int, int, Keys, Field]] = []
+        idx._visit(root, (), [], "", rows)
+        rows.sort(key=lambda r: (r[0], r[1]))
+        last_end = -1
+        for s, e, keys, f in rows:
+            if s < last_end:  # overlapping fields: the first one keeps the bytes
+                if e <= last_end:
+                    continue
+                s = last_end
+            idx.starts.append(s)
+            idx.ends.append(e)
+            idx.owners.append((keys, f))
+            last_end = e
+        return idx
+
+    def _visit(self, node: Node, prefix: Keys, labels: list[str], scope: str, rows: list) -> None:  # type: ignore[type-arg]
+        keys = (*prefix, node.key)
+        here_labels = labels + [node.label] if prefix else labels
+        if not prefix or node.attrs.get("scope"):
+            scope = "/".join(keys)
+        self.nodes[keys] = NodeInfo(keys, node, " / ".join(here_labels) or node.label, scope or "/".join(keys))
+        for f in node.fields:
+            for e in f.extents:
+                if e.length > 0:
+                    rows.append((e.offset, e.end, keys, f))
+        for c in node.children:
+            self._visit(c, keys, here_labels, scope, rows)
+
+    def fields_in(self, ext: Extent) -> Iterator[tuple[Keys, Field, Extent]]:
+        """Yield ``(node keys, field, overlap)`` for each field extent overlapping ``ext``."""
+        i = bisect.bisect_right(self.ends, ext.offset)
+        while i < len(self.starts) and self.starts[i] < ext.end:
+            lo, hi = max(self.starts[i], ext.offset), min(self.ends[i], ext.end)
+            keys, f = self.owners[i]
+            yield keys, f, Extent(lo, hi - lo)
+            i += 1
+
+    def lookup(self, keys: Keys) -> NodeInfo | None:
+        """Return the node at ``keys``, building it lazily through ``Node.expand`` when needed."""
+        info = self.nodes.get(keys)
+        if info is not None:
+            return info
+        if len(keys) < 2:
+            return None
+        parent = self.lookup(keys[:-1])
+        if parent is None:
+            return None
+        child = parent.node.child(keys[-1])
+        if child is None:
+            return None
+        scope = "/".join(keys) if child.attrs.get("scope") else parent.scope
+        loc = f"{parent.location} / {child.label}" if len(keys) > 2 else child.label
+        info = NodeInfo(keys, child, loc, scope)
+        self.nodes[keys] = info
+        return info
+
+    def deepest(self, offset: int) -> NodeInfo:
+        """Return the deepest built node whose extents contain ``offset``."""
+        node, keys = self.root, (self.root.key,)
+        while True:
+            nxt = None
+            for c in node.children:
+                if any(e.offset <= offset < e.end for e in c.extents):
+                    nxt = c
+                    break
+            if nxt is None:
+                break
+            node, keys = nxt, (*keys, nxt.key)
+        return self.nodes[keys]
+
+
+def _merge(extents: list[Extent]) -> list[Extent]:
+    out: list[Extent] = []
+    for e in sorted(x for x in extents if x.length > 0):
+        if out and e.offset <= out[-1].end:
+            if e.end > out[-1].end:
+                out[-1] = Extent(out[-1].offset, e.end - out[-1].offset)
+        else:
+            out.append(e)
+    return out
+
+
+def count_bytes(dm: DiffMap, extents_a: tuple[Extent, ...] | list[Extent], extents_b: tuple[Extent, ...] | list[Extent]) -> int:
+    """Return the differing bytes inside the union of A extents and B extents (mapped to A offsets)."""
+    merged = _merge(list(extents_a) + [e.shifted(-dm.delta) for e in extents_b])
+    return sum(dm.count_in(e) for e in merged)
+
+
+def _subtract(ext: Extent, covered: list[Extent]) -> list[Extent]:
+    """Return the parts of ``ext`` not inside the sorted, merged ``covered`` extents."""
+    out: list[Extent] = []
+    pos = ext.offset
+    i = bisect.bisect_right([c.end for c in covered], pos)
+    while pos < ext.end and i < len(covered):
+        c = covered[i]
+        if c.offset >= ext.end:
+            break
+        if c.offset > pos:
+            out.append(Extent(pos, c.offset - pos))
+        pos = max(pos, c.end)
+        i += 1
+    if pos < ext.end:
+        out.append(Extent(pos, ext.end - pos))
+    return out
+
+
+class Attributor:
+    """Compute the differences between two indexed trees given the byte comparison."""
+
+    def __init__(self, tree_a: Node, tree_b: Node, dm: DiffMap, src_a: ImageSource, src_b: ImageSource) -> None:
+        self.ia = TreeIndex.build(tree_a)
+        self.ib = TreeIndex.build(tree_b)
+        self.dm = dm
+        self.src_a = src_a
+        self.src_b = src_b
+
+    def run(self, given: list[Difference] | None = None) -> list[Difference]:
+        """Return every difference, each with its differing byte count.
+
+        ``given`` are differences found elsewhere (the image size); their extents count as covered.
+        """
+        touched: dict[Keys, None] = {}
+        for r in self.dm.ranges():
+            for keys, _f, _o in self.ia.fields_in(r):
+                touched.setdefault(keys, None)
+            for keys, _f, _o in self.ib.fields_in(r.shifted(self.dm.delta)):
+                touched.setdefault(keys, None)
+        diffs: list[Difference] = []
+        for keys in touched:
+            diffs.extend(self._compare(keys))
+        diffs.extend(given or [])
+        diffs.extend(self._leftovers(diffs))
+        for d in diffs:
+            d.bytes = count_bytes(self.dm, d.extents_a, d.extents_b)
+        return diffs
+
+    # -- semantic comparison of one aligned pair -------------------------------------------------------------
+    def _compare(self, keys: Keys) -> list[Difference]:
+        ia = self.ia.lookup(keys)
+        ib = self.ib.lookup(keys)
+        info = ia or ib
+        assert info is not None
+        path = "/".join(keys)
+        if ia is None or ib is None:
+            change = Change.ADDED if ia is None else Change.REMOVED
+            node = info.node
+            ext = node.extents
+            return [
+                Difference(
+                    node_path=path,
+                    kind=node.kind,
+                    field="(node)",
+                    change=change,
+                    a=node.label if ia is not None else None,
+                    b=node.label if ib is not None else None,
+                    extents_a=ext if ia is not None else (),
+                    extents_b=ext if ib is not None else (),
+                    location=info.location,
+                    attrs=dict(node.attrs),
+                    scope=info.scope,
+                )
+            ]
+        na, nb = ia.node, ib.node
+        der_a = {d.field: d for d in na.derived}
+        der_b = {d.field: d for d in nb.derived}
+        names_b = {f.name: f for f in nb.fields}
+        out: list[Difference] = []
+        seen: set[str] = set()
+        attrs = dict(nb.attrs)
+        attrs.update(na.attrs)
+        for fa in na.fields:
+            seen.add(fa.name)
+            fb = names_b.get(fa.name)
+            if fb is not None and fb.value == fa.value and self._same_bytes(fa, fb):
+                continue
+            out.append(self._field_diff(path, ia, fa, fb, attrs, der_a.get(fa.name), der_b.get(fa.name)))
+        for fb in nb.fields:
+            if fb.name not in seen:
+                out.append(self._field_diff(path, ib, None, fb, attrs, None, der_b.get(fb.name)))
+        return out
+
+    def _same_bytes(self, fa: Field, fb: Field) -> bool:
+        """Return True when the two fields' bytes are equal (for values decoded lossily, such as names)."""
+        if fa.extents == tuple(e.shifted(-self.dm.delta) for e in fb.extents):
+            return all(self.dm.count_in(e) == 0 for e in fa.extents)
+        if fa.size != fb.size or fa.size > 4096:
+            return fa.size == fb.size
+        return _read(self.src_a, fa.extents) == _read(self.src_b, fb.extents)
+
+    def _field_diff(
+        self,
+        path: str,
+        info: NodeInfo,
+        fa: Field | None,
+        fb: Field | None,
+        attrs: dict[str, Value],
+        dec_a: object,
+        dec_b: object,
+    ) -> Difference:
+        from imgdiff.model import Derived
+
+        f = fa or fb
+        assert f is not None
+        change = Change.MODIFIED if fa is not None and fb is not None else (Change.REMOVED if fb is None else Change.ADDED)
+        va, vb = (fa.value if fa else None), (fb.value if fb else None)
+        if fa is not None and fb is not None and va == vb:
+            # Same decoded value, different bytes (e.g. bytes after a NUL in a name): show the bytes.
+            va, vb = _read(self.src_a, fa.extents).hex(), _read(self.src_b, fb.extents).hex()
+        da = dec_a if isinstance(dec_a, Derived) else None
+        db = dec_b if isinstance(dec_b, Derived) else None
+        d = Difference(
+            node_path=path,
+            kind=info.node.kind,
+            field=f.name,
+            change=change,
+            a=va,
+            b=vb,
+            extents_a=fa.extents if fa else (),
+            extents_b=fb.extents if fb else (),
+            location=info.location,
+            attrs=attrs,
+            display_a=fa.display if fa else None,
+            display_b=fb.display if fb else None,
+            derived=da is not None or db is not None,
+            covers_a=da.covers if da else (),
+            covers_b=db.covers if db else (),
+            seeds=(da or db).seeds if (da or db) else (),  # type: ignore[union-attr]
+            scope=info.scope,
+        )
+        if attrs.get("content") and f.name == "data" and fa is not None and fb is not None:
+            self._content(d, fa, fb)
+        return d
+
+    def _content(self, d: Difference, fa: Field, fb: Field) -> None:
+        """Fill the differing ranges inside a file (and keep small contents for the report)."""
+        runs: list[tuple[int, int]] = []
+        pos = 0
+        ra, rb = _rechunk(_stream(self.src_a, fa.extents)), _rechunk(_stream(self.src_b, fb.extents))
+        for ca, cb in zip(ra, rb, strict=False):
+            n = min(len(ca), len(cb))
+            if ca[:n] != cb[:n]:
+                for s, e in _xor_runs(ca[:n], cb[:n]):
+                    if runs and runs[-1][1] == pos + s:
+                        runs[-1] = (runs[-1][0], pos + e)
+                    else:
+                        runs.append((pos + s, pos + e))
+            pos += n
+        parts = [f"0x{s:x}-0x{e - 1:x} ({e - s} bytes)" for s, e in runs[:DETAIL_RUNS]]
+        more = f" and {len(runs) - DETAIL_RUNS} more ranges" if len(runs) > DETAIL_RUNS else ""
+        if fa.size != fb.size:
+            parts.append(f"size {fa.size} -> {fb.size}")
+        d.detail = "differing bytes in the file: " + ", ".join(parts) + more if parts else None
+        if fa.size <= CONTENT_KEEP and fb.size <= CONTENT_KEEP:
+            d.content_a = _read(self.src_a, fa.extents)
+            d.content_b = _read(self.src_b, fb.extents)
+
+    # -- differing bytes not covered by a semantic difference ------------------------------------------------
+    def _leftovers(self, diffs: list[Difference]) -> list[Difference]:
+        covered = _merge(
+            [e for d in diffs for e in d.extents_a] + [e.shifted(-self.dm.delta) for d in diffs for e in d.extents_b]
+        )
+        out: dict[tuple[str, str, str], Difference] = {}
+        for r in self.dm.ranges():
+            for piece in _subtract(r, covered):
+                for run in self._exact_runs(piece):
+                    self._attribute_piece(run, out)
+        return list(out.values())
+
+    def _exact_runs(self, piece: Extent) -> Iterator[Extent]:
+        """Yield the runs of bytes inside ``piece`` that really differ (ranges are merged across small gaps)."""
+        pos = piece.offset
+        while pos < piece.end:
+            n = min(1 << 20, piece.end - pos)
+            a = self.src_a.read(pos, n)
+            b = self.src_b.read(pos + self.dm.delta, n)
+            if len(a) < n or len(b) < n:  # past the end of one image: every byte there differs
+                short = min(len(a), len(b))
+                if short:
+                    for s, e in _xor_runs(a[:short], b[:short]):
+                        yield Extent(pos + s, e - s)
+                yield Extent(pos + short, n - short)
+            else:
+                for s, e in _xor_runs(a, b):
+                    yield Extent(pos + s, e - s)
+            pos += n
+
+    def _attribute_piece(self, piece: Extent, out: dict[tuple[str, str, str], Difference]) -> None:
+        """Attribute a stretch of uncovered differing bytes by offset: a field on either side, else raw."""
+        delta = self.dm.delta
+        owned: list[Extent] = []
+        hits_a = list(self.ia.fields_in(piece))
+        hits_b = list(self.ib.fields_in(piece.shifted(delta)))
+        by_off_b = {o.shifted(-delta).offset: (k, f, o) for k, f, o in hits_b}
+        for keys, f, o in hits_a:
+            other = by_off_b.pop(o.offset, None)
+            kb = other[0] if other else None
+            self._moved(out, keys, f, o, kb, other[1] if other else None, side="a")
+            owned.append(o)
+        for _off, (keys, f, o) in by_off_b.items():
+            self._moved(out, None, None, o.shifted(-delta), keys, f, side="b")
+            owned.append(o.shifted(-delta))
+        for gap in _subtract(piece, _merge(owned)):
+            info = self.ia.deepest(gap.offset) if gap.offset < self.src_a.size else self.ib.deepest(gap.offset + delta)
+            path = "/".join(info.keys)
+            key = (path, "(unparsed)", Change.RAW)
+            d = out.get(key)
+            if d is None:
+                d = Difference(
+                    node_path=path,
+                    kind=info.node.kind,
+                    field="(unparsed)",
+                    change=Change.RAW,
+                    a=None,
+                    b=None,
+                    extents_a=(),
+                    extents_b=(),
+                    location=info.location,
+                    attrs=dict(info.node.attrs),
+                    scope=info.scope,
+                )
+                out[key] = d
+            d.extents_a = d.extents_a + (gap,)
+
+    def _moved(
+        self,
+        out: dict[tuple[str, str, str], Difference],
+        keys_a: Keys | None,
+        f_a: Field | None,
+        ext: Extent,
+        keys_b: Keys | None,
+        f_b: Field | None,
+        side: str,
+    ) -> None:
+        """Record bytes whose owner field holds another node's value on the other side (or equal values)."""
+        keys = keys_a or keys_b
+        f = f_a or f_b
+        assert keys is not None and f is not None
+        info = (self.ia.nodes.get(keys_a) if keys_a else None) or self.ib.nodes[keys_b]  # type: ignore[index]
+        path = "/".join(keys)
+        same = keys_a is not None and keys_a == keys_b
+        change = Change.MODIFIED if same else Change.MOVED
+        key = (path, f.name, change)
+        d = out.get(key)
+        if d is None:
+            other_a = "/".join(keys_a) if keys_a else None
+            other_b = "/".join(keys_b) if keys_b else None
+            d = Difference(
+                node_path=path,
+                kind=info.node.kind,
+                field=f.name,
+                change=change,
+                a=other_a if not same else None,
+                b=other_b if not same else None,
+                extents_a=(),
+                extents_b=(),
+                location=info.location,
+                attrs=dict(info.node.attrs),
+                scope=info.scope,
+                detail=None if same else "A and B store different nodes' data at these bytes",
+            )
+            out[key] = d
+        d.extents_a = d.extents_a + (ext,)
+        if same:
+            d.a = _read(self.src_a, d.extents_a).hex()[:128]
+            d.b = _read(self.src_b, tuple(e.shifted(self.dm.delta) for e in d.extents_a)).hex()[:128]
+
+
+def _read(src: ImageSource, extents: tuple[Extent, ...]) -> bytes:
+    return b"".join(src.read(e.offset, e.length) for e in extents)
+
+
+def _stream(src: ImageSource, extents: tuple[Extent, ...], chunk: int = 1 << 20) -> Iterator[bytes]:
+    for e in extents:
+        pos = e.offset
+        while pos < e.end:
+            n = min(chunk, e.end - pos)
+            yield src.read(pos, n)
+            pos += n
+
+
+def _rechunk(parts: Iterator[bytes], size: int = 1 << 20) -> Iterator[bytes]:
+    """Yield the concatenation of ``parts`` in chunks of exactly ``size`` bytes (the last may be shorter)."""
+    buf = bytearray()
+    for p in parts:
+        buf += p
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)

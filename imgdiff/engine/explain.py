@@ -1,0 +1,172 @@
+"""Apply the rule set to the differences: name causes, fold derived differences, keep the rest unclassified.
+
+Order of work:
+1. every non-derived difference is claimed by the first rule (priority order) that matches it;
+2. a rule's ``explains`` folds other differences in the same scope into its finding as derived;
+3. fields declared :class:`~imgdiff.model.Derived` (CRCs, checksums, copies) are folded, to a fixpoint, into the
+   finding whose differing bytes they cover or whose seed field they depend on;
+4. derived differences whose covered bytes did not change may still be matched by a rule (a derived rule);
+5. everything left becomes an ``unclassified`` finding, per scope, with its fields: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+
+from imgdiff.engine.attribute import _merge, count_bytes
+from imgdiff.model import Change, Difference, Extent, Finding
+from imgdiff.ruleset.predicates import ANNOTATIONS, ExplainContext
+from imgdiff.ruleset.schema import UNCLASSIFIED, Rule, RuleSet
+from imgdiff.source import DiffMap
+
+
+class _Extents:
+    """Sorted, merged extents with an overlap test."""
+
+    def __init__(self, extents: list[Extent]) -> None:
+        self.items = _merge(extents)
+        self.ends = [e.end for e in self.items]
+
+    def overlaps(self, ext: Extent) -> bool:
+        i = bisect.bisect_right(self.ends, ext.offset)
+        return i < len(self.items) and self.items[i].offset < ext.end
+
+
+def explain(diffs: list[Difference], rules: RuleSet, ctx: ExplainContext, dm: DiffMap) -> list[Finding]:
+    """Return the findings for ``diffs``, ordered by the first byte they explain."""
+    ctx.differences = diffs
+    findings: dict[tuple[str, str], Finding] = {}
+    rule_of: dict[str, Rule] = {}
+    placed: set[int] = set()
+
+    def add(rule: Rule, d: Difference, as_derived: bool = False) -> None:
+        key = (rule.id, d.scope)
+        f = findings.get(key)
+        if f is None:
+            f = Finding(rule=rule.info, location="", causes=[])
+            findings[key] = f
+            rule_of[rule.id] = rule
+        (f.derived if as_derived else f.causes).append(d)
+        placed.add(id(d))
+
+    causes = [d for d in diffs if not d.derived]
+    derived = [d for d in diffs if d.derived]
+    # 1. root causes
+    for d in causes:
+        for rule in rules.rules:
+            if not rule.derived and rule.match.matches(d, ctx):
+                add(rule, d)
+                break
+    # 2. rule-declared consequences in the same scope (the cause itself is never stolen from its own finding)
+    for rule in rules.rules:
+        if not rule.explains:
+            continue
+        for (rid, scope), f in list(findings.items()):
+            if rid != rule.id:
+                continue
+            for d in diffs:
+                if d.scope != scope or d in f.causes or d in f.derived:
+                    continue
+                if any(m.matches(d, ctx) for m in rule.explains):
+                    for other in findings.values():
+                        if d in other.causes and other is not f:
+                            other.causes.remove(d)
+                        if d in other.derived and other is not f:
+                            other.derived.remove(d)
+                    f.derived.append(d)
+                    placed.add(id(d))
+    findings = {k: f for k, f in findings.items() if f.causes}
+    # 3. derived fields fold into what they cover or depend on
+    pending = [d for d in derived if id(d) not in placed]
+    _fold_derived(pending, findings, placed)
+    # 4. derived rules for what is left (e.g. a checksum over unchanged bytes)
+    for d in diffs:
+        if id(d) in placed or not d.derived:
+            continue
+        for rule in rules.rules:
+            if rule.match.matches(d, ctx):
+                add(rule, d)
+                break
+    # 5. unclassified
+    unclassified: dict[str, Finding] = {}
+    for d in diffs:
+        if id(d) in placed:
+            continue
+        f = unclassified.get(d.scope)
+        if f is None:
+            f = unclassified[d.scope] = Finding(rule=UNCLASSIFIED, location="", causes=[])
+        f.causes.append(d)
+    out = list(findings.values()) + list(unclassified.values())
+    for f in out:
+        f.location = _common_location([d.location for d in f.causes])
+        f.bytes = count_bytes(
+            dm,
+            [e for d in f.causes + f.derived for e in d.extents_a],
+            [e for d in f.causes + f.derived for e in d.extents_b],
+        )
+        rule = rule_of.get(f.rule.id)
+        if rule is not None and rule.annotate:
+            f.note = ANNOTATIONS[rule.annotate](f, ctx)
+    out.sort(key=lambda f: (_first_offset(f), f.rule.id))
+    return out
+
+
+def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Finding], placed: set[int]) -> None:
+    """Attach derived differences to findings by covered bytes or seeds, until nothing moves."""
+    seeds_of: dict[str, list[Finding]] = defaultdict(list)
+    for f in findings.values():
+        for d in f.causes:
+            seeds_of[f"{d.kind}:{d.field}"].append(f)
+    spans_a = {id(f): [e for d in f.causes for e in d.extents_a] for f in findings.values()}
+    spans_b = {id(f): [e for d in f.causes for e in d.extents_b] for f in findings.values()}
+    changed = True
+    while changed and pending:
+        changed = False
+        index_a = {k: _Extents(v) for k, v in spans_a.items()}
+        index_b = {k: _Extents(v) for k, v in spans_b.items()}
+        rest: list[Difference] = []
+        for d in pending:
+            target = None
+            for s in d.seeds:
+                cands = [f for f in seeds_of.get(s, []) if d.scope.startswith(f.causes[0].scope)]
+                if cands:
+                    target = cands[0]
+                    break
+            if target is None:
+                for f in findings.values():
+                    if any(index_a[id(f)].overlaps(e) for e in d.covers_a) or any(
+                        index_b[id(f)].overlaps(e) for e in d.covers_b
+                    ):
+                        target = f
+                        break
+            if target is None:
+                rest.append(d)
+                continue
+            target.derived.append(d)
+            placed.add(id(d))
+            spans_a[id(target)].extend(d.extents_a)
+            spans_b[id(target)].extend(d.extents_b)
+            changed = True
+        pending[:] = rest
+
+
+def _common_location(locs: list[str]) -> str:
+    if not locs:
+        return ""
+    parts = [loc.split(" / ") for loc in locs]
+    common: list[str] = []
+    for items in zip(*parts, strict=False):
+        if all(x == items[0] for x in items):
+            common.append(items[0])
+        else:
+            break
+    return " / ".join(common) if common else "disk"
+
+
+def _first_offset(f: Finding) -> int:
+    offs = [e.offset for d in f.causes for e in (d.extents_a or d.extents_b)]
+    return min(offs) if offs else 1 << 62
+
+
+__all__ = ["Change", "explain"]

@@ -1,0 +1,217 @@
+"""The rule data model and its strict loader: one TOML file per rule under rules/.
+
+Unknown keys, missing keys, an unknown layer or change kind, an unknown predicate and duplicate ids or names are
+errors (:class:`~imgdiff.errors.RuleError`) naming the file.  See rules/README.md for the schema.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imgdiff.errors import RuleError
+from imgdiff.model import LAYERS, Change, Difference, RuleInfo
+from imgdiff.ruleset.predicates import ANNOTATIONS, PREDICATES, ExplainContext, load_all
+
+RULE_KEYS = {
+    "id", "name", "title", "layer", "component", "fixed_in", "explanation", "fix", "references", "priority",
+    "fixtures", "derived", "match", "explains", "annotate",
+}
+REQUIRED = {"id", "name", "title", "layer", "component", "explanation", "fix", "references", "fixtures", "match"}
+MATCH_KEYS = {"kind", "field", "change", "attrs", "predicate"}
+CHANGES = {Change.MODIFIED, Change.ADDED, Change.REMOVED, Change.MOVED, Change.RAW}
+ID_RE = re.compile(r"^[A-Z]{2,5}\d{3}$")
+NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def default_rules_dir() -> Path:
+    """Return the rules/ directory: installed beside the package, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for cand in (here / "rules", here.parent / "rules"):
+        if cand.is_dir():
+            return cand
+    raise RuleError("rules directory not found beside the imgdiff package")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A conjunction of glob and value tests on a :class:`Difference`."""
+
+    kind: tuple[str, ...] = ()
+    field: tuple[str, ...] = ()
+    change: tuple[str, ...] = ()
+    attrs: tuple[tuple[str, str], ...] = ()
+    predicate: str | None = None
+
+    def matches(self, d: Difference, ctx: ExplainContext) -> bool:
+        """Return True when ``d`` passes every test given."""
+        if self.kind and not any(fnmatch.fnmatchcase(d.kind, g) for g in self.kind):
+            return False
+        if self.field and not any(fnmatch.fnmatchcase(d.field, g) for g in self.field):
+            return False
+        if self.change and d.change not in self.change:
+            return False
+        for k, v in self.attrs:
+            if not fnmatch.fnmatchcase(str(d.attrs.get(k)), v):
+                return False
+        return not (self.predicate and not PREDICATES[self.predicate](d, ctx))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule: what it matches, what it explains, and the text a person reads."""
+
+    info: RuleInfo
+    match: Match
+    explains: tuple[Match, ...] = ()
+    priority: int = 50
+    fixtures: tuple[str, ...] = ()
+    derived: bool = False
+    annotate: str | None = None
+    source: str = ""
+
+    @property
+    def id(self) -> str:
+        """Return the rule id (``GPT001``)."""
+        return self.info.id
+
+
+UNCLASSIFIED = RuleInfo(
+    id="unclassified",
+    name="unclassified",
+    title="Differences no rule explains",
+    layer="unknown",
+    explanation="These fields differ and no rule recognises the pattern; the values and offsets are shown so that "
+    "the cause can be tracked down (and a rule written).",
+    fix="Investigate the named fields; if the cause is known, add a rule under rules/.",
+)
+
+
+def prose(text: str) -> str:
+    """Return TOML prose with lines joined and paragraphs (blank lines) kept."""
+    paras = [" ".join(p.split()) for p in text.strip().split("\n\n")]
+    return "\n\n".join(p for p in paras if p)
+
+
+def _strs(v: Any, where: str, key: str) -> tuple[str, ...]:
+    if isinstance(v, str):
+        return (v,)
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return tuple(v)
+    raise RuleError(f"{where}: {key} must be a string or a list of strings")
+
+
+def _match(raw: Any, where: str) -> Match:
+    if not isinstance(raw, dict):
+        raise RuleError(f"{where}: match must be a table")
+    unknown = set(raw) - MATCH_KEYS
+    if unknown:
+        raise RuleError(f"{where}: unknown key(s) in match: {', '.join(sorted(unknown))}")
+    if not raw:
+        raise RuleError(f"{where}: match is empty")
+    change = _strs(raw.get("change", []), where, "change")
+    bad = set(change) - CHANGES
+    if bad:
+        raise RuleError(f"{where}: unknown change kind(s): {', '.join(sorted(bad))}")
+    attrs = raw.get("attrs", {})
+    if not isinstance(attrs, dict):
+        raise RuleError(f"{where}: match.attrs must be a table")
+    pred = raw.get("predicate")
+    if pred is not None and pred not in PREDICATES:
+        raise RuleError(f"{where}: unknown predicate {pred!r}")
+    return Match(
+        kind=_strs(raw.get("kind", []), where, "kind"),
+        field=_strs(raw.get("field", []), where, "field"),
+        change=change,
+        attrs=tuple(sorted((str(k), str(v)) for k, v in attrs.items())),
+        predicate=pred,
+    )
+
+
+def load_rule(path: Path) -> Rule:
+    """Parse and validate one rule file."""
+    where = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RuleError(f"{where}: {exc}") from None
+    unknown = set(raw) - RULE_KEYS
+    if unknown:
+        raise RuleError(f"{where}: unknown key(s): {', '.join(sorted(unknown))}")
+    missing = REQUIRED - set(raw)
+    if missing:
+        raise RuleError(f"{where}: missing key(s): {', '.join(sorted(missing))}")
+    for k in ("id", "name", "title", "layer", "component", "explanation", "fix", "fixed_in", "annotate"):
+        if k in raw and not isinstance(raw[k], str):
+            raise RuleError(f"{where}: {k} must be a string")
+    if not ID_RE.match(raw["id"]):
+        raise RuleError(f"{where}: id {raw['id']!r} is not of the form ABC123")
+    if not NAME_RE.match(raw["name"]):
+        raise RuleError(f"{where}: name {raw['name']!r} is not kebab-case")
+    if raw["layer"] not in LAYERS:
+        raise RuleError(f"{where}: layer {raw['layer']!r} is not one of {', '.join(LAYERS)}")
+    if "annotate" in raw and raw["annotate"] not in ANNOTATIONS:
+        raise RuleError(f"{where}: unknown annotation {raw['annotate']!r}")
+    explains = raw.get("explains", [])
+    if not isinstance(explains, list):
+        raise RuleError(f"{where}: explains must be an array of tables")
+    priority = raw.get("priority", 50)
+    if not isinstance(priority, int):
+        raise RuleError(f"{where}: priority must be an integer")
+    fixtures = _strs(raw["fixtures"], where, "fixtures")
+    if not fixtures:
+        raise RuleError(f"{where}: a rule needs at least one fixture pair")
+    info = RuleInfo(
+        id=raw["id"],
+        name=raw["name"],
+        title=raw["title"],
+        layer=raw["layer"],
+        explanation=prose(raw["explanation"]),
+        fix=prose(raw["fix"]),
+        references=_strs(raw["references"], where, "references"),
+        component=raw["component"],
+        fixed_in=raw.get("fixed_in", ""),
+    )
+    return Rule(
+        info=info,
+        match=_match(raw["match"], where),
+        explains=tuple(_match(e, f"{where} explains") for e in explains),
+        priority=priority,
+        fixtures=fixtures,
+        derived=bool(raw.get("derived", False)),
+        annotate=raw.get("annotate"),
+        source=where,
+    )
+
+
+@dataclass(slots=True)
+class RuleSet:
+    """All rules, in the order they are tried (priority, then id)."""
+
+    rules: list[Rule] = field(default_factory=list)
+
+    def get(self, rule_id: str) -> Rule | None:
+        """Return the rule with ``rule_id`` (or its name), or None."""
+        return next((r for r in self.rules if rule_id in (r.id, r.info.name)), None)
+
+
+def load_rules(directory: Path | None = None) -> RuleSet:
+    """Load and validate every ``*.toml`` under ``directory`` (default: the shipped rules/)."""
+    load_all()
+    directory = directory or default_rules_dir()
+    rules = [load_rule(p) for p in sorted(directory.rglob("*.toml"))]
+    ids: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for r in rules:
+        if r.id in ids:
+            raise RuleError(f"{r.source}: id {r.id} already used by {ids[r.id]}")
+        if r.info.name in names:
+            raise RuleError(f"{r.source}: name {r.info.name} already used by {names[r.info.name]}")
+        ids[r.id] = r.source
+        names[r.info.name] = r.source
+    rules.sort(key=lambda r: (-r.priority, r.id))
+    return RuleSet(rules)
