@@ -1,0 +1,184 @@
+"""Command line: ``imgdiff explain|report|rules|tui``.
+
+Exit status: 0 the images are identical, 1 they differ, 2 trouble (missing or unreadable file, bad arguments,
+a rule file error).  Errors are one line on stderr; ``IMGDIFF_DEBUG=1`` shows the traceback of internal errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from imgdiff import __version__
+from imgdiff.errors import ImgdiffError
+
+EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"imgdiff: error: {message}\n")
+        raise SystemExit(EXIT_TROUBLE)
+
+
+class _Progress:
+    """Progress on stderr, only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.2 and done < total:
+            return
+        self.last = now
+        pct = 100 * done // total if total else 100
+        self.stream.write(f"\r\x1b[Kimgdiff: {stage} {pct}%")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _add_pair(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", help="first image (raw disk image, or a bare filesystem image)")
+    p.add_argument("b", help="second image")
+    p.add_argument("--seed", metavar="UUID", help="the systemd-repart --seed the images were built with")
+    p.add_argument("--rules", metavar="DIR", help="load rules from DIR instead of the shipped rules/")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``imgdiff`` command."""
+    parser = _Parser(prog="imgdiff", description="Explain why two disk images differ, field by field.")
+    parser.add_argument("--version", action="version", version=f"imgdiff {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    ex = sub.add_parser("explain", help="explain the differences between two images")
+    _add_pair(ex)
+    ex.add_argument("--json", action="store_true", help="print the JSON result (version 1 contract)")
+    ex.add_argument("--format", choices=("text", "json", "markdown"), default=None, help="output format")
+    ex.add_argument("-v", "--verbose", action="store_true", help="list every field, path and derived field")
+    ex.add_argument("--config", metavar="NAME", help="configuration name for the markdown report header")
+    ex.add_argument("--content-diff", action="store_true", help="markdown: run diffoscope on changed files")
+    ex.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE instead of stdout")
+    rp = sub.add_parser("report", help="write the reproducibility tracker's markdown for a pair")
+    _add_pair(rp)
+    rp.add_argument("--config", metavar="NAME", help="configuration name for the report header")
+    rp.add_argument("--content-diff", action="store_true", help="run diffoscope on changed files if installed")
+    rp.add_argument("-o", "--output", metavar="FILE", help="write the markdown to FILE instead of stdout")
+    ru = sub.add_parser("rules", help="list the rules (or show one)")
+    ru.add_argument("rule", nargs="?", help="rule id or name to show in full")
+    ru.add_argument("--rules", metavar="DIR", help="load rules from DIR")
+    tu = sub.add_parser("tui", help="browse the differences interactively (Textual)")
+    tu.add_argument("a", help="first image, or a saved `imgdiff explain --json` result")
+    tu.add_argument("b", nargs="?", help="second image")
+    tu.add_argument("--seed", metavar="UUID", help="the systemd-repart --seed the images were built with")
+    tu.add_argument("--rules", metavar="DIR", help="load rules from DIR")
+    return parser
+
+
+def _rules(path: str | None):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from imgdiff.ruleset.schema import load_rules
+
+    return load_rules(Path(path) if path else None)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _explain(args: argparse.Namespace, fmt: str) -> int:
+    from imgdiff.engine.analysis import analyze
+
+    progress = _Progress(sys.stderr)
+    ctx = {"config": args.config} if getattr(args, "config", None) else {}
+    try:
+        report = analyze(args.a, args.b, seed=args.seed, rules=_rules(args.rules), progress=progress, context=ctx)
+    finally:
+        progress.done()
+    if fmt == "json":
+        from imgdiff.report.json import dumps, hex_snippets
+        from imgdiff.source import ImageSource
+
+        with ImageSource(args.a) as sa, ImageSource(args.b) as sb:
+            text = dumps(report, hex_snippets(report, sa.read, sb.read))
+    elif fmt == "markdown":
+        from imgdiff.report.markdown import render as render_md
+
+        text = render_md(report, content_diff=getattr(args, "content_diff", False))
+    else:
+        from imgdiff.report.text import render
+
+        text = render(report, verbose=args.verbose)
+    _write(text, getattr(args, "output", None))
+    return EXIT_SAME if report.identical else EXIT_DIFFERENT
+
+
+def _list_rules(args: argparse.Namespace) -> int:
+    rs = _rules(args.rules)
+    if args.rule:
+        r = rs.get(args.rule)
+        if r is None:
+            raise ImgdiffError(f"no rule {args.rule!r} (see `imgdiff rules`)")
+        i = r.info
+        print(f"{i.id} {i.name}: {i.title}")
+        print(f"layer: {i.layer}    component: {i.component}" + (f"    fixed in: {i.fixed_in}" if i.fixed_in else ""))
+        print(f"\n{i.explanation}\n\nfix: {i.fix}\n")
+        for ref in i.references:
+            print(f"  - {ref}")
+        print(f"\nfixture pairs: {', '.join(r.fixtures)}   source: {r.source}")
+        return 0
+    for r in sorted(rs.rules, key=lambda r: r.id):
+        print(f"{r.id:8} {r.info.layer:13} {r.info.name:40} {r.info.title}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "explain":
+            fmt = args.format or ("json" if args.json else "text")
+            return _explain(args, fmt)
+        if args.command == "report":
+            args.verbose = False
+            return _explain(args, "markdown")
+        if args.command == "rules":
+            return _list_rules(args)
+        if args.command == "tui":
+            from imgdiff.tui.app import run as run_tui
+
+            return run_tui(args.a, args.b, seed=args.seed, rules_dir=args.rules)
+    except ImgdiffError as exc:
+        sys.stderr.write(f"imgdiff: error: {exc}\n")
+        return EXIT_TROUBLE
+    except KeyboardInterrupt:
+        sys.stderr.write("imgdiff: interrupted\n")
+        return EXIT_TROUBLE
+    except BrokenPipeError:
+        return EXIT_TROUBLE
+    except (OSError, MemoryError) as exc:
+        sys.stderr.write(f"imgdiff: error: {exc}\n")
+        return EXIT_TROUBLE
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        if os.environ.get("IMGDIFF_DEBUG"):
+            raise
+        sys.stderr.write(f"imgdiff: internal error: {type(exc).__name__}: {exc} (IMGDIFF_DEBUG=1 shows more)\n")
+        return EXIT_TROUBLE
+    return EXIT_TROUBLE

@@ -1,0 +1,1 @@
+"""Renderers: they read a :class:`~imgdiff.model.Report` and never parse images."""

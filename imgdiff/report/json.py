@@ -1,0 +1,183 @@
+"""The versioned JSON result (``imgdiff explain --json``) and its loader (the TUI opens saved results).
+
+Version 1 contract: ``imgdiff_json_version``, ``a``, ``b``, ``identical``, ``summary`` (``bytes_compared``,
+``bytes_differing``, ``bytes_unexplained``) and ``findings`` with ``rule``, ``title``, ``layer``, ``location``,
+``fields``, ``paths``, ``a``, ``b``, ``bytes``, ``derived``, ``fix``.  Further keys (``explanation``,
+``references``, ``details`` …) are additions; a consumer must ignore keys it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from imgdiff.model import Difference, Extent, Finding, ImageInfo, Report, RuleInfo, Summary
+from imgdiff.report.values import to_json
+
+VERSION = 1
+HEX_KEEP = 64
+
+
+def _diff(d: Difference, hexes: dict[int, tuple[str, str]] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "field": d.ref,
+        "kind": d.kind,
+        "change": d.change,
+        "location": d.location,
+        "a": to_json(d.a),
+        "b": to_json(d.b),
+        "display_a": d.display_a,
+        "display_b": d.display_b,
+        "offsets_a": [[e.offset, e.length] for e in d.extents_a],
+        "offsets_b": [[e.offset, e.length] for e in d.extents_b],
+        "bytes": d.bytes,
+        "path": d.attrs.get("path"),
+    }
+    if d.detail:
+        out["detail"] = d.detail
+    if hexes and id(d) in hexes:
+        out["hex_a"], out["hex_b"] = hexes[id(d)]
+    return out
+
+
+def _pair(f: Finding) -> tuple[Any, Any]:
+    vals = {(repr(to_json(d.a)), repr(to_json(d.b))) for d in f.causes}
+    if len(vals) == 1:
+        d = f.causes[0]
+        return to_json(d.a), to_json(d.b)
+    return None, None
+
+
+def report_to_dict(report: Report, hexes: dict[int, tuple[str, str]] | None = None) -> dict[str, Any]:
+    """Return the JSON document of ``report`` as plain data."""
+    findings = []
+    for f in report.findings:
+        a, b = _pair(f)
+        findings.append(
+            {
+                "rule": f.rule.id,
+                "title": f.rule.title,
+                "layer": f.rule.layer,
+                "location": f.location,
+                "fields": f.fields,
+                "paths": f.paths,
+                "a": a,
+                "b": b,
+                "bytes": f.bytes,
+                "derived": [d.ref for d in f.derived],
+                "fix": f.rule.fix,
+                "name": f.rule.name,
+                "explanation": f.rule.explanation,
+                "component": f.rule.component,
+                "fixed_in": f.rule.fixed_in,
+                "references": list(f.rule.references),
+                "note": f.note,
+                "details": [_diff(d, hexes) for d in f.causes],
+                "derived_details": [_diff(d, hexes) for d in f.derived],
+            }
+        )
+    return {
+        "imgdiff_json_version": VERSION,
+        "a": report.a.path,
+        "b": report.b.path,
+        "identical": report.identical,
+        "summary": {
+            "bytes_compared": report.summary.bytes_compared,
+            "bytes_differing": report.summary.bytes_differing,
+            "bytes_unexplained": report.summary.bytes_unexplained,
+        },
+        "findings": findings,
+        "images": {
+            "a": {"size": report.a.size, "format": report.a.format},
+            "b": {"size": report.b.size, "format": report.b.format},
+        },
+        "errors": report.errors,
+        "context": report.context,
+    }
+
+
+def dumps(report: Report, hexes: dict[int, tuple[str, str]] | None = None) -> str:
+    """Return the JSON text of ``report`` (stable key order, so equal results give equal text)."""
+    return json.dumps(report_to_dict(report, hexes), indent=2, ensure_ascii=False) + "\n"
+
+
+def _ext(rows: list[list[int]]) -> tuple[Extent, ...]:
+    return tuple(Extent(int(o), int(n)) for o, n in rows)
+
+
+def load_report(data: dict[str, Any]) -> Report:
+    """Rebuild a :class:`Report` from a saved JSON document (no image is read)."""
+    if data.get("imgdiff_json_version") != VERSION:
+        raise ValueError(f"unsupported imgdiff_json_version {data.get('imgdiff_json_version')!r}")
+
+    def diff(x: dict[str, Any]) -> Difference:
+        ref: str = x["field"]
+        node_path, _, field = ref.rpartition("/")
+        d = Difference(
+            node_path=node_path,
+            kind=x.get("kind", ""),
+            field=field,
+            change=x.get("change", "modified"),
+            a=x.get("a"),
+            b=x.get("b"),
+            extents_a=_ext(x.get("offsets_a", [])),
+            extents_b=_ext(x.get("offsets_b", [])),
+            location=x.get("location", ""),
+            attrs={"path": x["path"]} if x.get("path") else {},
+            display_a=x.get("display_a"),
+            display_b=x.get("display_b"),
+            bytes=int(x.get("bytes", 0)),
+            detail=x.get("detail"),
+        )
+        if "hex_a" in x:
+            d.attrs["hex_a"] = x["hex_a"]
+            d.attrs["hex_b"] = x.get("hex_b", "")
+        return d
+
+    findings = []
+    for f in data.get("findings", []):
+        info = RuleInfo(
+            id=f["rule"],
+            name=f.get("name", f["rule"]),
+            title=f.get("title", ""),
+            layer=f.get("layer", "unknown"),
+            explanation=f.get("explanation", ""),
+            fix=f.get("fix", ""),
+            references=tuple(f.get("references", [])),
+            component=f.get("component", ""),
+            fixed_in=f.get("fixed_in", ""),
+        )
+        findings.append(
+            Finding(
+                rule=info,
+                location=f.get("location", ""),
+                causes=[diff(x) for x in f.get("details", [])],
+                derived=[diff(x) for x in f.get("derived_details", [])],
+                note=f.get("note", ""),
+                bytes=int(f.get("bytes", 0)),
+            )
+        )
+    s = data["summary"]
+    images = data.get("images", {})
+    return Report(
+        a=ImageInfo(data["a"], int(images.get("a", {}).get("size", 0)), images.get("a", {}).get("format", "")),
+        b=ImageInfo(data["b"], int(images.get("b", {}).get("size", 0)), images.get("b", {}).get("format", "")),
+        summary=Summary(int(s["bytes_compared"]), int(s["bytes_differing"]), int(s["bytes_unexplained"])),
+        findings=findings,
+        errors=list(data.get("errors", [])),
+        context=dict(data.get("context", {})),
+    )
+
+
+def hex_snippets(report: Report, read_a: Any, read_b: Any) -> dict[int, tuple[str, str]]:
+    """Return the first bytes of every difference's extents on both sides, for viewers without the images."""
+    out: dict[int, tuple[str, str]] = {}
+    for f in report.findings:
+        for d in f.causes + f.derived:
+            ea = d.extents_a or tuple(e for e in d.extents_b)
+            eb = d.extents_b or tuple(e for e in d.extents_a)
+            if not ea:
+                continue
+            out[id(d)] = (read_a(ea[0].offset, min(ea[0].length, HEX_KEEP)).hex(),
+                          read_b(eb[0].offset, min(eb[0].length, HEX_KEEP)).hex())
+    return out

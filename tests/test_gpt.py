@@ -1,0 +1,143 @@
+"""GPT/MBR parsing: literal values from real systemd-repart/sgdisk/sfdisk images, cross-checked with libparted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imgdiff.formats import parse_image
+from imgdiff.formats.base import ParseContext
+from imgdiff.model import Extent, Node
+from imgdiff.ruleset.predicates_gpt import derive_disk_guid, derive_partition_guid, seed_verdict
+from imgdiff.source import ImageSource
+
+from .conftest import all_pairs
+
+NIXOS_SEED = "0867da16-f251-457d-a9e8-c31f9a3c220b"
+
+
+def tree(path: Path) -> Node:
+    with ImageSource(str(path)) as src:
+        return parse_image(ParseContext(src=src))
+
+
+def find(node: Node, kind: str, key: str | None = None) -> Node:
+    for _keys, n in node.walk():
+        if n.kind == kind and (key is None or n.key == key):
+            return n
+    raise AssertionError(f"no {kind} {key}")
+
+
+def value(node: Node, name: str):  # type: ignore[no-untyped-def]
+    f = node.field_named(name)
+    assert f is not None, name
+    return f.value
+
+
+def test_repart_seeded_layout_literal_values(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("gpt-repart-two-seeds")
+    t = tree(a)
+    hdr = find(t, "gpt.header", "primary")
+    assert value(hdr, "DiskGUID") == "b581fef7-24ed-4f31-990b-099ec86bba03"
+    assert hdr.field_named("DiskGUID").extents == (Extent(512 + 0x38, 16),)  # type: ignore[union-attr]
+    assert value(hdr, "MyLBA") == 1
+    assert value(hdr, "AlternateLBA") == 98303
+    assert value(hdr, "NumberOfPartitionEntries") == 128
+    assert hdr.attrs["crc_ok"] is True
+    backup = find(t, "gpt.header", "backup")
+    assert value(backup, "MyLBA") == 98303
+    assert backup.extents == (Extent(98303 * 512, 512),)
+    e1 = find(t, "gpt.entry", "entry:1")
+    assert value(e1, "UniquePartitionGUID") == "dac4058a-2fc0-4808-a7ef-b8b4501c00ce"
+    assert e1.field_named("PartitionTypeGUID").display == "esp"  # type: ignore[union-attr]
+    assert (value(e1, "StartingLBA"), value(e1, "EndingLBA")) == (2048, 34815)
+    assert value(e1, "PartitionName") == "esp"
+    parts = [c for c in t.children if c.kind == "partition"]
+    assert [p.key for p in parts] == ["part:1:esp", "part:2:root-x86-64", "part:3:root-x86-64"]
+    assert [p.label for p in parts][1] == "partition 2 (root-x86-64)"
+    assert parts[0].extents == (Extent(2048 * 512, 16 << 20),)
+
+
+def test_seed_derivation_matches_systemd_repart(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("gpt-repart-two-seeds")
+    assert derive_disk_guid(NIXOS_SEED) == "b581fef7-24ed-4f31-990b-099ec86bba03"
+    assert derive_partition_guid(NIXOS_SEED, "c12a7328-f81f-11d2-ba4b-00a0c93ec93b", 0) == (
+        "dac4058a-2fc0-4808-a7ef-b8b4501c00ce"
+    )
+    # the second root-x86-64 partition uses the counter k=1
+    third = find(tree(a), "gpt.entry", "entry:3")
+    assert value(third, "UniquePartitionGUID") == derive_partition_guid(
+        NIXOS_SEED, "4f68bce3-e8cd-4db1-96e7-fbcaf984b709", 1
+    )
+    assert seed_verdict(tree(a), NIXOS_SEED) == "all GUIDs are derived from this seed"
+    assert seed_verdict(tree(b), NIXOS_SEED) == "no GUID is derived from this seed (another seed, or random)"
+    assert seed_verdict(tree(b), "11111111-2222-4333-8444-555555555555") == "all GUIDs are derived from this seed"
+
+
+def test_every_byte_of_a_disk_has_an_owner(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _ = pair("gpt-name-attrs")
+    t = tree(a)
+    top = sorted(e for c in t.children for e in c.extents)
+    pos = 0
+    for e in top:
+        assert e.offset == pos, f"gap or overlap at {pos}"
+        pos = e.end
+    assert pos == a.stat().st_size
+    # fields never overlap inside the GPT structures
+    fields = sorted(e for _k, n in t.walk() for f in n.fields for e in f.extents)
+    for x, y in zip(fields, fields[1:], strict=False):
+        assert x.end <= y.offset
+
+
+def test_plain_mbr_disk(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _ = pair("mbr-sfdisk")
+    t = tree(a)
+    assert t.attrs["table"] == "mbr"
+    mbr = find(t, "mbr")
+    assert value(mbr, "Signature") == 0xAA55
+    assert value(mbr, "PartitionRecord[0].OSType") == 0x0C
+    assert value(mbr, "PartitionRecord[1].StartingLBA") == 34816
+    parts = [c.key for c in t.children if c.kind == "partition"]
+    assert parts == ["part:1:fat32-lba", "part:2:linux"]
+
+
+def test_corrupt_primary_header_is_reported_and_backup_used(pair) -> None:  # type: ignore[no-untyped-def]
+    _, b = pair("gpt-bad-crc")
+    with ImageSource(str(b)) as src:
+        ctx = ParseContext(src=src)
+        t = parse_image(ctx)
+    assert ctx.errors == ["primary GPT header: HeaderCRC32 0xefbeadde does not match computed 0x6d78fc49"]
+    assert find(t, "gpt.header", "primary").attrs["crc_ok"] is False
+    assert [c.key for c in t.children if c.kind == "partition"] == ["part:1:esp"]
+
+
+GPT_PAIRS = [n for n in all_pairs() if n.startswith("gpt-")]
+
+
+@pytest.mark.parametrize("name", GPT_PAIRS)
+def test_partitions_agree_with_libparted(pair, name: str) -> None:  # type: ignore[no-untyped-def]
+    parted = pytest.importorskip("parted")
+    for path in pair(name):
+        dev = parted.getDevice(str(path))
+        try:
+            disk = parted.newDisk(dev)
+        except parted.DiskException as exc:  # libparted refuses a corrupt primary header: so must we complain
+            assert "corrupt" in str(exc)
+            with ImageSource(str(path)) as src:
+                ctx = ParseContext(src=src)
+                parse_image(ctx)
+            assert any("HeaderCRC32" in e for e in ctx.errors)
+            continue
+        theirs = sorted((p.number, p.geometry.start, p.geometry.length) for p in disk.partitions)
+        t = tree(path)
+        ours = sorted(
+            (int(p.attrs["index"]), p.extents[0].offset // 512, p.extents[0].length // 512)  # type: ignore[call-overload]
+            for p in t.children
+            if p.kind == "partition"
+        )
+        assert ours == theirs
+        names = {p.number: p.name for p in disk.partitions}
+        for ent in find(t, "gpt.entries", "primary-entries").children:
+            if ent.attrs["ptype"] != "unused":
+                assert value(ent, "PartitionName") == names[ent.attrs["index"]]
