@@ -165,6 +165,7 @@ class Attributor:
         self.dm = dm
         self.src_a = src_a
         self.src_b = src_b
+        self._content_pairs: dict[int, tuple[Field, Field]] = {}
 
     def run(self, given: list[Difference] | None = None) -> list[Difference]:
         """Return every difference, each with its differing byte count.
@@ -180,6 +181,7 @@ class Attributor:
         diffs: list[Difference] = []
         for keys in touched:
             diffs.extend(self._compare(keys))
+        diffs = self._split_content(diffs)
         diffs.extend(given or [])
         diffs.extend(self._leftovers(diffs))
         for d in diffs:
@@ -281,7 +283,35 @@ class Attributor:
         )
         if attrs.get("content") and f.name == "data" and fa is not None and fb is not None:
             self._content(d, fa, fb)
+            self._content_pairs[id(d)] = (fa, fb)
         return d
+
+    def _content_fields(self, d: Difference, fa: Field, fb: Field) -> list[Difference]:
+        """Return differences for named fields inside a changed file (gzip header time, PE timestamp, ...)."""
+        from imgdiff.formats.content import INSPECT_BYTES, inspect
+
+        head_a = d.content_a if d.content_a is not None else _read_prefix(self.src_a, fa.extents, INSPECT_BYTES)
+        head_b = d.content_b if d.content_b is not None else _read_prefix(self.src_b, fb.extents, INSPECT_BYTES)
+        out: list[Difference] = []
+        for cf in inspect(str(d.attrs.get("path", "")), head_a, head_b, fa.size, fb.size):
+            out.append(
+                Difference(
+                    node_path=f"{d.node_path}/{cf.kind}",
+                    kind=cf.kind,
+                    field=cf.field,
+                    change=Change.MODIFIED,
+                    a=cf.a,
+                    b=cf.b,
+                    extents_a=_file_range(fa.extents, cf.offset, cf.size),
+                    extents_b=_file_range(fb.extents, cf.offset, cf.size),
+                    location=f"{d.location} / {cf.kind.split('.', 1)[-1]}",
+                    attrs=dict(d.attrs),
+                    display_a=cf.display_a,
+                    display_b=cf.display_b,
+                    scope=d.scope,
+                )
+            )
+        return out
 
     def _content(self, d: Difference, fa: Field, fb: Field) -> None:
         """Fill the differing ranges inside a file (and keep small contents for the report)."""
@@ -305,6 +335,24 @@ class Attributor:
         if fa.size <= CONTENT_KEEP and fb.size <= CONTENT_KEEP:
             d.content_a = _read(self.src_a, fa.extents)
             d.content_b = _read(self.src_b, fb.extents)
+
+    def _split_content(self, diffs: list[Difference]) -> list[Difference]:
+        """Add named in-file differences; drop a file's ``data`` difference when they name all its bytes."""
+        out: list[Difference] = []
+        for d in diffs:
+            pair = self._content_pairs.get(id(d))
+            subs = self._content_fields(d, *pair) if pair is not None else []
+            if not subs:
+                out.append(d)
+                continue
+            out.extend(subs)
+            subs[0].content_a, subs[0].content_b, subs[0].detail = d.content_a, d.content_b, d.detail
+            taken = _merge([e for s in subs for e in s.extents_a])
+            same_place = d.extents_a == tuple(e.shifted(-self.dm.delta) for e in d.extents_b)
+            rest = [p for e in d.extents_a for p in _subtract(e, taken)]
+            if not same_place or any(self.dm.count_in(p) for p in rest):
+                out.append(d)  # other bytes of the file differ too: the file-level difference stays
+        return out
 
     # -- differing bytes not covered by a semantic difference ------------------------------------------------
     def _leftovers(self, diffs: list[Difference]) -> list[Difference]:
@@ -415,6 +463,32 @@ class Attributor:
         if same:
             d.a = _read(self.src_a, d.extents_a).hex()[:128]
             d.b = _read(self.src_b, tuple(e.shifted(self.dm.delta) for e in d.extents_a)).hex()[:128]
+
+
+def _file_range(extents: tuple[Extent, ...], offset: int, size: int) -> tuple[Extent, ...]:
+    """Map ``[offset, offset + size)`` inside a file onto the absolute extents that store the file."""
+    out: list[Extent] = []
+    pos = 0
+    for e in extents:
+        lo, hi = max(offset, pos), min(offset + size, pos + e.length)
+        if lo < hi:
+            out.append(Extent(e.offset + lo - pos, hi - lo))
+        pos += e.length
+        if pos >= offset + size:
+            break
+    return tuple(out)
+
+
+def _read_prefix(src: ImageSource, extents: tuple[Extent, ...], limit: int) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    for e in extents:
+        if got >= limit:
+            break
+        n = min(e.length, limit - got)
+        parts.append(src.read(e.offset, n))
+        got += n
+    return b"".join(parts)
 
 
 def _read(src: ImageSource, extents: tuple[Extent, ...]) -> bytes:
