@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Compare ``imgdiff explain --json`` with ``cmp -l`` on the same large pairs, in one run; print the ratio.
+
+Pairs are built under bench/work/ (not committed) with real tools on first use:
+  gpt-sparse-2g : a 2 GiB sparse GPT disk (sgdisk, random GUIDs) with 64 MiB of random data in partition 1, twice
+  ext4-1g-20k   : a 1 GiB GPT disk whose root partition is ext4 made by mke2fs -d from a tree of 20,000 files
+                  (pinned UUID, hash seed and clock), with 3 files' bytes and 1 file's mtime different in B
+Usage: python bench/bench.py [PAIR ...]    (needs sgdisk, mke2fs, cmp; run after .ci/setup)
+This is a measurement, not a test: nothing asserts on the numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"
+IMGDIFF = [sys.executable, "-m", "imgdiff", "explain", "--json"]
+
+
+def sh(*cmd: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+
+
+def build_gpt_sparse(d: Path) -> None:
+    rnd = os.urandom(64 << 20)
+    for side in "ab":
+        img = d / f"{side}.img"
+        with open(img, "wb") as fh:
+            fh.truncate(2 << 30)
+        sh("sgdisk", "-o", "-n", "1:2048:+1G", "-t", "1:8300", "-n", "2:0:0", "-t", "2:8304", str(img))
+        with open(img, "r+b") as fh:
+            fh.seek(2048 * 512 + (16 << 20))
+            fh.write(rnd)
+
+
+def build_ext4(d: Path) -> None:
+    tree = d / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    for i in range(20000):
+        sub = tree / f"d{i % 200:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i:05d}.txt").write_text(f"file {i}\n" * (1 + i % 50))
+    subprocess.run(["find", str(tree), "-exec", "touch", "-h", "-d", "@1700000000", "{}", "+"], check=True)
+    env = dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000")
+    for side in "ab":
+        if side == "b":
+            for i in (7, 4242, 19999):
+                p = tree / f"d{i % 200:03d}" / f"f{i:05d}.txt"
+                p.write_text(p.read_text().replace("file", "FILE", 1))
+                os.utime(p, (1700000000, 1700000000))
+            q = tree / "d001" / "f00001.txt"
+            os.utime(q, (1700000000, 1700000999))
+            for s in (tree / "d007", tree / "d042", tree / "d199", tree / "d001"):
+                os.utime(s, (1700000000, 1700000000))
+        part = d / f"root-{side}.ext4"
+        part.unlink(missing_ok=True)
+        sh("mke2fs", "-q", "-t", "ext4", "-U", "3f4e5a6b-0000-4000-8000-000000000001",
+           "-E", "hash_seed=3f4e5a6b-0000-4000-8000-000000000002", "-d", str(tree), str(part), "1000M", env=env)
+        img = d / f"{side}.img"
+        with open(img, "wb") as fh:
+            fh.truncate((1 << 30) + (2 << 20) + (64 << 10))
+        sh("sgdisk", "-o", "-U", "11111111-1111-4111-8111-111111111111", "-n", "1:2048:+1000M", "-t", "1:8304",
+           "-u", "1:22222222-2222-4222-8222-222222222222", str(img))
+        sh("dd", f"if={part}", f"of={img}", "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none")
+        part.unlink()
+    shutil.rmtree(tree)
+
+
+PAIRS = {"gpt-sparse-2g": build_gpt_sparse, "ext4-1g-20k": build_ext4}
+
+
+def timed(cmd: list[str]) -> tuple[float, int, int]:
+    """Return (seconds, exit status, peak RSS in KiB of the child).
+
+    Output goes to a real file: GNU cmp stops at the first difference when its stdout is /dev/null.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with tempfile.TemporaryFile() as out:
+        t = time.perf_counter()
+        r = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, check=False)
+        dt = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return dt, r.returncode, max(peak, before)
+
+
+def main() -> int:
+    names = sys.argv[1:] or list(PAIRS)
+    print(f"{'pair':16} {'size':>9} {'cmp -l s':>9} {'imgdiff s':>10} {'ratio':>6} {'imgdiff peak RSS':>17}")
+    for name in names:
+        d = WORK / name
+        if not (d / "b.img").exists():
+            d.mkdir(parents=True, exist_ok=True)
+            print(f"building {name} ...", file=sys.stderr)
+            PAIRS[name](d)
+        a, b = str(d / "a.img"), str(d / "b.img")
+        # warm the page cache equally for both tools
+        subprocess.run(["cat", a, b], stdout=subprocess.DEVNULL, check=False)
+        t_cmp, rc_cmp, _ = timed(["cmp", "-l", a, b])
+        t_img, rc_img, peak = timed(IMGDIFF + [a, b])
+        size = os.path.getsize(a)
+        print(f"{name:16} {size / 2**30:8.2f}G {t_cmp:9.2f} {t_img:10.2f} {t_img / t_cmp:6.2f} {peak / 1024:14.1f} MiB"
+              f"   (exit cmp={rc_cmp} imgdiff={rc_img})")
+    print("peak RSS is the largest child so far (cmp's is far smaller); goal: ratio <= 3")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
