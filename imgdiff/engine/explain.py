@@ -2,7 +2,7 @@
 
 Order of work:
 1. every non-derived difference is claimed by the first rule (priority order) that matches it;
-2. a rule's ``explains`` folds other differences in the same scope into its finding as derived;
+2. a rule's ``explains`` folds other differences in the same scope, or nested in it, into its finding as derived;
 3. fields declared :class:`~imgdiff.model.Derived` (CRCs, checksums, copies) are folded, to a fixpoint, into the
    finding whose differing bytes they cover or whose seed field they depend on;
 4. derived differences whose covered bytes did not change may still be matched by a rule (a derived rule);
@@ -66,7 +66,7 @@ def explain(diffs: list[Difference], rules: RuleSet, ctx: ExplainContext, dm: Di
             if rid != rule.id:
                 continue
             for d in diffs:
-                if d.scope != scope or d in f.causes or d in f.derived:
+                if not _within(d.scope, scope) or d in f.causes or d in f.derived:
                     continue
                 if any(m.matches(d, ctx) for m in rule.explains):
                     for other in findings.values():
@@ -116,10 +116,10 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
     """Attach derived differences to findings by covered bytes or seeds, until nothing moves."""
     seeds_of: dict[str, list[Finding]] = defaultdict(list)
     for f in findings.values():
-        for d in f.causes:
+        for d in f.causes + f.derived:
             seeds_of[f"{d.kind}:{d.field}"].append(f)
-    spans_a = {id(f): [e for d in f.causes for e in d.extents_a] for f in findings.values()}
-    spans_b = {id(f): [e for d in f.causes for e in d.extents_b] for f in findings.values()}
+    spans_a = {id(f): [e for d in f.causes + f.derived for e in d.extents_a] for f in findings.values()}
+    spans_b = {id(f): [e for d in f.causes + f.derived for e in d.extents_b] for f in findings.values()}
     changed = True
     while changed and pending:
         changed = False
@@ -129,7 +129,7 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
         for d in pending:
             target = None
             for s in d.seeds:
-                cands = [f for f in seeds_of.get(s, []) if d.scope.startswith(f.causes[0].scope)]
+                cands = [f for f in seeds_of.get(s, []) if any(_within(d.scope, c.scope) for c in f.causes + f.derived)]
                 if cands:
                     target = cands[0]
                     break
@@ -145,10 +145,16 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
                 continue
             target.derived.append(d)
             placed.add(id(d))
+            seeds_of[f"{d.kind}:{d.field}"].append(target)
             spans_a[id(target)].extend(d.extents_a)
             spans_b[id(target)].extend(d.extents_b)
             changed = True
         pending[:] = rest
+
+
+def _within(inner: str, outer: str) -> bool:
+    """Return True when scope ``inner`` is ``outer`` or nested in it (a partition's filesystem in the disk)."""
+    return inner == outer or inner.startswith(outer + "/")
 
 
 def _common_location(locs: list[str]) -> str:

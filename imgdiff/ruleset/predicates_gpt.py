@@ -3,7 +3,9 @@
 systemd-repart (src/partition/repart.c) derives, for a seed UUID ``seed``:
 disk GUID = v4(HMAC-SHA256(seed, "disk-uuid")); the k-th partition of a type (k = 0, 1, ...) gets
 v4(HMAC-SHA256(seed, type_uuid)) for k = 0 and v4(HMAC-SHA256(seed, type_uuid || le64(k))) otherwise, where
-v4() takes the first 16 bytes and sets the version-4/RFC-variant bits.  Verified against systemd-repart 252.
+v4() takes the first 16 bytes and sets the version-4/RFC-variant bits.  The filesystem UUID of a partition is
+v4(HMAC-SHA256(partition GUID, "file-system-uuid")); the vfat serial is its first 4 bytes (mkfs.fat -i).
+All verified against systemd-repart 252 images (fixtures gpt-repart-two-seeds, repart-esp-root-random).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import hmac
 import struct
 import uuid
 
-from imgdiff.model import Finding, Node
-from imgdiff.ruleset.predicates import ExplainContext, annotation
+from imgdiff.model import Difference, Finding, Node
+from imgdiff.ruleset.predicates import ExplainContext, annotation, predicate
 
 
 def _v4(digest: bytes) -> str:
@@ -84,3 +86,35 @@ def gpt_seed_check(finding: Finding, ctx: ExplainContext) -> str:
     except ValueError:
         return f"--seed {seed!r} is not a UUID; seed check skipped"
     return f"seed {seed}: A: {seed_verdict(ctx.tree_a, seed)}; B: {seed_verdict(ctx.tree_b, seed)}"
+
+
+def derive_fs_uuid(partition_guid: str) -> str:
+    """Return the filesystem UUID systemd-repart derives from a partition's GUID ("file-system-uuid")."""
+    return _v4(hmac.new(uuid.UUID(partition_guid).bytes, b"file-system-uuid", hashlib.sha256).digest())
+
+
+def _partition_guid(root: Node | None, scope: str) -> str | None:
+    parts = scope.split("/")
+    if root is None or len(parts) < 2:
+        return None
+    node = next((c for c in root.children if c.key == parts[1] and c.kind == "partition"), None)
+    guid = node.attrs.get("guid") if node is not None else None
+    return str(guid) if guid else None
+
+
+def _fs_id_matches(value: object, expected_uuid: str) -> bool:
+    if isinstance(value, str):
+        return value.lower() == expected_uuid
+    if isinstance(value, int):  # vfat serial: the first 4 bytes of the fs UUID, as mkfs.fat -i %08x
+        return value == int(expected_uuid[:8], 16)
+    return False
+
+
+@predicate
+def fs_id_derived_from_partition_guid(diff: Difference, ctx: ExplainContext) -> bool:
+    """True when both sides' filesystem UUID (or vfat serial) is repart's derivation of their partition GUID."""
+    for root, value in ((ctx.tree_a, diff.a), (ctx.tree_b, diff.b)):
+        guid = _partition_guid(root, diff.scope)
+        if guid is None or not _fs_id_matches(value, derive_fs_uuid(guid)):
+            return False
+    return True
