@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, MemoryError) as exc:
         sys.stderr.write(f"imgdiff: error: {exc}\n")
         return EXIT_TROUBLE
-    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as exc:
         if os.environ.get("IMGDIFF_DEBUG"):
             raise
         sys.stderr.write(f"imgdiff: internal error: {type(exc).__name__}: {exc} (IMGDIFF_DEBUG=1 shows more)\n")

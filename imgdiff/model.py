@@ -8,11 +8,13 @@ byte comparison of the two images into :class:`Difference` objects, the rule eng
 
 from __future__ import annotations
 
+import builtins
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Union
 
-Value = Union[int, str, bytes, bool, float, None, tuple["Value", ...]]
+
+Value = int | str | bytes | bool | float | None | tuple["Value", ...]
 """A decoded field value.  Bytes are rendered as hex, tuples as lists."""
 
 LAYERS = ("repart", "mkfs", "nixos-module", "content", "bootloader", "other", "unknown")
@@ -150,7 +152,7 @@ class Difference:
     extents_b: tuple[Extent, ...]
     location: str
     """Human location of the node: ``"partition 2 (root-x86-64) / ext4 / superblock"``."""
-    attrs: dict[str, Value] = field(default_factory=dict)
+    attrs: dict[str, Value] = dataclasses.field(default_factory=dict)
     display_a: str | None = None
     display_b: str | None = None
     bytes: int = 0
@@ -166,9 +168,9 @@ class Difference:
     """Node path of the enclosing scope (a partition's filesystem, or the disk): findings group by it."""
     detail: str | None = None
     """Extra text: differing ranges inside a file, a short unified diff."""
-    content_a: bytes | None = None
+    content_a: builtins.bytes | None = None
     """For file data fields (node attr ``content``): the file's bytes in A, when small enough to keep."""
-    content_b: bytes | None = None
+    content_b: builtins.bytes | None = None
 
     @property
     def ref(self) -> str:

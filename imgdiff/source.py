@@ -12,6 +12,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator
+from typing import Self
 from dataclasses import dataclass, field
 
 from imgdiff.errors import ImageError
@@ -92,7 +93,7 @@ class ImageSource:
         """Close the file descriptor."""
         os.close(self.fd)
 
-    def __enter__(self) -> ImageSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -108,7 +108,8 @@ class TreeIndex:
 
     def deepest(self, offset: int) -> NodeInfo:
         """Return the deepest built node whose extents contain ``offset``."""
-        node, keys = self.root, (self.root.key,)
+        node: Node = self.root
+        keys: Keys = (self.root.key,)
         while True:
             nxt = None
             for c in node.children:
@@ -396,7 +397,7 @@ class Attributor:
             kb = other[0] if other else None
             self._moved(out, keys, f, o, kb, other[1] if other else None, side="a")
             owned.append(o)
-        for _off, (keys, f, o) in by_off_b.items():
+        for keys, f, o in by_off_b.values():
             self._moved(out, None, None, o.shifted(-delta), keys, f, side="b")
             owned.append(o.shifted(-delta))
         for gap in _subtract(piece, _merge(owned)):

@@ -42,12 +42,11 @@ def explain(diffs: list[Difference], rules: RuleSet, ctx: ExplainContext, dm: Di
 
     def add(rule: Rule, d: Difference, as_derived: bool = False) -> None:
         key = (rule.id, d.scope)
-        f = findings.get(key)
-        if f is None:
-            f = Finding(rule=rule.info, location="", causes=[])
-            findings[key] = f
+        found = findings.get(key)
+        if found is None:
+            found = findings[key] = Finding(rule=rule.info, location="", causes=[])
             rule_of[rule.id] = rule
-        (f.derived if as_derived else f.causes).append(d)
+        (found.derived if as_derived else found.causes).append(d)
         placed.add(id(d))
 
     causes = [d for d in diffs if not d.derived]
@@ -93,10 +92,10 @@ def explain(diffs: list[Difference], rules: RuleSet, ctx: ExplainContext, dm: Di
     for d in diffs:
         if id(d) in placed:
             continue
-        f = unclassified.get(d.scope)
-        if f is None:
-            f = unclassified[d.scope] = Finding(rule=UNCLASSIFIED, location="", causes=[])
-        f.causes.append(d)
+        bucket = unclassified.get(d.scope)
+        if bucket is None:
+            bucket = unclassified[d.scope] = Finding(rule=UNCLASSIFIED, location="", causes=[])
+        bucket.causes.append(d)
     out = list(findings.values()) + list(unclassified.values())
     for f in out:
         f.location = _common_location([d.location for d in f.causes])
@@ -105,9 +104,9 @@ def explain(diffs: list[Difference], rules: RuleSet, ctx: ExplainContext, dm: Di
             [e for d in f.causes + f.derived for e in d.extents_a],
             [e for d in f.causes + f.derived for e in d.extents_b],
         )
-        rule = rule_of.get(f.rule.id)
-        if rule is not None and rule.annotate:
-            f.note = ANNOTATIONS[rule.annotate](f, ctx)
+        source = rule_of.get(f.rule.id)
+        if source is not None and source.annotate:
+            f.note = ANNOTATIONS[source.annotate](f, ctx)
     out.sort(key=lambda f: (_first_offset(f), f.rule.id))
     return out
 

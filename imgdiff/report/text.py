@@ -27,7 +27,7 @@ def _field_line(d: Difference, location: str) -> str:
     if d.change == "modified":
         vals = f"{short(d.a, d.display_a)} -> {short(d.b, d.display_b)}"
     elif d.change == "moved":
-        vals = f"A holds {d.a or 'nothing'}, B holds {d.b or 'nothing'}"
+        vals = f"A holds {short(d.a) if d.a else 'nothing'}, B holds {short(d.b) if d.b else 'nothing'}"
     elif d.change == "raw":
         vals = f"{d.bytes} unparsed bytes differ"
     else:
