@@ -13,7 +13,6 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-
 Value = int | str | bytes | bool | float | None | tuple["Value", ...]
 """A decoded field value.  Bytes are rendered as hex, tuples as lists."""
 

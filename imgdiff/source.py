@@ -12,8 +12,8 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator
-from typing import Self
 from dataclasses import dataclass, field
+from typing import Self
 
 from imgdiff.errors import ImageError
 from imgdiff.model import Extent
