@@ -1,0 +1,542 @@
+"""``imgdiff tui A [B]``: an interactive Textual browser of the differences between two images.
+
+The analysis (:func:`imgdiff.engine.analysis.analyze`, synchronous) runs in a thread worker that reports progress;
+then four panes show the findings, the merged structure tree, the detail of the selection and a side-by-side hex
+view.  A saved ``imgdiff explain --json`` result opens without the images: the hex view shows its snippets.
+The TUI only reads a :class:`~imgdiff.model.Report` and raw bytes at given offsets; it never parses an image.
+
+Exit status like ``imgdiff explain``: 0 identical, 1 different, 2 trouble (bad input, an analysis error, quitting
+before the analysis finished).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Grid, Vertical
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Label, ProgressBar, Static, Tree
+from textual.worker import get_current_worker
+
+from imgdiff.errors import ImgdiffError
+from imgdiff.model import Difference, Finding, Report
+from imgdiff.ruleset.schema import RuleSet
+from imgdiff.tui.hexdata import ByteReader, ImageReader, SnippetReader
+from imgdiff.tui.hexview import HexTarget, HexView
+from imgdiff.tui.screens import HelpScreen
+from imgdiff.tui.structure import Entry, Structure, finding_matches
+from imgdiff.tui.widgets import (
+    DerivedGroup,
+    DetailPane,
+    DiffItem,
+    FindingItem,
+    FindingsTree,
+    StructureTree,
+    TreeData,
+    human_bytes,
+)
+
+EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
+STAGES = ("comparing", "parsing", "explaining")
+
+
+class _Cancelled(Exception):
+    """Raised from the progress callback to stop an analysis the user no longer waits for."""
+
+
+def load_saved(path: str) -> Report:
+    """Load a saved ``imgdiff explain --json`` result; raise ImgdiffError when it is not one."""
+    from imgdiff.report.json import load_report
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16).lstrip()
+            if not head.startswith(b"{"):
+                raise ImgdiffError(f"{path}: not a saved imgdiff JSON result (give two images to compare them)")
+            data = json.loads(head + fh.read())
+    except OSError as exc:
+        raise ImgdiffError(f"{path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ImgdiffError(f"{path}: not valid JSON: {exc}") from None
+    try:
+        return load_report(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ImgdiffError(f"{path}: not an imgdiff result: {exc}") from None
+
+
+class ImgdiffApp(App[int]):
+    """The diff browser.  Give two image paths, or a loaded saved ``report`` (then no image is read)."""
+
+    CSS_PATH = "imgdiff.tcss"
+    TITLE = "imgdiff"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("n", "next_diff", "Next"),
+        Binding("p", "prev_diff", "Prev"),
+        Binding("f", "toggle_filter", "Only differing"),
+        Binding("z", "zoom", "Zoom"),
+        Binding("escape", "escape", "Clear search", show=False),
+    ]
+
+    def __init__(
+        self,
+        a: str | None = None,
+        b: str | None = None,
+        *,
+        seed: str | None = None,
+        rules: RuleSet | None = None,
+        report: Report | None = None,
+        names: tuple[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.path_a, self.path_b = a, b
+        self.seed = seed
+        self.rules = rules
+        self.report: Report | None = report
+        self.saved = report is not None and report.tree_a is None and report.tree_b is None
+        self.names = names
+        self.structure: Structure | None = None
+        self.error: str | None = None
+        """One-line message of what went wrong (printed by :func:`run` after the screen is restored)."""
+        self.current: Difference | None = None
+        """The difference the selection is on (``n``/``p`` continue from it)."""
+        self.search_text = ""
+        self.readers: list[ByteReader] = []
+        self.load_seconds: float | None = None
+        self._started = time.monotonic()
+        self._last_stage = ""
+
+    # -- layout -----------------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        """Status line, the loading box, the four panes, the search box, the key footer."""
+        yield Static("", id="status")
+        with Container(id="loading"):
+            with Vertical(id="loading-box"):
+                yield Label("starting…", id="stage")
+                yield ProgressBar(total=100, show_eta=False, id="bar")
+        with Grid(id="main"):
+            yield FindingsTree(id="findings")
+            yield StructureTree(id="structure")
+            yield DetailPane(id="detail")
+            yield HexView(id="hex")
+        yield Input(placeholder="search findings and structure (enter: done, esc: clear)", id="search")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Start the analysis, or show a given report at once."""
+        self.query_one("#findings").border_title = "Findings"
+        self.query_one("#structure").border_title = "Structure"
+        self.query_one("#detail").border_title = "Detail"
+        self.query_one("#hex").border_title = "Hex"
+        self.query_one("#main").display = False
+        self.query_one("#search").display = False
+        self._status(f"{self._display_name('a')} ⇄ {self._display_name('b')}  analysing…")
+        if self.report is not None:
+            self._show(self.report, Structure(self.report))
+        else:
+            self.analyse()
+
+    def _display_name(self, side: str) -> str:
+        if self.names is not None:
+            return self.names[0 if side == "a" else 1]
+        if self.report is not None:
+            return (self.report.a if side == "a" else self.report.b).path
+        return str((self.path_a if side == "a" else self.path_b) or "")
+
+    # -- analysis worker --------------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, name="analyse")
+    def analyse(self) -> None:
+        """Run the analysis off the event loop; progress goes to the loading box."""
+        from imgdiff.engine.analysis import analyze
+
+        worker = get_current_worker()
+        last = [0.0]
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if worker.is_cancelled:
+                raise _Cancelled
+            now = time.monotonic()
+            if stage == self._last_stage and done < total and now - last[0] < 0.05:
+                return
+            last[0] = now
+            try:
+                self.call_from_thread(self._progress, stage, done, total)
+            except RuntimeError:  # the app is gone
+                raise _Cancelled from None
+
+        assert self.path_a is not None and self.path_b is not None
+        try:
+            report = analyze(self.path_a, self.path_b, seed=self.seed, rules=self.rules, progress=progress)
+            structure = Structure(report)
+        except _Cancelled:
+            return
+        except ImgdiffError as exc:
+            self.call_from_thread(self._fail, str(exc))
+            return
+        except (OSError, MemoryError) as exc:
+            self.call_from_thread(self._fail, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - one line, never a traceback (IMGDIFF_DEBUG shows it)
+            if os.environ.get("IMGDIFF_DEBUG"):
+                raise
+            self.call_from_thread(self._fail, f"internal error: {type(exc).__name__}: {exc} (IMGDIFF_DEBUG=1 shows more)")
+            return
+        if not worker.is_cancelled:
+            self.call_from_thread(self._show, report, structure)
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        self._last_stage = stage
+        index = STAGES.index(stage) if stage in STAGES else 0
+        frac = done / total if total else 1.0
+        pct = 100 * (index + frac) / len(STAGES)
+        self.query_one("#stage", Label).update(f"{stage}… {100 * frac:.0f}%  (step {index + 1} of {len(STAGES)})")
+        self.query_one("#bar", ProgressBar).update(progress=pct)
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.exit(EXIT_TROUBLE)
+
+    def _show(self, report: Report, structure: Structure) -> None:
+        """The report is ready: fill the panes."""
+        self.report, self.structure = report, structure
+        self.load_seconds = time.monotonic() - self._started
+        if self.saved:
+            self.readers = [SnippetReader.from_report(report, "a"), SnippetReader.from_report(report, "b")]
+        elif self.path_a and self.path_b:
+            try:
+                self.readers = [ImageReader(self.path_a), ImageReader(self.path_b)]
+            except ImgdiffError as exc:
+                self._fail(str(exc))
+                return
+        hexview = self.query_one(HexView)
+        if self.readers:
+            hexview.reader_a, hexview.reader_b = self.readers
+        self.query_one("#loading").display = False
+        self.query_one("#main").display = True
+        findings = self.query_one(FindingsTree)
+        findings.populate(structure)
+        self.query_one(StructureTree).populate(structure, only_differing=True, query="")
+        self._update_titles()
+        self._status_summary()
+        self.refresh_bindings()
+        findings.focus()
+        if findings.items:
+            findings.move_cursor(findings.root.children[0])
+            self.select_finding(findings.items[0].finding)
+        else:
+            detail = self.query_one(DetailPane)
+            if report.identical:
+                detail.show_text(f"The images are identical ({report.summary.bytes_compared} bytes).")
+            else:
+                detail.show_text("The images differ but no finding explains it; see the structure tree.")
+
+    def on_unmount(self) -> None:
+        """Close the images."""
+        for r in self.readers:
+            r.close()
+
+    # -- status and titles --------------------------------------------------------------------------------------
+
+    def _status(self, text: str) -> None:
+        self.query_one("#status", Static).update(text)
+
+    def _status_summary(self) -> None:
+        r = self.report
+        if r is None:
+            return
+        s = r.summary
+        names = f"[b]{self._display_name('a')}[/b] ⇄ [b]{self._display_name('b')}[/b]"
+        if r.identical:
+            what = f"identical ({human_bytes(s.bytes_compared)})"
+        else:
+            what = (f"{s.bytes_differing} of {s.bytes_compared} bytes differ · {len(r.findings)} finding(s) · "
+                    f"{s.bytes_unexplained} unexplained")
+        extra = "  [dim](saved result)[/dim]" if self.saved else ""
+        if r.errors:
+            extra += f"  [red]{len(r.errors)} parse error(s)[/red]"
+        self._status(f"{names}  {what}{extra}")
+
+    def _update_titles(self) -> None:
+        findings = self.query_one(FindingsTree)
+        tree = self.query_one(StructureTree)
+        total = len(self.report.findings) if self.report else 0
+        shown = len(findings.items)
+        findings.border_title = f"Findings ({shown}/{total})" if self.search_text else f"Findings ({total})"
+        mode = "only differing" if tree.only_differing else "all nodes"
+        tree.border_title = f"Structure · {mode}" + (f" · “{self.search_text}”" if self.search_text else "")
+
+    @on(HexView.Shown)
+    def _hex_title(self, event: HexView.Shown) -> None:
+        v = event.view
+        if v.target is None or v.offset_a is None:
+            v.border_title = "Hex"
+            v.border_subtitle = ""
+            return
+        where = f"0x{v.offset_a:x}"
+        if v.offset_b is not None and v.offset_b != v.offset_a:
+            where += f" │ B 0x{v.offset_b:x}"
+        ext = f" · extent {v.extent_index + 1}/{v.extent_count} (e)" if v.extent_count > 1 else ""
+        v.border_title = f"Hex · {v.target.title} @ {where}{ext}"
+        sub = f"{v.differing_bytes} differing" + (" · first 64 KiB" if v.truncated else "")
+        v.border_subtitle = sub + (" · saved snippets" if self.saved else "")
+
+    # -- selection ----------------------------------------------------------------------------------------------
+
+    def select_finding(self, f: Finding) -> None:
+        """Show a finding; the structure tree and the hex view follow its first field."""
+        assert self.structure is not None
+        self.query_one(DetailPane).show_finding(f, self.structure)
+        first = f.causes[0] if f.causes else (f.derived[0] if f.derived else None)
+        if first is not None:
+            self._follow(first)
+
+    def select_diff(self, d: Difference, *, findings: bool = False, tree: bool = True) -> None:
+        """Show a difference; move the structure tree (and the findings tree when asked) to it."""
+        assert self.structure is not None
+        ref = self.structure.ref(d)
+        self.query_one(DetailPane).show_diff(ref, self.structure)
+        if findings:
+            self.query_one(FindingsTree).reveal(d)
+        self._follow(d, tree=tree)
+
+    def _follow(self, d: Difference, tree: bool = True) -> None:
+        assert self.structure is not None
+        self.current = d
+        ref = self.structure.ref(d)
+        if tree:
+            self.query_one(StructureTree).reveal(ref.entry, d)
+        self.query_one(HexView).show(self._diff_target(d))
+
+    @staticmethod
+    def _diff_target(d: Difference) -> HexTarget:
+        title = f"{d.location.rsplit(' / ', 1)[-1]} / {d.field}" if d.location else d.field
+        return HexTarget(title, d.extents_a, d.extents_b, d.extents_a, d.extents_b)
+
+    def select_entry(self, e: Entry) -> None:
+        """Show a structure node and its bytes (starting at its first differing field when it is large)."""
+        assert self.structure is not None
+        self.query_one(DetailPane).show_entry(e, self.structure)
+        ea, eb = e.extents("a"), e.extents("b")
+        field_a = tuple(x for d in e.diffs for x in d.extents_a)
+        field_b = tuple(x for d in e.diffs for x in d.extents_b)
+        first = next((d for x in e.walk() for d in x.diffs), None)
+        if first is not None and ea and (first.extents_a or first.extents_b):
+            # A large node (a partition, a whole filesystem): start at the first difference inside it.
+            anchor_a = first.extents_a or first.extents_b
+            anchor_b = first.extents_b or first.extents_a
+            if ea[0].length > 4096 and not e.diffs:
+                ea, eb = anchor_a, anchor_b
+        self.query_one(HexView).show(HexTarget(e.label, ea, eb or ea, field_a, field_b) if (ea or eb) else None)
+
+    @on(Tree.NodeHighlighted, "#findings")
+    def _finding_highlighted(self, event: Tree.NodeHighlighted[TreeData]) -> None:
+        if not event.control.has_focus:
+            return
+        data = event.node.data
+        if isinstance(data, FindingItem):
+            self.select_finding(data.finding)
+        elif isinstance(data, DiffItem):
+            self.select_diff(data.diff)
+        elif isinstance(data, DerivedGroup):
+            assert self.structure is not None
+            self.query_one(DetailPane).show_finding(data.finding, self.structure)
+            if data.diffs:
+                self._follow(data.diffs[0])
+
+    @on(Tree.NodeHighlighted, "#structure")
+    def _structure_highlighted(self, event: Tree.NodeHighlighted[TreeData]) -> None:
+        if not event.control.has_focus:
+            return
+        data = event.node.data
+        if isinstance(data, DiffItem):
+            self.select_diff(data.diff, findings=True, tree=False)
+        elif isinstance(data, Entry):
+            self.select_entry(data)
+
+    # -- actions ------------------------------------------------------------------------------------------------
+
+    def _visible_order(self) -> list[Difference]:
+        assert self.structure is not None
+        if not self.search_text:
+            return self.structure.order
+        out: list[Difference] = []
+        for f in self.structure.report.findings:
+            ok, causes, derived = finding_matches(f, self.search_text)
+            if ok:
+                out += causes + derived
+        return out
+
+    def _step(self, delta: int) -> None:
+        if self.structure is None:
+            return
+        order = self._visible_order()
+        if not order:
+            self.bell()
+            return
+        ids = [id(d) for d in order]
+        if self.current is not None and id(self.current) in ids:
+            i = ids.index(id(self.current)) + delta
+        else:
+            i = 0 if delta > 0 else len(order) - 1
+        if not 0 <= i < len(order):
+            self.bell()
+            return
+        self.select_diff(order[i], findings=True)
+
+    def action_next_diff(self) -> None:
+        """Go to the next difference."""
+        self._step(1)
+
+    def action_prev_diff(self) -> None:
+        """Go to the previous difference."""
+        self._step(-1)
+
+    def action_toggle_filter(self) -> None:
+        """Structure: only differing nodes ⇄ all nodes; the selection stays where it was."""
+        if self.structure is None:
+            return
+        tree = self.query_one(StructureTree)
+        cursor = tree.cursor_node.data if tree.cursor_node is not None else None
+        tree.populate(self.structure, only_differing=not tree.only_differing)
+        self._update_titles()
+        if isinstance(cursor, DiffItem):
+            tree.reveal(cursor.ref.entry, cursor.diff)
+        elif isinstance(cursor, Entry):
+            tree.reveal(cursor)
+
+    def action_search(self) -> None:
+        """Open the search box."""
+        if self.structure is None:
+            return
+        box = self.query_one("#search", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.apply_search(event.value)
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self, event: Input.Submitted) -> None:
+        box = self.query_one("#search", Input)
+        if not event.value.strip():
+            box.display = False
+        self.query_one(FindingsTree).focus()
+
+    def apply_search(self, query: str) -> None:
+        """Filter the findings and the structure tree by ``query`` (empty shows everything)."""
+        if self.structure is None:
+            return
+        self.search_text = query.strip()
+        findings = self.query_one(FindingsTree)
+        findings.populate(self.structure, self.search_text)
+        tree = self.query_one(StructureTree)
+        tree.populate(self.structure, query=self.search_text)
+        self._update_titles()
+        if self.current is not None and findings.reveal(self.current) is not None:
+            tree.reveal(self.structure.ref(self.current).entry, self.current)
+        elif findings.items:
+            # The selection was filtered out: go to the first match.
+            findings.move_cursor(findings.root.children[0])
+            item = findings.items[0]
+            first = (item.causes or item.derived or [None])[0]
+            if first is not None:
+                self.select_diff(first)
+            if item.causes or item.derived:
+                self.query_one(DetailPane).show_finding(item.finding, self.structure)
+
+    def action_escape(self) -> None:
+        """Leave a zoomed pane, or clear and close the search."""
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+            return
+        box = self.query_one("#search", Input)
+        if box.display or self.search_text:
+            box.value = ""
+            box.display = False
+            self.apply_search("")
+            self.query_one(FindingsTree).focus()
+
+    def action_zoom(self) -> None:
+        """Zoom the focused pane to the whole screen, or restore the layout."""
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+            return
+        focused: Widget | None = self.focused
+        if focused is not None and focused.id in ("findings", "structure", "detail", "hex"):
+            self.screen.maximize(focused, container=False)
+
+    def action_help(self) -> None:
+        """Show the key help."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Quit with the exit status of the comparison (2 when it never finished)."""
+        if self.report is None:
+            self.error = self.error or "interrupted before the analysis finished"
+            self.exit(EXIT_TROUBLE)
+        else:
+            self.exit(EXIT_SAME if self.report.identical else EXIT_DIFFERENT)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keep the browsing keys out of the footer until there is something to browse."""
+        if action in ("next_diff", "prev_diff", "toggle_filter", "search", "zoom") and self.structure is None:
+            return False
+        return True
+
+
+def run(a: str, b: str | None, seed: str | None = None, rules_dir: str | None = None) -> int:
+    """Run the browser on two images, or on a saved JSON result when ``b`` is None; return the exit status."""
+    try:
+        app = _build(a, b, seed, rules_dir)
+    except ImgdiffError as exc:
+        sys.stderr.write(f"imgdiff: error: {exc}\n")
+        return EXIT_TROUBLE
+    status = app.run()
+    if app.error:
+        sys.stderr.write(f"imgdiff: error: {app.error}\n")
+        return EXIT_TROUBLE
+    return EXIT_TROUBLE if status is None else int(status)
+
+
+def _build(a: str, b: str | None, seed: str | None, rules_dir: str | None) -> ImgdiffApp:
+    """Check the input before the screen switches (errors are one line on stderr) and return the app."""
+    if b is None:
+        return ImgdiffApp(report=load_saved(a))
+    from imgdiff.source import ImageSource
+
+    for path in (a, b):
+        ImageSource(path).close()  # raises ImageError: missing, unreadable, a directory
+    from imgdiff.ruleset.schema import load_rules
+
+    rules = load_rules(Path(rules_dir) if rules_dir else None)
+    return ImgdiffApp(a, b, seed=seed, rules=rules)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m imgdiff.tui.app A [B]`` (the CLI's ``imgdiff tui`` is the usual way in)."""
+    args: list[Any] = list(sys.argv[1:] if argv is None else argv)
+    if not 1 <= len(args) <= 2:
+        sys.stderr.write("usage: python -m imgdiff.tui.app A [B]\n")
+        return EXIT_TROUBLE
+    return run(args[0], args[1] if len(args) == 2 else None)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

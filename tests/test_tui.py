@@ -1,0 +1,371 @@
+"""The Textual diff browser (``imgdiff tui``): key paths driven by Textual's Pilot, and SVG snapshots.
+
+Snapshots live under tests/__snapshots__/test_tui/ (pytest-textual-snapshot); regenerate them after a deliberate
+change with ``pytest tests/test_tui.py --snapshot-update`` and look at the SVGs before committing.  The apps are
+given fixed display names so the SVGs do not depend on where the fixtures were unpacked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imgdiff.model import Report
+from imgdiff.tui.app import ImgdiffApp, load_saved, run
+from imgdiff.tui.hexdata import ImageReader, SnippetReader
+from imgdiff.tui.hexview import HexView
+from imgdiff.tui.structure import Entry, Structure, split_location
+from imgdiff.tui.widgets import DerivedGroup, DetailPane, DiffItem, FindingItem, FindingsTree, StructureTree
+
+NAMES = ("a.img", "b.img")
+
+
+def make_app(pair: Any, name: str) -> ImgdiffApp:
+    a, b = pair(name)
+    return ImgdiffApp(str(a), str(b), names=NAMES)
+
+
+async def ready(pilot: Any) -> None:
+    """Wait until the analysis worker has finished and the panes are drawn."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.pause()
+
+
+def parts(app: ImgdiffApp) -> tuple[FindingsTree, StructureTree, DetailPane, HexView]:
+    return app.query_one(FindingsTree), app.query_one(StructureTree), app.query_one(DetailPane), app.query_one(HexView)
+
+
+# -- the view model (no Textual) ---------------------------------------------------------------------------------
+
+
+def test_split_location_keeps_labels_that_end_in_a_slash() -> None:
+    assert split_location("vfat (FAT16) / directory / / entry /EFI") == ["vfat (FAT16)", "directory /", "entry /EFI"]
+    assert split_location("GPT / primary GPT header") == ["GPT", "primary GPT header"]
+    assert split_location("") == []
+
+
+def test_structure_merges_trees_and_indexes_every_difference(analyzed) -> None:  # type: ignore[no-untyped-def]
+    report: Report = analyzed("gpt-repart-random-seed")
+    s = Structure(report)
+    every = [d for f in report.findings for d in f.causes + f.derived]
+    assert [id(d) for d in s.order] == [id(d) for d in every]
+    for d in every:
+        ref = s.ref(d)
+        assert ref.entry.key == d.node_path and d in ref.entry.diffs
+        assert all(e.differs for e in ref.entry.chain())
+    total, differing = s.count()
+    assert total > differing > 0
+    assert not s.by_key["disk/gpt/primary-entries/entry:5"].differs
+
+
+# -- the app -------------------------------------------------------------------------------------------------------
+
+
+async def test_startup_shows_every_finding(pair, analyzed) -> None:  # type: ignore[no-untyped-def]
+    report: Report = analyzed("gpt-name-attrs")
+    app = make_app(pair, "gpt-name-attrs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.query_one("#loading").display  # the progress box shows until the worker is done
+        await ready(pilot)
+        findings, tree, detail, hexview = parts(app)
+        assert not app.query_one("#loading").display and app.query_one("#main").display
+        assert [item.finding.rule.id for item in findings.items] == [f.rule.id for f in report.findings]
+        assert [n.data.finding.rule.id for n in findings.root.children] == ["GPT003", "GPT004"]  # type: ignore[union-attr]
+        assert app.focused is findings
+        assert isinstance(detail.subject, type(report.findings[0])) and "GPT003" in detail.plain()
+        assert "24 of 50331648 bytes differ" in str(app.query_one("#status").render())
+
+
+async def test_selecting_a_finding_moves_tree_and_hex(pair, analyzed) -> None:  # type: ignore[no-untyped-def]
+    report: Report = analyzed("gpt-name-attrs")
+    attrs = next(f for f in report.findings if f.rule.id == "GPT004")
+    first = attrs.causes[0]
+    app = make_app(pair, "gpt-name-attrs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        findings, tree, detail, hexview = parts(app)
+        await pilot.press("down")  # GPT003 -> GPT004
+        await pilot.pause()
+        node = findings.cursor_node
+        assert isinstance(node.data, FindingItem) and node.data.finding.rule.id == "GPT004"  # type: ignore[union-attr]
+        # The structure tree expanded to the node of the first field and selected the field.
+        assert tree.cursor_label.startswith("≠ Attributes")
+        parent = tree.cursor_node.parent  # type: ignore[union-attr]
+        assert isinstance(parent.data, Entry) and parent.data.label == "entry 2 (root-x86-64)"  # type: ignore[union-attr]
+        assert parent.data.key == first.node_path  # type: ignore[union-attr]
+        # The hex view shows that field's bytes, 16 per row, A left and B right.
+        assert hexview.offset_a == first.extents_a[0].offset == hexview.offset_b
+        assert hexview.differing_bytes == 1  # one byte of the 8-byte attribute field differs
+        row = (first.extents_a[0].offset - hexview.base_a) // 16
+        text = hexview.row_text(row)
+        assert " │ " in text and text.startswith(f"{hexview.base_a + 16 * row:06x}")
+        assert "GPT004" in detail.plain() and "ReadOnly" in detail.plain()
+
+
+async def test_causes_and_derived_fields_are_reachable(pair, analyzed) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-repart-random-seed")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        findings, tree, detail, hexview = parts(app)
+        await pilot.press("enter")  # open the finding: its 6 causes and the derived group
+        await pilot.pause()
+        fnode = findings.root.children[0]
+        kinds = [type(c.data) for c in fnode.children]
+        assert kinds == [DiffItem] * 6 + [DerivedGroup]
+        group = fnode.children[-1]
+        group.expand()
+        await pilot.pause()
+        assert len(group.children) == 4
+        findings.move_cursor(group.children[0])
+        await pilot.pause()
+        data = group.children[0].data
+        assert isinstance(data, DiffItem) and data.ref.derived
+        assert detail.subject is data.diff and "Derived" in detail.plain()
+        assert hexview.offset_a == data.diff.extents_a[0].offset
+        assert tree.cursor_label.startswith("⟲ ")
+
+
+async def test_f_toggles_only_differing_nodes(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-repart-random-seed")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        tree = app.query_one(StructureTree)
+        before = tree.visible_count()
+        label = tree.cursor_label
+        await pilot.press("f")
+        await pilot.pause()
+        assert not tree.only_differing
+        after = tree.visible_count()
+        assert after > before  # the 126 unused, identical GPT entries appear among others
+        assert tree.cursor_label == label  # the selection stays put
+        await pilot.press("f")
+        await pilot.pause()
+        assert tree.only_differing and tree.visible_count() == before
+
+
+async def test_search_narrows_findings_and_tree(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-name-attrs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        findings, tree, detail, hexview = parts(app)
+        lines = tree.visible_count()
+        await pilot.press("slash")
+        assert app.query_one("#search").has_focus
+        await pilot.press(*"attribute")
+        await pilot.pause()
+        assert [i.finding.rule.id for i in findings.items] == ["GPT004"]
+        assert findings.border_title == "Findings (1/2)"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert findings.has_focus and app.search_text == "attribute"
+        labels = [n.label.plain for n in _shown(tree)]
+        assert any("Attributes" in x for x in labels) and not any("PartitionName" in x for x in labels)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(findings.items) == 2 and app.search_text == "" and tree.visible_count() >= lines
+        assert not app.query_one("#search").display
+
+
+async def test_search_with_no_match_empties_the_lists(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-name-attrs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        findings, tree, _, _ = parts(app)
+        await pilot.press("slash", *"zzz-nothing")
+        await pilot.pause()
+        assert findings.items == [] and tree.visible_count() == 0
+        await pilot.press("enter", "n")  # nothing to step to: no crash
+        await pilot.pause()
+
+
+def _shown(tree: StructureTree) -> list[Any]:
+    out = []
+    stack = list(reversed(tree.root.children))
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if node.is_expanded:
+            stack.extend(reversed(node.children))
+    return out
+
+
+async def test_n_and_p_walk_the_differences(pair, analyzed) -> None:  # type: ignore[no-untyped-def]
+    report: Report = analyzed("gpt-name-attrs")
+    order = [d for f in report.findings for d in f.causes + f.derived]
+    app = make_app(pair, "gpt-name-attrs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        findings, tree, detail, hexview = parts(app)
+        assert app.current is not None and app.current.ref == order[0].ref  # the first finding's first field
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.current.ref == order[1].ref
+        assert detail.subject is app.current
+        assert hexview.offset_a == order[1].extents_a[0].offset
+        assert isinstance(findings.cursor_node.data, DiffItem)  # type: ignore[union-attr]
+        assert findings.cursor_node.data.diff is app.current  # type: ignore[union-attr]
+        for _ in range(len(order) - 2):
+            await pilot.press("n")
+        await pilot.pause()
+        assert app.current.ref == order[-1].ref
+        await pilot.press("n")  # at the end: stays
+        await pilot.pause()
+        assert app.current.ref == order[-1].ref
+        await pilot.press("p")
+        await pilot.pause()
+        assert app.current.ref == order[-2].ref
+        assert tree.cursor_node is not None and isinstance(tree.cursor_node.data, DiffItem)
+        assert tree.cursor_node.data.diff is app.current
+
+
+async def test_structure_tree_drives_detail_and_hex(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-name-attrs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        findings, tree, detail, hexview = parts(app)
+        tree.focus()
+        await pilot.pause()
+        tree.move_cursor(tree.root.children[0])  # the disk
+        await pilot.pause()
+        assert isinstance(detail.subject, Entry) and detail.subject.key == "disk"
+        await pilot.press("down")  # protective MBR is identical: hidden, so the GPT comes next
+        await pilot.pause()
+        assert isinstance(detail.subject, Entry) and detail.subject.key == "disk/gpt"
+        assert hexview.target is not None and hexview.offset_a is not None
+
+
+async def test_help_and_quit(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-name-attrs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "Screen"
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_value == 1 and app.error is None
+
+
+async def test_identical_pair_quits_with_0(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-identical")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        assert app.query_one(FindingsTree).items == []
+        assert "identical" in app.query_one(DetailPane).plain()
+        await pilot.press("n", "f", "q")
+    assert app.return_value == 0
+
+
+async def test_zoom_a_pane(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-name-attrs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("tab", "tab", "tab", "z")  # findings -> structure -> detail -> hex
+        await pilot.pause()
+        assert app.screen.maximized is app.query_one(HexView)
+        await pilot.press("z")
+        await pilot.pause()
+        assert app.screen.maximized is None
+
+
+async def test_saved_json_opens_without_images(pair, analyzed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from imgdiff.report.json import dumps, hex_snippets
+    from imgdiff.source import ImageSource
+
+    src_a, src_b = pair("gpt-repart-random-seed")
+    a, b = tmp_path / "a.img", tmp_path / "b.img"
+    shutil.copyfile(src_a, a)
+    shutil.copyfile(src_b, b)
+    from imgdiff.engine.analysis import analyze
+
+    report = analyze(a, b)
+    with ImageSource(str(a)) as sa, ImageSource(str(b)) as sb:
+        saved = tmp_path / "result.json"
+        saved.write_text(dumps(report, hex_snippets(report, sa.read, sb.read)))
+    a.unlink()
+    b.unlink()  # the images are gone: everything must come from the JSON
+    app = ImgdiffApp(report=load_saved(str(saved)), names=NAMES)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        findings, tree, detail, hexview = parts(app)
+        assert app.saved and all(isinstance(r, SnippetReader) for r in app.readers)
+        assert not any(isinstance(r, ImageReader) for r in app.readers)
+        assert [i.finding.rule.id for i in findings.items] == ["GPT001"]
+        first = report.findings[0].causes[0]
+        assert hexview.offset_a == first.extents_a[0].offset
+        # The GUID's 16 bytes and, in the same window, the header's two CRC32s (their snippets are saved too).
+        assert hexview.differing_bytes == 16 + 4 + 4
+        row = (first.extents_a[0].offset - hexview.base_a) // 16
+        assert "··" in hexview.row_text(0) or "··" in hexview.row_text(row)  # bytes outside snippets are unknown
+        # The tree is rebuilt from the locations: the field sits under "GPT / primary GPT header".
+        parent = tree.cursor_node.parent  # type: ignore[union-attr]
+        assert parent.data.label == "primary GPT header"  # type: ignore[union-attr]
+        assert tree.cursor_label.startswith("≠ DiskGUID")
+        await pilot.press("n", "n")
+        await pilot.pause()
+        assert app.current is report_diff(app, 2)
+        await pilot.press("q")
+    assert app.return_value == 1
+
+
+def report_diff(app: ImgdiffApp, i: int) -> Any:
+    assert app.structure is not None
+    return app.structure.order[i]
+
+
+def test_missing_file_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert run(str(tmp_path / "nope-a.img"), str(tmp_path / "nope-b.img")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("imgdiff: error: ") and "nope-a.img" in err
+    assert "Traceback" not in err
+
+
+def test_bad_saved_result_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, pair) -> None:  # type: ignore[no-untyped-def]
+    a, _ = pair("gpt-identical")
+    assert run(str(a), None) == 2  # an image alone is not a saved result
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a saved imgdiff JSON result" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"imgdiff_json_version": 99}))
+    assert run(str(bad), None) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "imgdiff_json_version" in err
+    assert run(str(tmp_path / "missing.json"), None) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_cli_tui_missing_file_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from imgdiff.cli import main
+
+    assert main(["tui", str(tmp_path / "missing.img"), str(tmp_path / "other.img")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+# -- snapshots -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_snapshot_gpt_name_attrs(snap_compare, pair, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """Startup on gpt-name-attrs: two findings, the first selected, tree and hex on its first field."""
+    assert snap_compare(make_app(pair, "gpt-name-attrs"), terminal_size=size, run_before=ready)
+
+
+def test_snapshot_expanded_finding(snap_compare, pair) -> None:  # type: ignore[no-untyped-def]
+    """The random-seed pair with its finding opened and the third difference selected (n, n)."""
+    assert snap_compare(make_app(pair, "gpt-repart-random-seed"), terminal_size=(120, 40), run_before=ready,
+                        press=["enter", "n", "n"])
+
+
+def test_snapshot_help(snap_compare, pair) -> None:  # type: ignore[no-untyped-def]
+    """The help screen at 80x24."""
+    assert snap_compare(make_app(pair, "gpt-name-attrs"), terminal_size=(80, 24), run_before=ready,
+                        press=["question_mark"])
