@@ -1,0 +1,251 @@
+"""FAT checks for the vfat rules: time-zone shifts, build-clock stamps, relocated but equal files, entry order.
+
+The checks look at both parsed trees (:attr:`ExplainContext.tree_a`/``tree_b``) through an index of node paths
+(``"/".join(key chain)``, the same string as :attr:`Difference.node_path`), so they compare the raw FAT date and
+time words of the A and B entry instead of parsing display strings.  Verdicts that depend on all differences of a
+filesystem (are *all* time deltas whole hours?) are computed once per scope and cached in ``ctx.cache``.
+
+References:
+    Microsoft FAT specification (fatgen103), section 6: DIR_CrtTime/DIR_CrtDate/DIR_WrtTime/DIR_WrtDate/
+    DIR_LstAccDate are local-time DOS date/time words (2-second resolution, no time zone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from imgdiff.formats.vfat import dos_seconds
+from imgdiff.model import Change, Difference, Node
+from imgdiff.ruleset.predicates import ExplainContext, predicate
+
+TIME_FIELDS = {
+    "DIR_CrtTimeTenth": "crt",
+    "DIR_CrtTime": "crt",
+    "DIR_CrtDate": "crt",
+    "DIR_WrtTime": "wrt",
+    "DIR_WrtDate": "wrt",
+    "DIR_LstAccDate": "acc",
+}
+"""Directory entry time fields and the timestamp each belongs to."""
+GEOMETRY_FIELDS = {
+    "BPB_BytsPerSec", "BPB_SecPerClus", "BPB_RsvdSecCnt", "BPB_NumFATs", "BPB_RootEntCnt", "BPB_TotSec16",
+    "BPB_FATSz16", "BPB_TotSec32", "BPB_FATSz32", "BPB_RootClus",
+}
+MAX_TZ_SHIFT = 15 * 3600
+"""Largest UTC offset difference accepted as a time-zone shift (UTC-12 .. UTC+14, plus DST)."""
+BUILD_WINDOW = 600
+"""Entries stamped within this many seconds of each other in one image count as one build run."""
+
+
+def _index(ctx: ExplainContext) -> tuple[dict[str, Node], dict[str, Node]]:
+    """Return ``{node path: node}`` for the vfat nodes of tree A and tree B (built once per comparison)."""
+    cached = ctx.cache.get("vfat_index")
+    if cached is None:
+        cached = (_paths(ctx.tree_a), _paths(ctx.tree_b))
+        ctx.cache["vfat_index"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def _paths(root: Node | None) -> dict[str, Node]:
+    out: dict[str, Node] = {}
+    if root is None:
+        return out
+    for keys, node in root.walk():
+        if node.kind.startswith("vfat"):
+            out["/".join(keys)] = node
+    return out
+
+
+def _int(node: Node, name: str) -> int | None:
+    f = node.field_named(name)
+    return f.value if f is not None and isinstance(f.value, int) else None
+
+
+def _stamp(node: Node, which: str) -> int | None:
+    """Return one timestamp of a directory entry in seconds since 1980 (local time), or None if invalid."""
+    if which == "acc":
+        d = _int(node, "DIR_LstAccDate")
+        return None if d is None else dos_seconds(d, 0)
+    d = _int(node, "DIR_CrtDate" if which == "crt" else "DIR_WrtDate")
+    t = _int(node, "DIR_CrtTime" if which == "crt" else "DIR_WrtTime")
+    if d is None or t is None:
+        return None
+    return dos_seconds(d, t)
+
+
+def _pair(d: Difference, ctx: ExplainContext) -> tuple[Node, Node] | None:
+    ia, ib = _index(ctx)
+    na, nb = ia.get(d.node_path), ib.get(d.node_path)
+    if na is None or nb is None:
+        return None
+    return na, nb
+
+
+def _delta(d: Difference, ctx: ExplainContext) -> int | None:
+    """Return B minus A of the timestamp a time-field difference belongs to, in seconds."""
+    which = TIME_FIELDS.get(d.field)
+    pair = _pair(d, ctx)
+    if which is None or pair is None:
+        return None
+    a, b = _stamp(pair[0], which), _stamp(pair[1], which)
+    if a is None or b is None:
+        return None
+    return b - a
+
+
+def _time_diffs(ctx: ExplainContext, scope: str) -> Iterator[Difference]:
+    """Yield the modified time fields of non-label directory entries in ``scope``."""
+    for d in ctx.differences:
+        if (
+            d.scope == scope
+            and d.kind == "vfat.dirent"
+            and d.change == Change.MODIFIED
+            and d.field in TIME_FIELDS
+            and d.attrs.get("file_type") in ("file", "dir")
+        ):
+            yield d
+
+
+def _whole_hours(delta: int) -> bool:
+    return delta != 0 and delta % 3600 == 0 and abs(delta) <= MAX_TZ_SHIFT
+
+
+def _scope_tz(ctx: ExplainContext, scope: str) -> bool:
+    """Return True when every time difference of the scope's entries is one whole-hour shift (acc: whole days)."""
+    key = f"vfat_tz:{scope}"
+    if key not in ctx.cache:
+        verdict = False
+        shifts: set[int] = set()
+        for d in _time_diffs(ctx, scope):
+            delta = _delta(d, ctx)
+            if delta is None:
+                verdict = False
+                break
+            if TIME_FIELDS[d.field] == "acc":
+                if abs(delta) > 86400:
+                    verdict = False
+                    break
+                continue
+            if not _whole_hours(delta):
+                verdict = False
+                break
+            shifts.add(delta)
+            verdict = True
+        ctx.cache[key] = verdict and len(shifts) <= 2  # one offset, or two across a DST change
+    return bool(ctx.cache[key])
+
+
+@predicate
+def vfat_whole_hour_shift(d: Difference, ctx: ExplainContext) -> bool:
+    """Return True for an entry time that moved by whole hours when all entry times of the filesystem did."""
+    if d.kind != "vfat.dirent" or d.field not in TIME_FIELDS or d.change != Change.MODIFIED:
+        return False
+    if d.attrs.get("file_type") not in ("file", "dir") or not _scope_tz(ctx, d.scope):
+        return False
+    delta = _delta(d, ctx)
+    if delta is None:
+        return False
+    return abs(delta) <= 86400 if TIME_FIELDS[d.field] == "acc" else _whole_hours(delta)
+
+
+def _scope_build_clock(ctx: ExplainContext, scope: str) -> bool:
+    """Return True when both files and directories differ and each image's entries share one short time window."""
+    key = f"vfat_clock:{scope}"
+    if key not in ctx.cache:
+        kinds: set[str] = set()
+        stamps: dict[str, list[int]] = {"a": [], "b": []}
+        seen: set[str] = set()
+        ok = True
+        for d in _time_diffs(ctx, scope):
+            if d.node_path in seen:
+                continue
+            seen.add(d.node_path)
+            pair = _pair(d, ctx)
+            if pair is None:
+                ok = False
+                break
+            kinds.add(str(d.attrs.get("file_type")))
+            for side, node in zip("ab", pair, strict=True):
+                for which in ("crt", "wrt"):
+                    s = _stamp(node, which)
+                    if s is not None:
+                        stamps[side].append(s)
+        ok = ok and kinds == {"file", "dir"} and all(stamps.values())
+        ok = ok and all(max(v) - min(v) <= BUILD_WINDOW for v in stamps.values())
+        ctx.cache[key] = ok
+    return bool(ctx.cache[key])
+
+
+@predicate
+def vfat_build_clock(d: Difference, ctx: ExplainContext) -> bool:
+    """Return True for entry times stamped from the build clock: files and directories alike, one run each."""
+    if d.kind != "vfat.dirent" or d.field not in TIME_FIELDS or d.change != Change.MODIFIED:
+        return False
+    return d.attrs.get("file_type") in ("file", "dir") and _scope_build_clock(ctx, d.scope)
+
+
+def _files(ctx: ExplainContext) -> tuple[dict[str, Node], dict[str, Node]]:
+    """Return ``{path: vfat.file node}`` of both trees, keyed by (scope path, file path)."""
+    cached = ctx.cache.get("vfat_files")
+    if cached is None:
+        ia, ib = _index(ctx)
+        cached = (
+            {str(n.attrs.get("path")): n for n in ia.values() if n.kind == "vfat.file"},
+            {str(n.attrs.get("path")): n for n in ib.values() if n.kind == "vfat.file"},
+        )
+        ctx.cache["vfat_files"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+@predicate
+def vfat_same_content(d: Difference, ctx: ExplainContext) -> bool:
+    """Return True when the file ``d`` belongs to has the same size and content (SHA-256) in A and B."""
+    path = d.attrs.get("path")
+    if not path or not d.kind.startswith("vfat."):
+        return False
+    fa, fb = _files(ctx)
+    a, b = fa.get(str(path)), fb.get(str(path))
+    if a is None or b is None:
+        return False
+    da, db = a.field_named("data"), b.field_named("data")
+    return da is not None and db is not None and da.value == db.value and a.attrs.get("size") == b.attrs.get("size")
+
+
+@predicate
+def vfat_content_changed(d: Difference, ctx: ExplainContext) -> bool:
+    """Return True when the file ``d`` belongs to exists in both images with different content or size."""
+    path = d.attrs.get("path")
+    if not path:
+        return False
+    fa, fb = _files(ctx)
+    return str(path) in fa and str(path) in fb and not vfat_same_content(d, ctx)
+
+
+def _geometry_differs(ctx: ExplainContext, scope: str) -> bool:
+    key = f"vfat_geometry:{scope}"
+    if key not in ctx.cache:
+        ctx.cache[key] = any(
+            x.scope == scope and x.kind == "vfat.boot_sector" and x.field in GEOMETRY_FIELDS
+            for x in ctx.differences
+        )
+    return bool(ctx.cache[key])
+
+
+@predicate
+def vfat_entry_order(d: Difference, ctx: ExplainContext) -> bool:
+    """Return True for a directory entry stored in another slot, or an equal file given other clusters.
+
+    Both come from the order in which entries were written (and clusters allocated), provided the volume
+    geometry is the same (otherwise everything after the FATs moves and the geometry rule explains it).
+    """
+    if not d.kind.startswith("vfat.") or _geometry_differs(ctx, d.scope):
+        return False
+    if d.kind in ("vfat.dirent", "vfat.lfn") and d.change == Change.MOVED:
+        return True
+    if d.kind == "vfat.dirent" and d.change == Change.MODIFIED:
+        if d.field in ("DIR_FstClusLO", "DIR_FstClusHI"):
+            return d.attrs.get("file_type") == "dir" or vfat_same_content(d, ctx)
+        if d.field == "DIR_Name" and d.attrs.get("lfn"):
+            # Same long name, other 8.3 alias (~1 / ~2 tails are numbered in creation order).
+            return True
+    return False
