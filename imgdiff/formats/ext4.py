@@ -1412,6 +1412,7 @@ class Volume:
                 derived.append(Derived("s_checksum", covers=(Extent(absoff, 0x3FC),)))
             if self.incompat & INCOMPAT_CSUM_SEED:
                 derived.append(Derived("s_checksum_seed", seeds=("ext4.superblock:s_uuid",)))
+            derived.extend(self._sb_counter_derived())
         else:
             primary = {f.name: f.extents for f in C_SB.fields(self.sb_raw, 0, self.base + EXT4_SUPERBLOCK_OFFSET)}
             derived.extend(Derived(f.name, covers=primary[f.name]) for f in fields if f.name in primary)
@@ -1480,6 +1481,7 @@ class Volume:
                                 _blob_display(rest)))
         derived: list[Derived] = []
         if copy == "gdt":
+            derived.extend(self._gd_counter_derived(d))
             if self.gdt_csum:
                 co, _cs = C_GD.span("bg_checksum")
                 covers = tuple(_subtract(Extent(absoff, self.desc_size), [Extent(absoff + co, 2)]))
@@ -1512,6 +1514,46 @@ class Volume:
             derived=tuple(derived),
             attrs={"group": d, "backup": copy != "gdt"},
         )
+
+    def _gd_counter_derived(self, d: int) -> list[Derived]:
+        """Return the descriptor counters as Derived from the bitmaps and inode table they summarise."""
+        bb, ib, it, _fl, _u = self.gd[d]
+        out: list[Derived] = []
+        if 0 < bb < self.blocks_count:
+            cov = (Extent(self.abs(bb), -(-self.bpg // self.cluster_ratio) // 8),)
+            out += [Derived(n, covers=cov) for n in ("bg_free_blocks_count_lo", "bg_free_blocks_count_hi")]
+        if 0 < ib < self.blocks_count:
+            cov = (Extent(self.abs(ib), self.ipg // 8),)
+            out += [Derived(n, covers=cov) for n in ("bg_free_inodes_count_lo", "bg_free_inodes_count_hi",
+                                                      "bg_itable_unused_lo", "bg_itable_unused_hi")]
+        if 0 < it < self.blocks_count:
+            cov = (Extent(self.abs(it), min(self.itb_per_group, self.blocks_count - it) * self.bs),)
+            out += [Derived(n, covers=cov) for n in ("bg_used_dirs_count_lo", "bg_used_dirs_count_hi")]
+        return out
+
+    def _sb_counter_derived(self) -> list[Derived]:
+        """Return the superblock free counts as Derived from the per-group counts they sum."""
+        if self.groups > 4096:
+            tables = tuple(_merge(Extent(self.abs(b), self.bs) for b, _f in self.gdt_copies.get("gdt", [])))
+            return [Derived(n, covers=tables) for n in ("s_free_blocks_count_lo", "s_free_blocks_count_hi",
+                                                        "s_free_inodes_count")]
+        blocks: list[Extent] = []
+        inodes: list[Extent] = []
+        fb_lo, fb_hi = C_GD.span("bg_free_blocks_count_lo"), C_GD.span("bg_free_blocks_count_hi")
+        fi_lo, fi_hi = C_GD.span("bg_free_inodes_count_lo"), C_GD.span("bg_free_inodes_count_hi")
+        for d in range(self.groups):
+            off = self._gd_location("gdt", d)
+            if off is None:
+                continue
+            a = self.base + off
+            blocks.append(Extent(a + fb_lo[0], fb_lo[1]))
+            inodes.append(Extent(a + fi_lo[0], fi_lo[1]))
+            if self.desc_size >= 64:
+                blocks.append(Extent(a + fb_hi[0], fb_hi[1]))
+                inodes.append(Extent(a + fi_hi[0], fi_hi[1]))
+        return [Derived("s_free_blocks_count_lo", covers=tuple(blocks)),
+                Derived("s_free_blocks_count_hi", covers=tuple(blocks)),
+                Derived("s_free_inodes_count", covers=tuple(inodes))]
 
     def _rgdt_node(self, g: int, key: str) -> Node:
         first = self.group_first_block(g) + 1 + self.old_desc_blocks
@@ -1608,7 +1650,7 @@ class Volume:
         xstart = limit
         if xstart < isz:
             if struct.unpack_from("<I", raw, xstart)[0] == EXT4_XATTR_MAGIC and xstart + 4 <= isz:
-                fields.extend(C_XIH.fields(raw, xstart, absoff + xstart))
+                fields.extend(C_XIH.fields(raw, xstart, absoff + xstart, prefix="xattr."))
                 fields.extend(self._xattr_fields(raw, xstart + 4, xstart + 4, isz, absoff, errors))
             _gap_fields(fields, absoff + xstart, absoff + isz, "i_extra_space",
                         lambda o, n: raw[o - absoff : o - absoff + n])
@@ -1997,7 +2039,7 @@ class Volume:
         return key if n == 1 else f"{key}#{n}"
 
     def _dirent_node(self, data: bytes, pos: int, end: int, a: int, lb: int, dpath: str,
-                     used: dict[str, int], deleted: bool, slack_scan: bool = True) -> list[Node]:
+                     used: dict[str, int], deleted: bool, htree: bool, slack_scan: bool = True) -> list[Node]:
         """Return the node of the entry at ``pos`` owning ``[pos, end)``, plus deleted entries in its slack."""
         ino, rec_len, name_len, ftype = _DIRENT.unpack_from(data, pos)
         if not self.filetype:
@@ -2019,7 +2061,8 @@ class Volume:
                 my_end = hidden[0]
                 for i, hpos in enumerate(hidden):
                     hend = hidden[i + 1] if i + 1 < len(hidden) else end
-                    nodes.extend(self._dirent_node(data, hpos, hend, a, lb, dpath, used, True, slack_scan=False))
+                    nodes.extend(self._dirent_node(data, hpos, hend, a, lb, dpath, used, True, htree,
+                                                   slack_scan=False))
         if my_end > slack_start:
             s = data[slack_start:my_end]
             fields.append(Field("slack", _blob(s), (Extent(a + slack_start, my_end - slack_start),), _blob_display(s)))
@@ -2035,6 +2078,7 @@ class Volume:
             "ino": ino,
             "file_type": DIRENT_FILE_TYPES.get(ftype, str(ftype)) if self.filetype else "unknown",
             "lblk": lb,
+            "htree": htree,
         }
         if deleted or ino == 0:
             attrs["deleted"] = True
@@ -2068,6 +2112,7 @@ class Volume:
                     used: dict[str, int], errors: list[str]) -> list[Node]:
         nodes: list[Node] = []
         end = self.bs
+        htree = bool(info.flags & EXT4_INDEX_FL)
         block_fields: list[Field] = []
         derived: tuple[Derived, ...] = ()
         if self.csum and end >= 12:
@@ -2089,7 +2134,7 @@ class Volume:
             if rec_len < 8 or rec_len % 4 or pos + rec_len > end or 8 + name_len > rec_len:
                 errors.append(f"{dpath} block {lb}: bad entry at +{pos} (rec_len {rec_len}, name_len {name_len})")
                 break
-            nodes.extend(self._dirent_node(data, pos, pos + rec_len, a, lb, dpath, used, False))
+            nodes.extend(self._dirent_node(data, pos, pos + rec_len, a, lb, dpath, used, False, htree))
             pos += rec_len
         if pos < end:
             rest = data[pos:end]
@@ -2098,7 +2143,8 @@ class Volume:
             exts = _merge(e for f in block_fields for e in f.extents)
             nodes.append(Node(kind="ext4.dir_block", key=f"blk:{lb}", label=f"directory block {lb} of {dpath}",
                               extents=exts, fields=tuple(sorted(block_fields, key=_fkey)), derived=derived,
-                              attrs={"path": dpath, "lblk": lb, "ino": info.ino, "file_type": "dir"},
+                              attrs={"path": dpath, "lblk": lb, "ino": info.ino, "file_type": "dir",
+                                     "htree": htree},
                               raw=any(f.name == "unparsed" for f in block_fields)))
         return nodes
 
@@ -2116,7 +2162,7 @@ class Volume:
                 nodes.append(Node(kind="ext4.dirent", key=self._dirent_key(dpath, name, used),
                                   label=f"directory entry {path}", extents=(Extent(a + pos, 12),),
                                   fields=tuple(dfields),
-                                  attrs={"path": path, "parent": dpath, "ino": ino, "lblk": lb,
+                                  attrs={"path": path, "parent": dpath, "ino": ino, "lblk": lb, "htree": True,
                                          "file_type": DIRENT_FILE_TYPES.get(ftype, str(ftype))}))
             fields.extend(C_DXINFO.fields(data, 24, a + 24,
                                           display={"hash_version": lambda v: HASH_VERSIONS.get(v, str(v))}))
@@ -2152,7 +2198,8 @@ class Volume:
         nodes.append(Node(kind=kind, key=f"blk:{lb}",
                           label=f"{'htree root' if what[0] == 'root' else 'htree node'} block {lb} of {dpath}",
                           extents=exts, fields=tuple(sorted(fields, key=_fkey)), derived=derived,
-                          attrs={"path": dpath, "lblk": lb, "level": what[1], "ino": info.ino, "file_type": "dir"}))
+                          attrs={"path": dpath, "lblk": lb, "level": what[1], "ino": info.ino, "file_type": "dir",
+                                 "htree": True}))
         return nodes
 
     # ---------------------------------------------------------------------------------------------- xattr blocks
@@ -2226,9 +2273,10 @@ class Volume:
                 fields.append(Field("padding", _blob(pad), (Extent(a + 1024, len(pad)),), _blob_display(pad)))
             if jsb["h_magic"] != JBD2_MAGIC_NUMBER:
                 errors.append("journal superblock magic is wrong")
+            derived = (Derived("s_uuid", seeds=("ext4.superblock:s_uuid",)),)
             if jsb["s_feature_incompat"] & (JBD2_FEATURE_INCOMPAT_CSUM_V2 | JBD2_FEATURE_INCOMPAT_CSUM_V3):
                 co, _ = C_JSB.span("s_checksum")
-                derived = (Derived("s_checksum", covers=(Extent(a, co), Extent(a + co + 4, 1024 - co - 4))),)
+                derived += (Derived("s_checksum", covers=(Extent(a, co), Extent(a + co + 4, 1024 - co - 4))),)
         node = Node(kind="ext4.journal", key="journal", label="journal", extents=_merge(exts), fields=tuple(fields),
                     derived=derived, attrs={**self.path_attrs(self.journal_ino),
                                             "maxlen": jsb.get("s_maxlen", 0), "start": jsb.get("s_start", 0)},
@@ -2242,12 +2290,12 @@ class Volume:
             if n is None or n <= 0:
                 return None
             pb = self._lblk_to_pblk(info, n)
-            return self._journal_block_node(n, pb, jsb) if pb is not None else None
+            return self._journal_block_node(n, pb, jsb, info) if pb is not None else None
 
         _Lazy(node, build, self.ctx.errors)
         return node
 
-    def _journal_block_node(self, n: int, pblk: int, jsb: dict[str, Any]) -> Node:
+    def _journal_block_node(self, n: int, pblk: int, jsb: dict[str, Any], info: InodeInfo) -> Node:
         data = self.read(pblk * self.bs, self.bs)
         a = self.abs(pblk)
         fields: list[Field] = []
@@ -2256,16 +2304,37 @@ class Volume:
         incompat = jsb.get("s_feature_incompat", 0)
         csum = bool(incompat & (JBD2_FEATURE_INCOMPAT_CSUM_V2 | JBD2_FEATURE_INCOMPAT_CSUM_V3))
         magic, btype, seq = C_JH.struct.unpack_from(data, 0)
+        derived: list[Derived] = []
+        jseeds = ("ext4.journal:s_uuid",)
+        tail = (Extent(a, self.bs - 4),)
         if magic == JBD2_MAGIC_NUMBER:
             attrs["blocktype"] = JBD2_BLOCKTYPES.get(btype, str(btype))
             attrs["sequence"] = seq
             disp = {"h_blocktype": lambda v: JBD2_BLOCKTYPES.get(v, str(v))}
             if btype == JBD2_DESCRIPTOR_BLOCK:
                 fields.extend(C_JH.fields(data, 0, a, display=disp))
-                fields.extend(self._journal_tags(data, a, incompat, csum))
+                tags = self._journal_tags(data, a, incompat, csum)
+                fields.extend(tags)
+                # Tag i describes the i-th journal block after the descriptor (the log wraps at s_maxlen).
+                first, maxlen = jsb.get("s_first", 1) or 1, jsb.get("s_maxlen", 0)
+                k = 0
+                for f in tags:
+                    if f.name.endswith(".t_checksum"):
+                        jb = n + 1 + k
+                        if maxlen and jb >= maxlen:
+                            jb = first + (jb - maxlen)
+                        pb = self._lblk_to_pblk(info, jb)
+                        cov = (Extent(self.abs(pb), self.bs),) if pb is not None else ()
+                        derived.append(Derived(f.name, covers=cov, seeds=jseeds))
+                        k += 1
+                if csum:
+                    derived.append(Derived("t_checksum", covers=tail, seeds=jseeds))
             elif btype == JBD2_COMMIT_BLOCK:
                 fields.extend(C_JCOMMIT.fields(data, 0, a, display=disp, decode={"h_padding": bytes,
                                                                                  "h_chksum": tuple}))
+                co, cs = C_JCOMMIT.span("h_chksum")
+                derived.append(Derived("h_chksum", covers=(Extent(a, co), Extent(a + co + cs, self.bs - co - cs)),
+                                       seeds=jseeds))
             elif btype == JBD2_REVOKE_BLOCK:
                 fields.extend(C_JREVOKE.fields(data, 0, a, display=disp))
                 r_count = struct.unpack_from(">I", data, 12)[0]
@@ -2278,13 +2347,14 @@ class Volume:
                 if csum:
                     fields.append(Field.at("t_checksum", struct.unpack_from(">I", data, self.bs - 4)[0],
                                            a + self.bs - 4, 4))
+                    derived.append(Derived("t_checksum", covers=tail, seeds=jseeds))
             else:
                 fields.extend(C_JH.fields(data, 0, a, display=disp))
         _gap_fields(fields, a, a + self.bs, "data" if magic != JBD2_MAGIC_NUMBER else "unused",
                     lambda o, k: data[o - a : o - a + k])
         return Node(kind="ext4.journal_block", key=f"jblk:{n}", label=f"journal block {n}",
                     extents=(Extent(a, self.bs),), fields=tuple(sorted(_disjoint(fields, errors), key=_fkey)),
-                    attrs=attrs, errors=errors)
+                    derived=tuple(derived), attrs=attrs, errors=errors)
 
     def _journal_tags(self, data: bytes, a: int, incompat: int, csum: bool) -> list[Field]:
         fields: list[Field] = []

@@ -1,0 +1,230 @@
+"""ext4 checks for rules: which clock a differing timestamp came from, and how inode differences relate.
+
+The ext4 parser (:mod:`imgdiff.formats.ext4`) puts ``path``, ``ino``, ``file_type`` (``dir``, ``reg``, ...),
+``reserved`` (inodes below ``s_first_ino``) and, for hard-linked inodes, ``paths`` on inode differences.  The checks
+here look at the other differences of the same comparison (same node, same filesystem scope) to tell apart:
+
+* the mke2fs clock: a time equal to that image's ``s_mkfs_time`` (root, lost+found, reserved inodes, ``i_crtime``);
+* directories stamped at build time: a directory whose ``i_mtime`` equals its own ``i_ctime`` on both sides (it
+  was created or filled during the build and nobody set its time: systemd-repart < v256 ``mkdir_p_root``);
+* copied staging-tree times: ``i_ctime``/``i_atime`` differ while ``i_mtime`` does not (``mke2fs -d`` copies
+  ``st_ctime``/``st_atime``; e2fsprogs < 1.47.1 cannot clamp them);
+* one or a few files whose ``i_mtime`` differs (an input file changed) versus many (an unclamped tree);
+* inode renumbering (a path points to another inode number) versus hard links (a path that is a second name of
+  one inode on one side and its own inode on the other).
+
+All timestamps compared are the 32-bit seconds fields; ``_extra`` (nanoseconds) differences follow their base field.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from imgdiff.model import Change, Difference
+from imgdiff.ruleset.predicates import ExplainContext, predicate
+
+MKFS_SLACK = 2
+"""Seconds between mke2fs reading its clock for the superblock and for an inode it creates."""
+SAME_TIME = 2
+"""Seconds within which a directory's mtime counts as equal to its ctime (both stamped by the same build step)."""
+FEW_FILES = 3
+"""At most this many files with a differing i_mtime is "a file changed"; more is "the tree's times leak"."""
+
+_TIME_FIELDS = ("i_atime", "i_ctime", "i_mtime", "i_crtime")
+_SB_CLOCK = ("s_mkfs_time", "s_wtime", "s_lastcheck", "s_mkfs_time_hi", "s_wtime_hi", "s_lastcheck_hi")
+
+
+class _Index:
+    """The ext4 differences of one comparison grouped by node and by scope."""
+
+    def __init__(self, diffs: list[Difference]) -> None:
+        self.by_node: dict[str, dict[str, Difference]] = defaultdict(dict)
+        self.mkfs: dict[str, tuple[Any, Any]] = {}
+        self.file_mtimes: dict[str, set[str]] = defaultdict(set)
+        self.alias_paths: dict[str, set[str]] = defaultdict(set)
+        self.added_removed: dict[str, set[str]] = defaultdict(set)
+        self.content: dict[str, set[str]] = defaultdict(set)
+        for d in diffs:
+            if not d.kind.startswith("ext4."):
+                continue
+            self.by_node[d.node_path][d.field] = d
+            if d.kind == "ext4.superblock" and d.field == "s_mkfs_time" and not d.attrs.get("backup"):
+                self.mkfs[d.scope] = (d.a, d.b)
+            if d.kind == "ext4.inode":
+                if d.field == "i_mtime" and d.attrs.get("file_type") != "dir" and not d.attrs.get("reserved"):
+                    self.file_mtimes[d.scope].add(d.node_path)
+                paths = d.attrs.get("paths")
+                if isinstance(paths, tuple):
+                    self.alias_paths[d.scope].update(str(p) for p in paths)
+                if d.field == "(node)" and d.change in (Change.ADDED, Change.REMOVED):
+                    self.added_removed[d.scope].add(str(d.attrs.get("path", "")))
+            if d.kind == "ext4.file" and d.field in ("data", "(node)"):
+                self.content[d.scope].add(str(d.attrs.get("path", "")))
+
+    def sibling(self, d: Difference, name: str) -> Difference | None:
+        """Return the difference of field ``name`` on the same node as ``d``."""
+        return self.by_node.get(d.node_path, {}).get(name)
+
+
+def _index(ctx: ExplainContext) -> _Index:
+    key = "ext4-index"
+    cached = ctx.cache.get(key)
+    if cached is None or cached[0] is not ctx.differences:
+        cached = (ctx.differences, _Index(ctx.differences))
+        ctx.cache[key] = cached
+    return cached[1]  # type: ignore[no-any-return]
+
+
+def _base(field: str) -> str:
+    """Return the seconds field of a timestamp field (``i_mtime_extra`` -> ``i_mtime``)."""
+    return field[: -len("_extra")] if field.endswith("_extra") else field
+
+
+def _near(a: Any, b: Any, slack: int) -> bool:
+    return isinstance(a, int) and isinstance(b, int) and abs(a - b) <= slack
+
+
+def _time_pair(idx: _Index, d: Difference, name: str) -> tuple[Any, Any] | None:
+    """Return the (A, B) values of timestamp ``name`` on ``d``'s node when that field differs."""
+    if d.field == name:
+        return d.a, d.b
+    other = idx.sibling(d, name)
+    return (other.a, other.b) if other is not None and other.change == Change.MODIFIED else None
+
+
+@predicate
+def ext4_time_is_mkfs_clock(d: Difference, ctx: ExplainContext) -> bool:
+    """True when a superblock or inode time equals, on each side, that image's differing ``s_mkfs_time``."""
+    if d.change != Change.MODIFIED:
+        return False
+    base = _base(d.field)
+    if base not in _TIME_FIELDS and base.removesuffix("_hi") not in _SB_CLOCK:
+        return False
+    idx = _index(ctx)
+    mkfs = idx.mkfs.get(d.scope)
+    if mkfs is None:
+        return False
+    if d.kind == "ext4.superblock":
+        return base in _SB_CLOCK
+    pair = _time_pair(idx, d, base)
+    return pair is not None and _near(pair[0], mkfs[0], MKFS_SLACK) and _near(pair[1], mkfs[1], MKFS_SLACK)
+
+
+@predicate
+def ext4_dir_mtime_is_build_time(d: Difference, ctx: ExplainContext) -> bool:
+    """True for a directory whose i_mtime equals its own i_ctime on both sides (stamped during the build)."""
+    if d.attrs.get("file_type") != "dir" or _base(d.field) not in _TIME_FIELDS:
+        return False
+    idx = _index(ctx)
+    mtime = _time_pair(idx, d, "i_mtime")
+    ctime = _time_pair(idx, d, "i_ctime")
+    if mtime is None or ctime is None:
+        return False
+    return _near(mtime[0], ctime[0], SAME_TIME) and _near(mtime[1], ctime[1], SAME_TIME)
+
+
+@predicate
+def ext4_staging_time_copied(d: Difference, ctx: ExplainContext) -> bool:
+    """True for i_ctime/i_atime of a populated inode whose i_mtime (and i_generation) did not change."""
+    if d.kind != "ext4.inode" or d.change != Change.MODIFIED or d.attrs.get("reserved"):
+        return False
+    if _base(d.field) not in ("i_ctime", "i_atime"):
+        return False
+    idx = _index(ctx)
+    return idx.sibling(d, "i_mtime") is None and idx.sibling(d, "i_generation") is None
+
+
+@predicate
+def ext4_few_file_mtimes(d: Difference, ctx: ExplainContext) -> bool:
+    """True for the i_mtime of a file when at most ``FEW_FILES`` files of this filesystem have a differing one."""
+    if d.kind != "ext4.inode" or _base(d.field) != "i_mtime" or d.attrs.get("file_type") == "dir":
+        return False
+    n = len(_index(ctx).file_mtimes.get(d.scope, ()))
+    return 0 < n <= FEW_FILES
+
+
+@predicate
+def ext4_many_file_mtimes(d: Difference, ctx: ExplainContext) -> bool:
+    """True for the i_mtime of a file when more than ``FEW_FILES`` files of this filesystem have a differing one."""
+    if d.kind != "ext4.inode" or _base(d.field) != "i_mtime" or d.attrs.get("file_type") == "dir":
+        return False
+    return len(_index(ctx).file_mtimes.get(d.scope, ())) > FEW_FILES
+
+
+@predicate
+def ext4_mtime_companion(d: Difference, ctx: ExplainContext) -> bool:
+    """True for the other times (ctime, atime, nanoseconds) of a file (not a directory) whose i_mtime differs."""
+    if d.kind != "ext4.inode" or _base(d.field) not in _TIME_FIELDS or d.field == "i_mtime":
+        return False
+    if d.attrs.get("file_type") == "dir":
+        return False
+    return _index(ctx).sibling(d, "i_mtime") is not None
+
+
+@predicate
+def ext4_inode_of_changed_file(d: Difference, ctx: ExplainContext) -> bool:
+    """True for inode fields (times, size, block map) of a file whose data differs."""
+    if d.kind not in ("ext4.inode", "ext4.extent_block"):
+        return False
+    return str(d.attrs.get("path", "")) in _index(ctx).content.get(d.scope, ())
+
+
+@predicate
+def ext4_inode_renumbered(d: Difference, ctx: ExplainContext) -> bool:
+    """True when a directory entry's path points to another inode number and the path exists on both sides."""
+    if d.kind != "ext4.dirent" or d.field != "inode" or d.change != Change.MODIFIED:
+        return False
+    if not (isinstance(d.a, int) and isinstance(d.b, int) and d.a and d.b):
+        return False
+    idx = _index(ctx)
+    path = str(d.attrs.get("path", ""))
+    return path not in idx.alias_paths.get(d.scope, ()) and path not in idx.added_removed.get(d.scope, ())
+
+
+@predicate
+def ext4_hardlink_alias(d: Difference, ctx: ExplainContext) -> bool:
+    """True for a difference at a path that is a second name of one inode on one side (hard link vs. copy)."""
+    idx = _index(ctx)
+    path = str(d.attrs.get("path", ""))
+    return bool(path) and path in idx.alias_paths.get(d.scope, ())
+
+
+@predicate
+def ext4_regular_file(d: Difference, ctx: ExplainContext) -> bool:
+    """True for a difference on a non-directory, non-reserved inode."""
+    del ctx
+    return d.attrs.get("file_type") not in ("dir", None) and not d.attrs.get("reserved")
+
+
+@predicate
+def ext4_permission_bits(d: Difference, ctx: ExplainContext) -> bool:
+    """True when ``i_mode`` differs in permission bits only (same file type)."""
+    del ctx
+    if d.field != "i_mode" or not isinstance(d.a, int) or not isinstance(d.b, int):
+        return False
+    return (d.a & 0o170000) == (d.b & 0o170000) and (d.a & 0o7777) != (d.b & 0o7777)
+
+
+@predicate
+def ext4_content_change(d: Difference, ctx: ExplainContext) -> bool:
+    """True for a file's data difference that is not a hard link turning into a copy (or back)."""
+    if d.kind != "ext4.file":
+        return False
+    return not ext4_hardlink_alias(d, ctx)
+
+
+@predicate
+def ext4_xattr_difference(d: Difference, ctx: ExplainContext) -> bool:
+    """True for an extended-attribute field of an inode, or anything of an external xattr block."""
+    del ctx
+    if d.kind in ("ext4.xattr_block", "ext4.xattr_blocks"):
+        return True
+    return d.kind == "ext4.inode" and d.field.startswith("xattr")
+
+
+@predicate
+def ext4_unused_inode_slot(d: Difference, ctx: ExplainContext) -> bool:
+    """True for an inode-table slot that is free in one image and used (by another path) in the other."""
+    del ctx
+    return d.kind == "ext4.inode" and bool(d.attrs.get("unused"))
