@@ -224,7 +224,8 @@ def test_repart_esp_is_parsed_inside_gpt(pair) -> None:  # type: ignore[no-untyp
     v = vfat_of(root)
     part = next(c for c in root.children if c.kind == "partition")
     assert v.extents == part.extents and v.attrs["fat_type"] == "FAT32"
-    assert find(v, "vfat.boot_sector", "boot").field_named("BS_VolID").extents[0].offset == part.extents[0].offset + 0x43  # type: ignore[union-attr]
+    volid = find(v, "vfat.boot_sector", "boot").field_named("BS_VolID")
+    assert volid is not None and volid.extents[0].offset == part.extents[0].offset + 0x43
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -479,8 +480,12 @@ def test_large_fat32_parses_quickly(tmp_path: Path) -> None:
     with open(img, "wb") as fh:
         fh.truncate(256 << 20)
     subprocess.run(["mkfs.vfat", "-F", "32", "-i", "12345678", str(img)], check=True, capture_output=True)
-    subprocess.run(["mcopy", "-s", "-i", str(img), *map(str, sorted(src.iterdir())), "::/"], check=True,
-                   capture_output=True, env={"SOURCE_DATE_EPOCH": "946684800", "TZ": "UTC", "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        ["mcopy", "-s", "-i", str(img), *map(str, sorted(src.iterdir())), "::/"],
+        check=True,
+        capture_output=True,
+        env={"SOURCE_DATE_EPOCH": "946684800", "TZ": "UTC", "PATH": "/usr/bin:/bin"},
+    )
     start = time.monotonic()
     t = parse_file(img)
     assert time.monotonic() - start < 5

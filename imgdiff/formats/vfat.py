@@ -24,7 +24,7 @@ import hashlib
 import struct
 import sys
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import construct as c
@@ -71,8 +71,16 @@ READ_CHUNK = 1 << 20
 CODEPAGE = "cp850"
 """OEM code page of short names (mkfs.fat and mtools default; a total 256-character mapping)."""
 
-ATTR_NAMES = ((0x01, "RO"), (0x02, "HIDDEN"), (0x04, "SYSTEM"), (0x08, "VOLUME_ID"), (0x10, "DIR"),
-              (0x20, "ARCHIVE"), (0x40, "DEVICE"), (0x80, "RESERVED"))
+ATTR_NAMES = (
+    (0x01, "RO"),
+    (0x02, "HIDDEN"),
+    (0x04, "SYSTEM"),
+    (0x08, "VOLUME_ID"),
+    (0x10, "DIR"),
+    (0x20, "ARCHIVE"),
+    (0x40, "DEVICE"),
+    (0x80, "RESERVED"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +96,11 @@ class _Fast:
 
     def fields(
         self,
-        data: bytes | memoryview,
+        data: bytes | bytearray | memoryview,
         pos: int,
         absolute: int,
-        decode: dict[str, Callable[[Value], Value]] | None = None,
-        display: dict[str, str | None] | None = None,
+        decode: Mapping[str, Callable[[Value], Value]] | None = None,
+        display: Mapping[str, str | None] | None = None,
     ) -> list[Field]:
         """Return one field per member of the structure at ``data[pos:]``, placed at ``absolute``."""
         values = self.st.unpack_from(data, pos)
@@ -308,8 +316,23 @@ def geometry(boot: bytes, base: int, size: int) -> Geometry:
         clusters = capacity - 2
     if fat_type != "FAT32":
         root_clus, fsinfo, bkboot, ext_flags = 0, 0, 0, 0
-    return Geometry(fat_type, bps, spc, rsvd, nfats, root_ent, tot_sec, fatsz, root_dir_sectors, first_data,
-                    clusters, root_clus, fsinfo, bkboot, ext_flags)
+    return Geometry(
+        fat_type,
+        bps,
+        spc,
+        rsvd,
+        nfats,
+        root_ent,
+        tot_sec,
+        fatsz,
+        root_dir_sectors,
+        first_data,
+        clusters,
+        root_clus,
+        fsinfo,
+        bkboot,
+        ext_flags,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -481,8 +504,13 @@ class _Volume:
             key="vfat",
             label=f"vfat ({g.fat_type})",
             extents=(Extent(self.base, self.size),),
-            attrs={"scope": True, "fs": "vfat", "fat_type": g.fat_type, "cluster_size": self.csize,
-                   "clusters": g.clusters},
+            attrs={
+                "scope": True,
+                "fs": "vfat",
+                "fat_type": g.fat_type,
+                "cluster_size": self.csize,
+                "clusters": g.clusters,
+            },
         )
         boot = self._boot_node(self.base, "boot", "boot sector", None)
         root.children.append(boot)
@@ -541,7 +569,9 @@ class _Volume:
         display["BS_VolID"] = f"{vol >> 16:04X}-{vol & 0xFFFF:04X}"
         display["BPB_Media"] = f"0x{sec[21]:02X}"
         fields = fast.fields(
-            sec, 0, off,
+            sec,
+            0,
+            off,
             decode={"BS_OEMName": _text, "BS_VolLab": _text, "BS_FilSysType": _text},
             display=display,
         )
@@ -628,7 +658,7 @@ class _Volume:
                 node.derived = (Derived("FSI_Free_Count", covers=covers), Derived("FSI_Nxt_Free", covers=covers))
                 node.attrs["free_clusters"] = free
                 stored = node.field_named("FSI_Free_Count")
-                if stored is not None and stored.value not in (free, 0xFFFFFFFF):
+                if stored is not None and isinstance(stored.value, int) and stored.value not in (free, 0xFFFFFFFF):
                     node.errors.append(f"FSI_Free_Count {stored.value} but the FAT has {free} free clusters")
 
     # ---- FATs ----------------------------------------------------------------------------------------------
@@ -680,9 +710,14 @@ class _Volume:
                     return
                 e0, e1 = run0 * per, min(u_end * per, self.hi) - 1
                 blob = data[run0 * unit : u_end * unit]
-                fields.append(Field(f"FAT[{e0}..{e1}]", hashlib.sha256(blob).hexdigest(),
-                                    (Extent(off + run0 * unit, (u_end - run0) * unit),),
-                                    f"{e1 - e0 + 1} entries"))
+                fields.append(
+                    Field(
+                        f"FAT[{e0}..{e1}]",
+                        hashlib.sha256(blob).hexdigest(),
+                        (Extent(off + run0 * unit, (u_end - run0) * unit),),
+                        f"{e1 - e0 + 1} entries",
+                    )
+                )
                 run0 = -1
 
             for c0 in range(0, units, chunk):
@@ -712,8 +747,12 @@ class _Volume:
                 label=f"FAT #{k + 1}",
                 extents=self._ext(off, g.fatsz * g.bps),
                 fields=tuple(fields),
-                attrs={"index": k, "fat_type": g.fat_type, "active": k == g.active_fat,
-                       "detail": "entry" if detail else "sector"},
+                attrs={
+                    "index": k,
+                    "fat_type": g.fat_type,
+                    "active": k == g.active_fat,
+                    "detail": "entry" if detail else "sector",
+                },
             )
             if k > 0 and g.mirrored:
                 delta = off - fat0
@@ -778,8 +817,13 @@ class _Volume:
         spans, excess = self._dir_spans(d)
         fixed_root = d.cluster == 0
         kind = "vfat.root_dir" if fixed_root else "vfat.dir"
-        node = Node(kind=kind, key=f"dir:{d.path}", label=f"directory {d.path}",
-                    extents=self._clip(spans + excess), attrs={"path": d.path, "file_type": "dir"})
+        node = Node(
+            kind=kind,
+            key=f"dir:{d.path}",
+            label=f"directory {d.path}",
+            extents=self._clip(spans + excess),
+            attrs={"path": d.path, "file_type": "dir"},
+        )
         self.nodes.append(node)
         # Slot offsets in order; the fixed root holds BPB_RootEntCnt slots, the rest of its sectors is unused.
         offsets: list[int] = []
@@ -850,8 +894,12 @@ class _Volume:
         display: dict[str, str | None] = {
             "DIR_Name": short_name(name, ntres) if name[:1] != bytes([DIRENT_FREE]) else None,
             "DIR_Attr": attr_display(attr),
-            "DIR_NTRes": ",".join(n for b, n in ((NTRES_LOWER_BASE, "lower-case base"),
-                                                 (NTRES_LOWER_EXT, "lower-case extension")) if ntres & b) or None,
+            "DIR_NTRes": ",".join(
+                n
+                for b, n in ((NTRES_LOWER_BASE, "lower-case base"), (NTRES_LOWER_EXT, "lower-case extension"))
+                if ntres & b
+            )
+            or None,
             "DIR_CrtTimeTenth": f"+{tenth * 10} ms",
             "DIR_CrtTime": dos_datetime(cd, ct),
             "DIR_CrtDate": dos_date(cd),
@@ -861,8 +909,16 @@ class _Volume:
         }
         return F_DIR.fields(buf, pos, off, decode={"DIR_Name": _text}, display=display)
 
-    def _lfn_node(self, key: str, label: str, buf: bytearray, pos: int, off: int,
-                  short_ext: Extent | None, attrs: dict[str, Value]) -> Node:
+    def _lfn_node(
+        self,
+        key: str,
+        label: str,
+        buf: bytearray,
+        pos: int,
+        off: int,
+        short_ext: Extent | None,
+        attrs: dict[str, Value],
+    ) -> Node:
         raw = bytes(buf[pos : pos + 32])
         display: dict[str, str | None] = {
             "LDIR_Name1": _lfn_text(raw[1:11]),
@@ -870,20 +926,40 @@ class _Volume:
             "LDIR_Name3": _lfn_text(raw[28:32]),
             "LDIR_Ord": f"{raw[0] & 0x1F}{' (last)' if raw[0] & LAST_LONG_ENTRY else ''}",
         }
-        node = Node(kind="vfat.lfn", key=key, label=label, extents=(Extent(off, 32),),
-                    fields=tuple(F_LDIR.fields(buf, pos, off, display=display)), attrs=attrs)
+        node = Node(
+            kind="vfat.lfn",
+            key=key,
+            label=label,
+            extents=(Extent(off, 32),),
+            fields=tuple(F_LDIR.fields(buf, pos, off, display=display)),
+            attrs=attrs,
+        )
         if short_ext is not None:
             node.derived = (Derived("LDIR_Chksum", covers=(short_ext,)),)
         return node
 
-    def _orphans(self, parent: Node, dpath: str, pending: list[tuple[int, int]], buf: bytearray,
-                 offsets: list[int], keys: set[str]) -> None:
+    def _orphans(
+        self,
+        parent: Node,
+        dpath: str,
+        pending: list[tuple[int, int]],
+        buf: bytearray,
+        offsets: list[int],
+        keys: set[str],
+    ) -> None:
         """Attach LFN slots that belong to no short entry as their own nodes."""
         for i, off in pending:
             key = self._unique(keys, f"{_join(dpath, '')}:orphan_lfn@{i}")
             parent.children.append(
-                self._lfn_node(key, f"orphan long-name slot {i} in {dpath}", buf, i * 32, off, None,
-                               {"path": dpath, "slot": i, "orphan": True})
+                self._lfn_node(
+                    key,
+                    f"orphan long-name slot {i} in {dpath}",
+                    buf,
+                    i * 32,
+                    off,
+                    None,
+                    {"path": dpath, "slot": i, "orphan": True},
+                )
             )
         if pending:
             self.errors.append(f"directory {dpath}: {len(pending)} long-name slot(s) without a matching short entry")
@@ -897,8 +973,14 @@ class _Volume:
             n.kind = "vfat.deleted"
             return n
         fields = self._dirent_fields(buf, pos, off)
-        return Node(kind="vfat.deleted", key=key, label=f"deleted entry {i} in {dpath}",
-                    extents=(Extent(off, 32),), fields=tuple(fields), attrs=attrs)
+        return Node(
+            kind="vfat.deleted",
+            key=key,
+            label=f"deleted entry {i} in {dpath}",
+            extents=(Extent(off, 32),),
+            fields=tuple(fields),
+            attrs=attrs,
+        )
 
     def _long_name(self, name11: bytes, pending: list[tuple[int, int]], buf: bytearray) -> str | None:
         """Return the long name of ``pending`` LFN slots if they form a valid set for ``name11``, else None."""
@@ -920,8 +1002,16 @@ class _Volume:
         return text or None
 
     def _short_entry(
-        self, d: _Dir, i: int, off: int, buf: bytearray, pos: int, pending: list[tuple[int, int]],
-        offsets: list[int], dnode: Node, keys: set[str],
+        self,
+        d: _Dir,
+        i: int,
+        off: int,
+        buf: bytearray,
+        pos: int,
+        pending: list[tuple[int, int]],
+        offsets: list[int],
+        dnode: Node,
+        keys: set[str],
     ) -> tuple[Node, _Dir | None]:
         g = self.geo
         name11 = bytes(buf[pos : pos + 11])
@@ -952,8 +1042,15 @@ class _Volume:
             key = self._unique(keys, path)
             label = f"entry {key}"
             is_dir = bool(attr & ATTR_DIRECTORY)
-            attrs.update({"path": key, "file_type": "dir" if is_dir else "file", "name": name,
-                          "first_cluster": first, "size": fsize})
+            attrs.update(
+                {
+                    "path": key,
+                    "file_type": "dir" if is_dir else "file",
+                    "name": name,
+                    "first_cluster": first,
+                    "size": fsize,
+                }
+            )
             if is_dir:
                 if first == 0:
                     self.errors.append(f"directory {key}: DIR_FstClus is 0")
@@ -962,14 +1059,20 @@ class _Volume:
             else:
                 self._file(key, first, fsize)
         exts: list[Extent] = [Extent(o, 32) for _i, o in pending] + [Extent(off, 32)]
-        node = Node(kind="vfat.dirent", key=key, label=label, extents=tuple(exts), fields=tuple(fields),
-                    attrs=attrs)
+        node = Node(kind="vfat.dirent", key=key, label=label, extents=tuple(exts), fields=tuple(fields), attrs=attrs)
         name_ext = Extent(off, 11)
         for j, (si, so) in enumerate(pending):
             ordn = len(pending) - j
             node.children.append(
-                self._lfn_node(f"{key}#lfn{ordn}", f"long-name slot {ordn} of {key}", buf, si * 32, so, name_ext,
-                               {"path": attrs["path"], "slot": si, "ord": ordn})
+                self._lfn_node(
+                    f"{key}#lfn{ordn}",
+                    f"long-name slot {ordn} of {key}",
+                    buf,
+                    si * 32,
+                    so,
+                    name_ext,
+                    {"path": attrs["path"], "slot": si, "ord": ordn},
+                )
             )
         return node, sub
 
@@ -995,8 +1098,14 @@ class _Volume:
         if slack_c:
             blob = b"".join(self.ctx.read(e.offset, e.length) for e in slack_c)
             nz = len(blob) - blob.count(0)
-            fields.append(Field("slack", hashlib.sha256(blob).hexdigest(), slack_c,
-                                f"{len(blob)} bytes" + (f", {nz} non-zero" if nz else ", all zero")))
+            fields.append(
+                Field(
+                    "slack",
+                    hashlib.sha256(blob).hexdigest(),
+                    slack_c,
+                    f"{len(blob)} bytes" + (f", {nz} non-zero" if nz else ", all zero"),
+                )
+            )
         if excess_c:
             n = sum(e.length for e in excess_c)
             fields.append(Field("excess", n, excess_c, f"{n // self.csize} clusters past DIR_FileSize"))
@@ -1028,8 +1137,11 @@ class _Volume:
             if not exts:
                 continue
             count = sum(r[1] for r in lst)
-            what = {"unused": "free clusters", "lost": "allocated clusters no file or directory reaches",
-                    "bad": "clusters marked bad"}[name]
+            what = {
+                "unused": "free clusters",
+                "lost": "allocated clusters no file or directory reaches",
+                "bad": "clusters marked bad",
+            }[name]
             fields.append(Field(name, count, exts, f"{count} {what}"))
             if name == "lost":
                 self.errors.append(f"{count} allocated cluster(s) belong to no file or directory")

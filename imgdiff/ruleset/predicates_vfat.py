@@ -28,8 +28,16 @@ TIME_FIELDS = {
 }
 """Directory entry time fields and the timestamp each belongs to."""
 GEOMETRY_FIELDS = {
-    "BPB_BytsPerSec", "BPB_SecPerClus", "BPB_RsvdSecCnt", "BPB_NumFATs", "BPB_RootEntCnt", "BPB_TotSec16",
-    "BPB_FATSz16", "BPB_TotSec32", "BPB_FATSz32", "BPB_RootClus",
+    "BPB_BytsPerSec",
+    "BPB_SecPerClus",
+    "BPB_RsvdSecCnt",
+    "BPB_NumFATs",
+    "BPB_RootEntCnt",
+    "BPB_TotSec16",
+    "BPB_FATSz16",
+    "BPB_TotSec32",
+    "BPB_FATSz32",
+    "BPB_RootClus",
 }
 MAX_TZ_SHIFT = 15 * 3600
 """Largest UTC offset difference accepted as a time-zone shift (UTC-12 .. UTC+14, plus DST)."""
@@ -225,8 +233,7 @@ def _geometry_differs(ctx: ExplainContext, scope: str) -> bool:
     key = f"vfat_geometry:{scope}"
     if key not in ctx.cache:
         ctx.cache[key] = any(
-            x.scope == scope and x.kind == "vfat.boot_sector" and x.field in GEOMETRY_FIELDS
-            for x in ctx.differences
+            x.scope == scope and x.kind == "vfat.boot_sector" and x.field in GEOMETRY_FIELDS for x in ctx.differences
         )
     return bool(ctx.cache[key])
 
