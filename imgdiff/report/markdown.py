@@ -1,0 +1,753 @@
+"""The markdown report of ``imgdiff report`` for the NixOS repart reproducibility tracker.
+
+One file per irreproducible configuration, committable as-is: what is (not) reproducible per partition, then one
+section per tracked-down cause (rule, layer, responsible component, upstream references, the version that fixed
+it, the fields with their A → B values, the derived differences folded into it, the changed files and how a fix
+could look), then what is not yet tracked down and what could not be parsed.
+
+The output is deterministic: the same report gives the same bytes (no timestamps, no temporary paths, stable
+order).  Like every renderer this module only reads the :class:`~imgdiff.model.Report`; it never opens the images.
+Changed files are shown from the contents the engine kept on the differences (``content_a``/``content_b``): text
+as a short unified diff, binaries as their differing byte ranges, known formats through their ``content.*``
+fields.  With ``content_diff=True`` the kept contents are also handed to ``diffoscope`` when it is installed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from imgdiff import __version__
+from imgdiff.model import Change, Difference, Extent, Finding, Node, Report, Value
+from imgdiff.report.values import short
+
+MAX_FIELDS = 20
+"""Cause fields listed per finding before the rest is summarised."""
+MAX_DERIVED = 12
+"""Derived differences listed per finding."""
+MAX_PATHS = 20
+"""Paths listed per finding."""
+MAX_FILES = 10
+"""Changed files shown in detail per finding."""
+DIFF_LINES = 40
+"""Lines of a unified diff shown per changed text file."""
+MAX_EXTENTS = 4
+"""Byte ranges listed per unclassified difference."""
+DIFFOSCOPE_TIMEOUT = 60
+"""Seconds diffoscope may take per changed file."""
+DIFFOSCOPE_LINES = 60
+"""Lines of diffoscope output shown per changed file."""
+DIFFOSCOPE_BYTES = 8000
+"""Characters of diffoscope output shown per changed file."""
+
+UNCLASSIFIED = "unclassified"
+DISK_ROW = "disk"
+NOT_TRACKED = "not yet tracked down"
+
+_PLAIN_SPECIALS = re.compile(r"([\\`*_\[\]<>|])")
+
+
+# -- markdown escaping ----------------------------------------------------------------------------------------------
+
+
+def plain(text: str) -> str:
+    """Return ``text`` (data, not markdown) with the characters markdown would interpret escaped."""
+    return _PLAIN_SPECIALS.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def code(text: str) -> str:
+    """Return ``text`` as an inline code span, with a delimiter longer than any backtick run inside."""
+    text = " ".join(str(text).split())
+    if not text:
+        return "` `"
+    runs = [len(m) for m in re.findall(r"`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def cell(text: str) -> str:
+    """Return ``text`` made safe inside a table cell (``|`` escaped, even within code spans, as GFM needs)."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    """Return the lines of a GFM table; cells must already be markdown."""
+    out = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(cell(c) for c in r) + " |")
+    return out
+
+
+def fence_for(text: str) -> str:
+    """Return a code fence longer than any backtick run at the start of a line of ``text``."""
+    runs = [len(m) for m in re.findall(r"^\s*(`{3,})", text, flags=re.MULTILINE)]
+    return "`" * max(3, max(runs, default=0) + 1)
+
+
+def human_size(n: int) -> str:
+    """Return ``n`` bytes with an exact binary unit when there is one (``64 MiB``), else in bytes."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
+def extent_text(e: Extent) -> str:
+    """Return ``0x100000 +512`` for an extent."""
+    return f"0x{e.offset:x} +{e.length}"
+
+
+def extents_text(extents: tuple[Extent, ...]) -> str:
+    """Return the first few extents of a difference as text."""
+    if not extents:
+        return "—"
+    shown = ", ".join(extent_text(e) for e in extents[:MAX_EXTENTS])
+    if len(extents) > MAX_EXTENTS:
+        shown += f", … ({len(extents) - MAX_EXTENTS} more)"
+    return shown
+
+
+# -- values -----------------------------------------------------------------------------------------------------------
+
+
+def _value(v: Value, display: str | None) -> str:
+    return code(short(v, display))
+
+
+def values_ab(d: Difference) -> tuple[str, str]:
+    """Return the A and B cells of a difference (markdown)."""
+    if d.change == Change.MODIFIED:
+        return _value(d.a, d.display_a), _value(d.b, d.display_b)
+    if d.change == Change.ADDED:
+        return "(absent)", _value(d.b, d.display_b)
+    if d.change == Change.REMOVED:
+        return _value(d.a, d.display_a), "(absent)"
+    if d.change == Change.MOVED:
+        return (
+            f"holds {code(str(d.a))}" if d.a else "holds nothing here",
+            f"holds {code(str(d.b))}" if d.b else "holds nothing here",
+        )
+    return f"{d.bytes} unparsed byte(s)", f"{d.bytes} unparsed byte(s)"
+
+
+def field_name(d: Difference) -> str:
+    """Return the field cell: the spec name as code, with the embedded format for content fields."""
+    if d.kind.startswith("content."):
+        return f"{plain(d.kind.split('.', 1)[1])} {code(d.field)}"
+    return code(d.field)
+
+
+def where(d: Difference, base: str) -> str:
+    """Return the difference's location relative to its finding's common location."""
+    loc = d.location
+    if base and loc.startswith(base):
+        loc = loc[len(base) :].lstrip(" /")
+    return plain(loc or d.location.rsplit(" / ", 1)[-1])
+
+
+# -- partitions -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the per-partition table: a partition, the disk outside partitions, or a bare filesystem."""
+
+    name: str
+    filesystem: str = ""
+    offset: int | None = None
+    size: int | None = None
+    presence: str = ""
+    """``"only in A"`` / ``"only in B"`` when the partition exists on one side."""
+    diffs: list[Difference] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    parts: list[tuple[Finding, list[Difference]]] = field(default_factory=list)
+    """Each finding that touches this row with its differences inside the row."""
+
+    @property
+    def reproducible(self) -> bool:
+        """Return True when nothing differs inside this row."""
+        return not self.diffs and not self.presence
+
+
+def _partitions(root: Node | None) -> dict[str, Node]:
+    if root is None:
+        return {}
+    return {c.label: c for c in root.children if c.kind == "partition"}
+
+
+def _fs_label(node: Node) -> str:
+    return node.children[0].label if node.children else ""
+
+
+def build_rows(report: Report) -> list[Row]:
+    """Return the table rows: from the parsed trees when present, else from the difference locations."""
+    fmt_a, fmt_b = report.a.format, report.b.format
+    partitioned = fmt_a in ("gpt", "mbr") or fmt_b in ("gpt", "mbr")
+    rows: dict[str, Row] = {}
+    if partitioned:
+        table_name = "/".join(dict.fromkeys(f.upper() for f in (fmt_a, fmt_b) if f in ("gpt", "mbr")))
+        rows[DISK_ROW] = Row(name=f"partition table ({table_name}) and space outside partitions")
+        pa, pb = _partitions(report.tree_a), _partitions(report.tree_b)
+        labels = sorted(set(pa) | set(pb), key=lambda lb: _part_order(lb, pa.get(lb) or pb[lb]))
+        for lb in labels:
+            na, nb = pa.get(lb), pb.get(lb)
+            n = na or nb
+            assert n is not None
+            ext = n.extents[0] if n.extents else None
+            fs_a = _fs_label(na) if na else ""
+            fs_b = _fs_label(nb) if nb else ""
+            fs = fs_a if fs_a == fs_b or not fs_b else (f"{fs_a} / {fs_b}" if fs_a else fs_b)
+            presence = "only in B" if na is None else ("only in A" if nb is None else "")
+            rows[lb] = Row(lb, fs, ext.offset if ext else None, ext.length if ext else None, presence)
+    else:
+        fs = ""
+        for root in (report.tree_a, report.tree_b):
+            if root is not None and root.children:
+                fs = root.children[0].label
+                break
+        rows[DISK_ROW] = Row(name="whole image", filesystem=fs or fmt_a, offset=0, size=report.a.size)
+    for f in report.findings:
+        per_row: dict[str, list[Difference]] = {}
+        for d in f.causes + f.derived:
+            per_row.setdefault(_row_key(d, partitioned), []).append(d)
+        for key, diffs in per_row.items():
+            row = rows.get(key)
+            if row is None:  # a partition only known from locations (a report loaded from JSON)
+                row = rows[key] = Row(name=key)
+            row.diffs.extend(diffs)
+            row.parts.append((f, diffs))
+            if f.rule.id not in row.rules:
+                row.rules.append(f.rule.id)
+    order = [DISK_ROW] + sorted((k for k in rows if k != DISK_ROW), key=lambda k: _part_order(k, None))
+    return [rows[k] for k in order]
+
+
+def _part_order(label: str, node: Node | None) -> tuple[int, str]:
+    if node is not None and isinstance(node.attrs.get("index"), int):
+        return int(node.attrs["index"]), label  # type: ignore[arg-type]
+    m = re.match(r"partition (\d+)", label)
+    return (int(m.group(1)) if m else 1 << 30), label
+
+
+def _row_key(d: Difference, partitioned: bool) -> str:
+    if not partitioned:
+        return DISK_ROW
+    first = d.location.split(" / ")[0]
+    return first if first.startswith("partition ") else DISK_ROW
+
+
+def _contained(inner: tuple[Extent, ...], outer: tuple[Extent, ...]) -> bool:
+    return bool(inner) and all(any(o.offset <= e.offset and e.end <= o.end for o in outer) for e in inner)
+
+
+def differing_bytes(diffs: list[Difference]) -> int:
+    """Return the differing bytes of ``diffs``, not counting a difference whose bytes another one already holds.
+
+    Each difference counts the differing bytes in the union of its A and B extents; a difference whose A and B
+    extents both lie inside one already counted is skipped (a ``content.*`` field inside its file's ``data``).
+    """
+    order = sorted(diffs, key=lambda d: (-sum(e.length for e in d.extents_a + d.extents_b), d.ref))
+    counted: list[Difference] = []
+    total = 0
+    for d in order:
+        if any(_contained(d.extents_a, c.extents_a) and _contained(d.extents_b, c.extents_b) for c in counted):
+            continue
+        counted.append(d)
+        total += d.bytes
+    return total
+
+
+def _overlap(xs: list[Extent], ys: list[Extent]) -> bool:
+    xs, ys = sorted(xs), sorted(ys)
+    i = j = 0
+    while i < len(xs) and j < len(ys):
+        if xs[i].offset < ys[j].end and ys[j].offset < xs[i].end:
+            return True
+        if xs[i].end <= ys[j].end:
+            i += 1
+        else:
+            j += 1
+    return False
+
+
+def row_bytes(row: Row) -> tuple[int, bool]:
+    """Return ``(differing bytes inside the row, exact)``.
+
+    A finding lying wholly in the row counts its own byte total (the engine's exact union); a finding that spans
+    rows counts its differences here.  A named in-file field claimed by another finding than its file's ``data``
+    difference is subtracted, as those bytes are already in the file's count.  When the differences of two
+    findings still share bytes (a field inside a region only the longer image has), the sum is an upper bound.
+    """
+    total = 0
+    owner: dict[int, Finding] = {}
+    for f, diffs in row.parts:
+        whole = len(diffs) == len(f.causes) + len(f.derived)
+        total += f.bytes if whole else differing_bytes(diffs)
+        for d in diffs:
+            owner[id(d)] = f
+    data = [d for d in row.diffs if d.field == "data" and not d.kind.startswith("content.")]
+    inside: set[int] = set()
+    for c in row.diffs:
+        if not c.kind.startswith("content."):
+            continue
+        for d in data:
+            if owner[id(d)] is not owner[id(c)] and _contained(c.extents_a, d.extents_a) and _contained(
+                c.extents_b, d.extents_b
+            ):
+                total -= c.bytes
+                inside.add(id(c))
+                break
+    spans = [
+        [e for d in diffs if id(d) not in inside for e in d.extents_a + d.extents_b] for _f, diffs in row.parts
+    ]
+    exact = not any(_overlap(spans[i], spans[j]) for i in range(len(spans)) for j in range(i + 1, len(spans)))
+    return total, exact
+
+
+def rows_bytes(report: Report, rows: list[Row]) -> list[tuple[int, bool]]:
+    """Return ``(bytes, exact)`` per row; the disk row gets the remainder of the total when the others are exact."""
+    out = [row_bytes(r) for r in rows]
+    if len(rows) == 1 and rows[0].name == "whole image":
+        return [(report.summary.bytes_differing, True)]
+    if rows and not out[0][1] and all(ex for _n, ex in out[1:]):
+        rest = report.summary.bytes_differing - sum(n for n, _ex in out[1:])
+        out[0] = (max(rest, 0), True)
+    return out
+
+
+# -- changed files ----------------------------------------------------------------------------------------------------
+
+
+def _is_text(data: bytes) -> bool:
+    if b"\0" in data:
+        return False
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f")
+    return controls <= len(text) // 100
+
+
+def unified(path: str, a: bytes, b: bytes, limit: int = DIFF_LINES) -> list[str]:
+    """Return a unified diff of two text versions, capped at ``limit`` lines (a note says how many were cut)."""
+    la = a.decode("utf-8").splitlines()
+    lb = b.decode("utf-8").splitlines()
+    lines = list(difflib.unified_diff(la, lb, f"a{path}", f"b{path}", n=2, lineterm=""))
+    if not lines and a != b:
+        lines = [f"--- a{path}", f"+++ b{path}", "(the files differ only in line endings or a final newline)"]
+    if len(lines) > limit:
+        cut = len(lines) - limit
+        lines = lines[:limit] + [f"… {cut} more line(s) of diff not shown"]
+    return lines
+
+
+@dataclass(slots=True)
+class ChangedFile:
+    """What the differences of one finding say about one changed file."""
+
+    path: str
+    location: str
+    data: Difference | None = None
+    """The file-level ``data`` difference (absent when named fields account for every differing byte)."""
+    fields: list[Difference] = field(default_factory=list)
+    """Named ``content.*`` fields inside the file."""
+    content_a: bytes | None = None
+    content_b: bytes | None = None
+    detail: str | None = None
+
+
+def changed_files(diffs: list[Difference]) -> list[ChangedFile]:
+    """Return the changed files among ``diffs`` (file data and in-file fields), ordered by path."""
+    files: dict[str, ChangedFile] = {}
+    for d in diffs:
+        is_content = d.kind.startswith("content.")
+        is_data = d.field == "data" and (d.detail is not None or d.content_a is not None or bool(d.attrs.get("content")))
+        if not (is_content or is_data):
+            continue
+        path = str(d.attrs.get("path") or d.node_path)
+        loc = d.location.rsplit(" / ", 1)[0] if is_content else d.location
+        cf = files.setdefault(path, ChangedFile(path=path, location=loc))
+        if is_content:
+            cf.fields.append(d)
+        else:
+            cf.data = d
+            cf.location = d.location
+        if d.content_a is not None and d.content_b is not None and cf.content_a is None:
+            cf.content_a, cf.content_b = d.content_a, d.content_b
+        if d.detail and cf.detail is None:
+            cf.detail = d.detail
+    return [files[p] for p in sorted(files)]
+
+
+class Diffoscope:
+    """Runs diffoscope on kept file contents, once per file, with bounded time and output."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.exe = shutil.which("diffoscope") if enabled else None
+
+    def notice(self) -> str | None:
+        """Return the line saying why no diffoscope output follows, or None when it runs."""
+        if not self.enabled or self.exe:
+            return None
+        return "`--content-diff` was requested but diffoscope is not installed; the diffs below are imgdiff's own."
+
+    def run(self, path: str, a: bytes, b: bytes) -> list[str]:
+        """Return diffoscope's text output for the two versions of ``path`` (bounded), or a one-line reason."""
+        if not self.exe:
+            return []
+        name = os.path.basename(path.rstrip("/")) or "file"
+        with tempfile.TemporaryDirectory(prefix="imgdiff-md-") as tmp:
+            for side, data in (("a", a), ("b", b)):
+                os.mkdir(os.path.join(tmp, side))
+                with open(os.path.join(tmp, side, name), "wb") as fh:
+                    fh.write(data)
+            try:
+                proc = subprocess.run(
+                    [self.exe, "--no-progress", "--text", "-", f"a/{name}", f"b/{name}"],
+                    cwd=tmp,
+                    capture_output=True,
+                    timeout=DIFFOSCOPE_TIMEOUT,
+                    check=False,
+                    env=dict(os.environ, TZ="UTC", LC_ALL="C.UTF-8"),
+                )
+            except subprocess.TimeoutExpired:
+                return [f"(diffoscope did not finish within {DIFFOSCOPE_TIMEOUT} s)"]
+            except OSError as exc:
+                return [f"(diffoscope could not be run: {exc.strerror or exc})"]
+            text = proc.stdout.decode("utf-8", "replace").replace(tmp, "")
+            if proc.returncode not in (0, 1):
+                err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+                return [f"(diffoscope failed with status {proc.returncode}: {err[-1] if err else 'no message'})"]
+        lines = text[:DIFFOSCOPE_BYTES].splitlines()
+        cut = len(text.splitlines()) - min(len(lines), DIFFOSCOPE_LINES)
+        lines = lines[:DIFFOSCOPE_LINES]
+        if cut > 0 or len(text) > DIFFOSCOPE_BYTES:
+            lines.append(f"… diffoscope output cut ({len(text.splitlines())} lines in all)")
+        return lines
+
+
+def render_files(files: list[ChangedFile], scope: Diffoscope) -> list[str]:
+    """Return the "Changed files" block of a finding."""
+    out: list[str] = []
+    for cf in files[:MAX_FILES]:
+        out.append(f"- {code(cf.path)} ({plain(cf.location)})")
+        if cf.fields:
+            for d in cf.fields:
+                a, b = values_ab(d)
+                out.append(f"  - {field_name(d)} at {_file_offset(d, cf.data)}: {a} → {b}")
+        if cf.detail:
+            out.append(f"  - {plain(cf.detail)}")
+        if cf.content_a is not None and cf.content_b is not None:
+            if _is_text(cf.content_a) and _is_text(cf.content_b):
+                lines = unified(cf.path, cf.content_a, cf.content_b)
+                body = "\n".join(lines)
+                fence = fence_for(body)
+                out.append("")
+                out.append(f"  {fence}diff")
+                out.extend(f"  {ln}" if ln else "" for ln in lines)
+                out.append(f"  {fence}")
+                out.append("")
+            else:
+                out.append("  - binary file: no text diff; see the differing byte ranges"
+                           + (" and the named fields" if cf.fields else "") + " above")
+            dl = scope.run(cf.path, cf.content_a, cf.content_b)
+            if dl:
+                body = "\n".join(dl)
+                fence = fence_for(body)
+                out.append("  - diffoscope:")
+                out.append("")
+                out.append(f"    {fence}")
+                out.extend(f"    {ln}" if ln else "" for ln in dl)
+                out.append(f"    {fence}")
+                out.append("")
+        else:
+            if cf.data is not None or cf.fields:
+                out.append("  - (contents not in this report: the file is larger than the engine keeps, or the "
+                           "report was loaded from JSON)")
+    if len(files) > MAX_FILES:
+        rest = ", ".join(code(cf.path) for cf in files[MAX_FILES:MAX_FILES + 20])
+        more = f" … and {len(files) - MAX_FILES - 20} more" if len(files) > MAX_FILES + 20 else ""
+        out.append(f"- and {len(files) - MAX_FILES} more changed file(s): {rest}{more}")
+    # Lists followed by a fenced block need a blank line at the end to stay one list.
+    while out and out[-1] == "":
+        out.pop()
+    return out
+
+
+def _file_offset(d: Difference, data: Difference | None) -> str:
+    """Return where a content field sits: its offset in the file when the file's extents are known, else in the image."""
+    for exts, file_exts in ((d.extents_a, data.extents_a if data else ()), (d.extents_b, data.extents_b if data else ())):
+        if not exts:
+            continue
+        pos = 0
+        for e in file_exts:
+            if e.offset <= exts[0].offset < e.end:
+                return f"file offset 0x{pos + exts[0].offset - e.offset:x} ({exts[0].length} bytes)"
+            pos += e.length
+        return f"image offset 0x{exts[0].offset:x} ({exts[0].length} bytes)"
+    return "—"
+
+
+# -- sections ---------------------------------------------------------------------------------------------------------
+
+
+def _header(report: Report, rows: list[Row]) -> list[str]:
+    ctx = report.context
+    config = ctx.get("config")
+    title = f"# Reproducibility report: {plain(config)}" if config else "# Reproducibility report"
+    s = report.summary
+    out = [title, ""]
+    out.extend(
+        table(
+            ["", "A", "B"],
+            [
+                ["image", code(report.a.path), code(report.b.path)],
+                ["size", f"{report.a.size} bytes ({human_size(report.a.size)})",
+                 f"{report.b.size} bytes ({human_size(report.b.size)})"],
+                ["layout", plain(report.a.format), plain(report.b.format)],
+            ],
+        )
+    )
+    out.append("")
+    out.append(f"- configuration: {code(config) if config else 'not named (pass `--config NAME`)'}")
+    seed = ctx.get("seed")
+    out.append(f"- systemd-repart seed: {code(seed) if seed else 'not given (pass `--seed UUID` to check GUIDs)'}")
+    out.append(f"- generated by: imgdiff {__version__}")
+    out.append("")
+    if report.identical:
+        out.append(f"**Reproducible:** the images are bit-for-bit identical ({s.bytes_compared} bytes compared).")
+        return out
+    tracked = [f for f in report.findings if f.rule.id != UNCLASSIFIED]
+    verdict = (
+        f"**Not reproducible:** {s.bytes_differing} of {s.bytes_compared} bytes differ; "
+        f"{len(tracked)} cause(s) tracked down"
+    )
+    if s.bytes_unexplained:
+        verdict += f", {s.bytes_unexplained} byte(s) in regions imgdiff could not parse"
+    unclassified = sum(len(f.causes) for f in report.findings if f.rule.id == UNCLASSIFIED)
+    if unclassified:
+        verdict += f", {unclassified} difference(s) not yet tracked down"
+    out.append(verdict + ".")
+    out.append("")
+    out.append(_sentence(rows))
+    return out
+
+
+def _sentence(rows: list[Row]) -> str:
+    bad = [r for r in rows if not r.reproducible]
+    good = [r for r in rows if r.reproducible]
+    if not bad:
+        return "Every region is reproducible."
+    names = ", ".join(plain(r.name) for r in bad)
+    verb = "is" if len(bad) == 1 else "are"
+    if not good:
+        return f"Not reproducible: {names}." if len(bad) > 1 else f"{names[:1].upper()}{names[1:]} {verb} not reproducible."
+    others = ", ".join(plain(r.name) for r in good)
+    return f"{names[:1].upper()}{names[1:]} {verb} not reproducible; reproducible: {others}."
+
+
+def _rows_table(report: Report, rows: list[Row]) -> list[str]:
+    body = []
+    for r, (nbytes, exact) in zip(rows, rows_bytes(report, rows), strict=True):
+        where_ = ""
+        if r.offset is not None and r.size is not None:
+            where_ = f"{r.offset} +{r.size} ({human_size(r.size)})" if r.size else f"{r.offset}"
+        if r.presence:
+            repro = f"no ({r.presence})"
+        else:
+            repro = "yes" if r.reproducible else "**no**"
+        causes = ", ".join(code(x) if x != UNCLASSIFIED else NOT_TRACKED for x in r.rules) or "—"
+        body.append(
+            [plain(r.name), plain(r.filesystem) or "—", where_ or "—", repro, str(nbytes) if exact else f"≤ {nbytes}", causes]
+        )
+    return table(["Region", "Filesystem", "Offset +size", "Reproducible", "Bytes differing", "Causes"], body)
+
+
+def _anchor(f: Finding, n: int) -> str:
+    return f"{n}. {plain(f.rule.title)} ({f.rule.id})"
+
+
+def _fields_table(f: Finding) -> list[str]:
+    rows = []
+    for d in f.causes[:MAX_FIELDS]:
+        a, b = values_ab(d)
+        rows.append([where(d, f.location), field_name(d), a, b, str(d.bytes)])
+    out = table(["Where", "Field", "A", "B", "Bytes"], rows)
+    if len(f.causes) > MAX_FIELDS:
+        out.append("")
+        out.append(f"… and {len(f.causes) - MAX_FIELDS} more field(s); `imgdiff explain --json` lists all.")
+    return out
+
+
+def _derived(f: Finding) -> list[str]:
+    if not f.derived:
+        return []
+    out = [f"**Derived differences** (consequences folded into this cause, not causes themselves; {len(f.derived)}):", ""]
+    for d in f.derived[:MAX_DERIVED]:
+        a, b = values_ab(d)
+        out.append(f"- {where(d, f.location)} / {field_name(d)}: {a} → {b}")
+    if len(f.derived) > MAX_DERIVED:
+        out.append(f"- … and {len(f.derived) - MAX_DERIVED} more")
+    return out
+
+
+def _paths(f: Finding) -> list[str]:
+    paths = f.paths
+    if not paths:
+        return []
+    shown = ", ".join(code(p) for p in paths[:MAX_PATHS])
+    more = f" … and {len(paths) - MAX_PATHS} more" if len(paths) > MAX_PATHS else ""
+    return [f"**Paths** ({len(paths)}): {shown}{more}"]
+
+
+def _cause_section(f: Finding, n: int, dscope: Diffoscope) -> list[str]:
+    r = f.rule
+    out = [f"### {_anchor(f, n)}", ""]
+    out.append(f"- rule: {code(r.id)} {code(r.name)}")
+    out.append(f"- layer: **{plain(r.layer)}**")
+    if r.component:
+        out.append(f"- responsible: {plain(r.component)}")
+    out.append(f"- where: {plain(f.location) or 'disk'} ({f.bytes} byte(s) differ)")
+    if r.fixed_in:
+        out.append(f"- fixed in: {plain(r.fixed_in)}")
+    if r.references:
+        out.append("- upstream: " + ", ".join(_link(x) for x in r.references))
+    out.append("")
+    if r.explanation:
+        out.extend(_paragraphs(r.explanation))
+        out.append("")
+    out.extend(_fields_table(f))
+    out.append("")
+    if f.note:
+        out.append(f"**Note:** {plain(f.note)}")
+        out.append("")
+    for block in (_paths(f), _derived(f)):
+        if block:
+            out.extend(block)
+            out.append("")
+    files = changed_files(f.causes)
+    if files:
+        out.append("**Changed files:**")
+        out.append("")
+        out.extend(render_files(files, dscope))
+        out.append("")
+    out.append("**How a fix could look:**")
+    out.append("")
+    out.extend(_paragraphs(r.fix))
+    out.append("")
+    return out
+
+
+def _link(ref: str) -> str:
+    if re.match(r"^https?://\S+$", ref):
+        return f"<{ref}>"
+    return plain(ref)
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Return rule prose (already markdown: rule authors write backticks) as paragraphs."""
+    out: list[str] = []
+    for p in text.strip().split("\n\n"):
+        if out:
+            out.append("")
+        out.append(" ".join(p.split()))
+    return out
+
+
+def _unclassified_section(findings: list[Finding], dscope: Diffoscope) -> list[str]:
+    out = [
+        f"## {NOT_TRACKED[:1].upper()}{NOT_TRACKED[1:]}",
+        "",
+        (
+            "No rule explains these differences yet. The fields and their byte offsets (absolute, in the image) are "
+            "listed so that the cause can be tracked down and a rule written (see `rules/README.md`)."
+        ),
+        "",
+    ]
+    for f in findings:
+        out.append(f"### {plain(f.location) or 'disk'} ({f.bytes} byte(s))")
+        out.append("")
+        rows = []
+        for d in f.causes[:MAX_FIELDS]:
+            a, b = values_ab(d)
+            rows.append(
+                [where(d, f.location), field_name(d), plain(d.change), a, b,
+                 cell(extents_text(d.extents_a)),
+                 "as in A" if d.change == Change.RAW else cell(extents_text(d.extents_b)), str(d.bytes)]
+            )
+        out.extend(table(["Where", "Field", "Change", "A", "B", "Offsets in A", "Offsets in B", "Bytes"], rows))
+        if len(f.causes) > MAX_FIELDS:
+            out.append("")
+            out.append(f"… and {len(f.causes) - MAX_FIELDS} more difference(s); `imgdiff explain --json` lists all.")
+        out.append("")
+        if f.derived:
+            out.extend(_derived(f))
+            out.append("")
+        files = changed_files(f.causes)
+        if files:
+            out.append("**Changed files:**")
+            out.append("")
+            out.extend(render_files(files, dscope))
+            out.append("")
+    return out
+
+
+def render(report: Report, content_diff: bool = False) -> str:
+    """Return the markdown report of ``report`` (deterministic: same report, same text)."""
+    rows = build_rows(report)
+    dscope = Diffoscope(content_diff)
+    out = _header(report, rows)
+    out.append("")
+    out.append("## Partitions")
+    out.append("")
+    out.extend(_rows_table(report, rows))
+    if report.tree_a is None and report.tree_b is None and not report.identical:
+        out.append("")
+        out.append("(Regions are taken from the difference locations: partitions without differences are not listed.)")
+    out.append("")
+    tracked = [f for f in report.findings if f.rule.id != UNCLASSIFIED]
+    open_ = [f for f in report.findings if f.rule.id == UNCLASSIFIED]
+    notice = dscope.notice()
+    if notice and any(changed_files(f.causes) for f in report.findings):
+        out.append(f"> {notice}")
+        out.append("")
+    elif notice:
+        out.append(f"> {notice} (No changed file needed it.)")
+        out.append("")
+    if tracked:
+        out.append("## Tracked-down causes")
+        out.append("")
+        summary_rows = [
+            [str(i), code(f.rule.id), plain(f.rule.title), plain(f.rule.layer), plain(f.location) or "disk",
+             str(f.bytes)]
+            for i, f in enumerate(tracked, start=1)
+        ]
+        out.extend(table(["#", "Rule", "Cause", "Layer", "Where", "Bytes"], summary_rows))
+        out.append("")
+        for i, f in enumerate(tracked, start=1):
+            out.extend(_cause_section(f, i, dscope))
+    if open_:
+        out.extend(_unclassified_section(open_, dscope))
+    if report.errors:
+        out.append("## Could not be parsed")
+        out.append("")
+        out.append("The result is partial: these structures could not be parsed, so their bytes may be counted as "
+                   "unparsed.")
+        out.append("")
+        out.extend(f"- {plain(e)}" for e in report.errors)
+        out.append("")
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["render"]
