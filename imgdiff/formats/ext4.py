@@ -458,17 +458,17 @@ _INODE_TIME_EXTRA = {"i_atime": "i_atime_extra", "i_ctime": "i_ctime_extra", "i_
 
 
 def recognizes(head: bytes, size: int) -> bool:
-    """Return True when the region holds an ext2/3/4 superblock (magic 0xEF53 at byte 1080) with sane geometry."""
+    """Return True when the region holds an ext2/3/4 superblock: magic 0xEF53 at byte 1080, revision 0 or 1.
+
+    The geometry is checked by :func:`parse`, so a damaged superblock is reported (ParseError naming the field)
+    instead of the region silently becoming unrecognised data.
+    """
     if len(head) < EXT4_SUPERBLOCK_OFFSET + 0x60 or size < 2048:
         return False
     sb = head[EXT4_SUPERBLOCK_OFFSET:]
     magic = struct.unpack_from("<H", sb, C_SB.offset("s_magic"))[0]
-    if magic != EXT4_SUPER_MAGIC:
-        return False
-    log_bs = struct.unpack_from("<I", sb, C_SB.offset("s_log_block_size"))[0]
-    ipg = struct.unpack_from("<I", sb, C_SB.offset("s_inodes_per_group"))[0]
-    bpg = struct.unpack_from("<I", sb, C_SB.offset("s_blocks_per_group"))[0]
-    return log_bs <= 6 and ipg > 0 and bpg > 0
+    rev = struct.unpack_from("<I", sb, C_SB.offset("s_rev_level"))[0]
+    return magic == EXT4_SUPER_MAGIC and rev <= 1
 
 
 def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
@@ -519,10 +519,12 @@ class InodeInfo:
 class _Lazy:
     """Children of a container node built on demand by key; ``Node.expand`` points here."""
 
-    def __init__(self, node: Node, build: Callable[[str], Node | None], errors: list[str]) -> None:
+    def __init__(self, node: Node, build: Callable[[str], Node | None], errors: list[str],
+                 report: Callable[[Node], None] | None = None) -> None:
         self.node = node
         self.build = build
         self.errors = errors
+        self.report = report
         self.made: dict[str, Node | None] = {}
         node.expand = self.expand
 
@@ -536,6 +538,8 @@ class _Lazy:
             self.errors.append(f"{self.node.label}: {key}: {exc}")
             found = None
         self.made[key] = found
+        if found is not None and self.report is not None:
+            self.report(found)
         return found
 
     def add(self, key: str) -> None:
@@ -559,6 +563,8 @@ class Volume:
         self.base = base
         self.size = size
         self.errors: list[str] = []
+        self.region_label = ""
+        self._reported: set[str] = set()
         raw = ctx.read(base + EXT4_SUPERBLOCK_OFFSET, 1024)
         sb = C_SB.unpack(raw)
         if sb["s_magic"] != EXT4_SUPER_MAGIC:
@@ -635,6 +641,24 @@ class Volume:
         self._scan_inodes()
         self._map_blocks()
         self._walk()
+
+    # ---------------------------------------------------------------------------------------------- errors
+
+    def report(self, node: Node) -> None:
+        """Copy the problems recorded on a newly built node (and its children) into the parse context."""
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            for msg in n.errors:
+                line = f"ext4 ({self.region_label}): {n.label}: {msg}"
+                if line not in self._reported:
+                    self._reported.add(line)
+                    self.ctx.errors.append(line)
+            stack.extend(n.children)
+
+    def lazy(self, node: Node, build: Callable[[str], Node | None]) -> _Lazy:
+        """Make ``node``'s children buildable by key, reporting their errors."""
+        return _Lazy(node, build, self.ctx.errors, self.report)
 
     # ---------------------------------------------------------------------------------------------- geometry
 
@@ -981,7 +1005,7 @@ class Volume:
                 if ino == EXT4_ROOT_INO:
                     self.errors.append("root directory inode 2 is not in use or not a directory")
                 continue
-            for name, child, _ft in self.dir_entries(info):
+            for name, child, _ft in self.dir_entries(info, path):
                 total += 1
                 if total > MAX_DIR_ENTRIES:
                     self.errors.append(f"more than {MAX_DIR_ENTRIES} directory entries; walk stopped")
@@ -1013,21 +1037,21 @@ class Volume:
         self.paths = paths
         self.ino_paths = ino_paths
 
-    def dir_entries(self, info: InodeInfo) -> Iterable[tuple[str, int, int]]:
+    def dir_entries(self, info: InodeInfo, path: str = "") -> Iterable[tuple[str, int, int]]:
         """Yield ``(name, inode, file_type)`` of the live entries of a directory, in on-disk order."""
         if info.flags & EXT4_INLINE_DATA_FL:
             raw = self.read(self.inode_offset(info.ino) + 0x28, 60)
             yield "..", struct.unpack_from("<I", raw)[0], 2
-            yield from self._entries_in(raw, 4, 60)
+            yield from self._entries_in(raw, 4, 60, path)
             return
         for _lblk, pblk, length, unwritten in info.runs:
             if unwritten:
                 continue
             data = self.read(pblk * self.bs, length * self.bs)
             for k in range(length):
-                yield from self._entries_in(data, k * self.bs, (k + 1) * self.bs)
+                yield from self._entries_in(data, k * self.bs, (k + 1) * self.bs, path)
 
-    def _entries_in(self, data: bytes, start: int, end: int) -> Iterable[tuple[str, int, int]]:
+    def _entries_in(self, data: bytes, start: int, end: int, path: str) -> Iterable[tuple[str, int, int]]:
         pos = start
         while pos + 8 <= end:
             ino, rec_len, name_len, ftype = _DIRENT.unpack_from(data, pos)
@@ -1035,6 +1059,8 @@ class Volume:
                 name_len |= ftype << 8
                 ftype = 0
             if rec_len < 8 or rec_len % 4 or pos + rec_len > end or 8 + name_len > rec_len:
+                self.errors.append(f"{path or 'directory'}: bad entry (rec_len {rec_len}, name_len {name_len}); "
+                                   "the rest of that block is not named")
                 break
             if ino and name_len:
                 yield _name(data[pos + 8 : pos + 8 + name_len]), ino, ftype
@@ -1193,6 +1219,7 @@ class Volume:
 
     def build(self, label: str) -> Node:
         """Return the filesystem node with detail for every differing object (everything when no diff)."""
+        self.region_label = label
         ranges = self._ranges()
         full = ranges is None
         wanted = self.targets(ranges) if ranges is not None else set()
@@ -1211,7 +1238,7 @@ class Volume:
                 "region": label,
             },
         )
-        top = _Lazy(root, self._build_top, errors)
+        top = self.lazy(root, self._build_top)
         groups_with_super = [g for g in range(self.groups) if self.has_super(g)]
 
         def want(t: tuple[Any, ...]) -> bool:
@@ -1452,7 +1479,7 @@ class Volume:
             fields=tuple(fields),
             attrs={"group": g, "backup": key != "gdt"},
         )
-        _Lazy(node, lambda k: self._gd_node(key, k), self.ctx.errors)
+        self.lazy(node, lambda k: self._gd_node(key, k))
         return node
 
     def _gd_location(self, key: str, d: int) -> int | None:
@@ -1611,7 +1638,7 @@ class Volume:
             ino = self.ino_of(key)
             return self.inode_node(ino) if ino is not None else None
 
-        _Lazy(node, build, self.ctx.errors)
+        self.lazy(node, build)
         return node
 
     def inode_node(self, ino: int) -> Node:
@@ -1808,7 +1835,7 @@ class Volume:
                 return None
             return build(ino)
 
-        _Lazy(node, by_key, self.ctx.errors)
+        self.lazy(node, by_key)
         return node
 
     def _tree_nodes(self, info: InodeInfo, errors: list[str]) -> list[Node]:
@@ -2213,7 +2240,7 @@ class Volume:
             blk = by_key.get(key)
             return self._xattr_block_node(blk) if blk is not None else None
 
-        _Lazy(node, build, self.ctx.errors)
+        self.lazy(node, build)
         return node
 
     def _xattr_block_node(self, blk: int) -> Node:
@@ -2292,7 +2319,7 @@ class Volume:
             pb = self._lblk_to_pblk(info, n)
             return self._journal_block_node(n, pb, jsb, info) if pb is not None else None
 
-        _Lazy(node, build, self.ctx.errors)
+        self.lazy(node, build)
         return node
 
     def _journal_block_node(self, n: int, pblk: int, jsb: dict[str, Any], info: InodeInfo) -> Node:
@@ -2412,7 +2439,7 @@ class Volume:
                         extents=(Extent(a, self.bs),), fields=tuple(fields), derived=derived,
                         attrs={"lblk": lb}, errors=berr)
 
-        _Lazy(node, build, self.ctx.errors)
+        self.lazy(node, build)
         return node
 
     def _resize_node(self) -> Node | None:

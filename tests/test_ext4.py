@@ -1,0 +1,433 @@
+"""ext4: literal values parsed from the fixture pairs, byte-coverage invariants, lazy building, hostile input,
+and the end-to-end findings on every ext4 fixture pair."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imgdiff.formats import ext4, parse_image
+from imgdiff.formats.base import ParseContext
+from imgdiff.model import Extent, Node
+from imgdiff.source import DiffMap, ImageSource
+
+from .conftest import ROOT, have
+
+
+def _tree(path: Path, ranges: list[tuple[int, int]] | None = None) -> tuple[Node, ParseContext]:
+    """Parse ``path`` as if the bytes in ``ranges`` differed (None: every byte; []: none)."""
+    src = ImageSource(str(path))
+    dm = DiffMap(base=0, length=src.size)
+    for s, e in [(0, src.size)] if ranges is None else ranges:
+        dm.starts.append(s)
+        dm.ends.append(e)
+        dm.counts.append(e - s)
+    ctx = ParseContext(src=src, diff=dm)
+    root = parse_image(ctx)
+    return root, ctx
+
+
+def _fs(path: Path, ranges: list[tuple[int, int]] | None = None) -> Node:
+    root, _ctx = _tree(path, ranges)
+    [fs] = root.children
+    assert fs.kind == "ext4", fs.errors
+    return fs
+
+
+def _walk(node: Node) -> Iterator[Node]:
+    yield node
+    for c in node.children:
+        yield from _walk(c)
+
+
+# -- recognition and literal values -------------------------------------------------------------------------
+
+
+def test_recognizes_ext4_and_nothing_else(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-hash-seed")
+    head = a.read_bytes()[:65536]
+    assert ext4.recognizes(head, a.stat().st_size)
+    assert not ext4.recognizes(bytes(65536), 1 << 20)
+    assert not ext4.recognizes(head[:1024], 1 << 20)
+
+
+def test_superblock_literals(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("ext4-hash-seed")
+    sb = _fs(a, []).child("superblock")
+    assert sb is not None
+    uuid_f, seed_f, mkfs_f = (sb.field_named(n) for n in ("s_uuid", "s_hash_seed", "s_mkfs_time"))
+    assert uuid_f is not None and seed_f is not None and mkfs_f is not None
+    # the superblock is at byte 1024; s_uuid at +0x68, s_hash_seed at +0xEC, s_mkfs_time at +0x108
+    assert uuid_f.value == "6b7c3bf8-2ad4-4e2c-9f55-1b1c0a8f2f10" and uuid_f.extents == (Extent(0x468, 16),)
+    assert seed_f.value == "3c34764a-a1f2-44c1-81ea-8468f0776383" and seed_f.extents == (Extent(0x4EC, 16),)
+    assert mkfs_f.value == 1700000100 and mkfs_f.extents == (Extent(0x508, 4),)
+    assert mkfs_f.display == "2023-11-14T22:15:00Z"
+    sb_b = _fs(b, []).child("superblock")
+    assert sb_b is not None and sb_b.field_named("s_hash_seed").value == "d4ff4ed1-1b6e-4419-b176-72251560abaf"  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(not have("dumpe2fs"), reason="needs dumpe2fs")
+def test_superblock_agrees_with_dumpe2fs(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-defaults")
+    out = subprocess.run(["dumpe2fs", "-h", str(a)], capture_output=True, text=True, check=True).stdout
+    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    sb = _fs(a, []).child("superblock")
+    assert sb is not None
+    assert sb.field_named("s_uuid").value == info["Filesystem UUID"].strip()  # type: ignore[union-attr]
+    assert sb.field_named("s_hash_seed").value == info["Directory Hash Seed"].strip()  # type: ignore[union-attr]
+    assert sb.field_named("s_inodes_count").value == int(info["Inode count"])  # type: ignore[union-attr]
+    assert 1024 << int(sb.field_named("s_log_block_size").value) == int(info["Block size"])  # type: ignore[union-attr,arg-type]
+
+
+def test_inode_mtime_by_path(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("ext4-file-mtime")
+    for path, expected in ((a, 1700000000), (b, 1700003600)):
+        inodes = _fs(path, []).child("inodes")
+        assert inodes is not None and not inodes.children  # nothing differs: nothing built up front
+        ino = inodes.child("/etc/os-release")
+        assert ino is not None and ino.kind == "ext4.inode"
+        assert ino.attrs["ino"] == 13 and ino.attrs["file_type"] == "reg" and ino.attrs["path"] == "/etc/os-release"
+        # inode 13 lives in block 35 at offset 0xc00 (debugfs imap); i_mtime is at +0x10
+        assert ino.extents == (Extent(35 * 4096 + 0xC00, 256),)
+        mtime = ino.field_named("i_mtime")
+        assert mtime is not None and mtime.value == expected and mtime.extents == (Extent(35 * 4096 + 0xC10, 4),)
+        names = [f.name for f in ino.fields]
+        assert "i_generation" in names and "i_checksum_lo" in names and "i_block.extent[0].ee_start_lo" in names
+        [csum] = [d for d in ino.derived if d.field == "i_checksum_lo"]
+        assert csum.seeds[0] == "ext4.superblock:s_uuid"
+        assert sum(e.length for e in csum.covers) == 256 - 4  # the inode minus both checksum halves
+
+
+def test_file_data_and_content_hash(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-file-content")
+    expected = "\n".join(str(i) for i in range(1, 12001)).encode() + b"\n"
+    expected = expected[:65536]
+    node = _fs(a, []).child("files").child("/usr/lib/libfoo.so")  # type: ignore[union-attr]
+    assert node is not None and node.kind == "ext4.file"
+    data = node.field_named("data")
+    assert data is not None and data.value == hashlib.sha256(expected).hexdigest()
+    assert sum(e.length for e in data.extents) == len(expected) == node.attrs["size"]
+    slack = node.field_named("slack")
+    assert slack is not None and sum(e.length for e in slack.extents) == (-len(expected)) % 4096
+    assert node.attrs["content"] is True and node.attrs["path"] == "/usr/lib/libfoo.so"
+    raw = a.read_bytes()
+    assert b"".join(raw[e.offset : e.end] for e in data.extents) == expected
+
+
+def test_htree_directory(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-htree")
+    d = _fs(a, []).child("dirs").child("/usr/share/zoneinfo")  # type: ignore[union-attr]
+    assert d is not None and d.attrs["htree"] is True and d.attrs["entries"] == 400
+    roots = [c for c in d.children if c.kind == "ext4.dx_root"]
+    assert len(roots) == 1
+    info = {f.name: f.value for f in roots[0].fields}
+    assert info["hash_version"] == 1 and info["info_length"] == 8 and info["indirect_levels"] == 0
+    assert info["count"] >= 2 and info["limit"] == (4096 - 32 - 8) // 8
+    names = {c.key for c in d.children if c.kind == "ext4.dirent"}
+    assert {f"/usr/share/zoneinfo/Zone_{i}" for i in range(1, 401)} <= names
+    assert {"/usr/share/zoneinfo/.", "/usr/share/zoneinfo/.."} <= names
+    assert all(c.attrs.get("htree") is True for c in d.children if c.kind == "ext4.dirent")
+
+
+def test_hard_link_keyed_by_first_path(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("ext4-hardlinks")
+    inodes = _fs(a, []).child("inodes")
+    assert inodes is not None
+    node = inodes.child("/nix/store/aaaa-glibc/lib/libc.so")
+    assert node is not None and node.attrs["paths"] == (
+        "/nix/store/aaaa-glibc/lib/libc.so",
+        "/nix/store/bbbb-glibc/lib/libc.so",
+    )
+    assert node.field_named("i_links_count").value == 2  # type: ignore[union-attr]
+    assert inodes.child("/nix/store/bbbb-glibc/lib/libc.so") is None  # the second name is not its own inode
+    inodes_b = _fs(b, []).child("inodes")
+    assert inodes_b is not None and inodes_b.child("/nix/store/bbbb-glibc/lib/libc.so") is not None
+
+
+def test_in_inode_xattrs(pair) -> None:  # type: ignore[no-untyped-def]
+    _a, b = pair("ext4-xattr")
+    node = _fs(b, []).child("inodes").child("/usr/bin/tool")  # type: ignore[union-attr]
+    assert node is not None
+    values = {f.name: f for f in node.fields}
+    assert values["xattr.h_magic"].value == 0xEA020000
+    assert values["xattr[security.selinux].value"].value == b"system_u:object_r:etc_t:s0\0"
+    assert values["xattr[user.origin].value"].value == b"builder-42"
+
+
+def test_journal_superblock(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-kernel")
+    j = _fs(a, []).child("journal")
+    assert j is not None
+    f = {x.name: x.value for x in j.fields}
+    assert f["h_magic"] == 0xC03B3998 and f["h_blocktype"] == 4 and f["s_blocksize"] == 4096
+    assert f["s_uuid"] == "2e3f4a5b-6c7d-4e8f-9a0b-1c2d3e4f5a6b"  # mke2fs copies the filesystem UUID
+    assert any(d.field == "s_uuid" and d.seeds == ("ext4.superblock:s_uuid",) for d in j.derived)
+
+
+# -- invariants ------------------------------------------------------------------------------------------------
+
+COVERAGE_PAIRS = [("ext4-defaults", "a"), ("ext4-htree", "b"), ("ext4-kernel", "a"), ("ext4-xattr", "b"),
+                  ("ext4-hardlinks", "a"), ("ext4-order", "b")]
+
+
+@pytest.mark.parametrize(("name", "side"), COVERAGE_PAIRS, ids=[f"{n}-{s}" for n, s in COVERAGE_PAIRS])
+def test_every_byte_in_exactly_one_field(pair, name: str, side: str) -> None:  # type: ignore[no-untyped-def]
+    """With every byte marked as differing, the fields of all nodes tile the image: no gap, no overlap."""
+    path = pair(name)[0 if side == "a" else 1]
+    root, ctx = _tree(path)
+    size = path.stat().st_size
+    spans = sorted((e.offset, e.end, n.kind, f.name) for n in _walk(root) for f in n.fields for e in f.extents)
+    pos = 0
+    for s, e, kind, fname in spans:
+        assert s == pos, f"{'gap' if s > pos else 'overlap'} at 0x{min(s, pos):x} before {kind}.{fname}"
+        assert e > s
+        pos = e
+    assert pos == size
+    assert not any(n.raw for n in _walk(root)) and not ctx.errors
+
+
+@pytest.mark.parametrize("name", ["ext4-defaults", "ext4-kernel", "ext4-htree"])
+def test_node_extents_contain_their_fields_and_children(pair, name: str) -> None:  # type: ignore[no-untyped-def]
+    root, _ctx = _tree(pair(name)[0])
+
+    def inside(ext: Extent, outer: tuple[Extent, ...]) -> bool:
+        return any(o.offset <= ext.offset and ext.end <= o.end for o in outer)
+
+    for node in _walk(root):
+        for f in node.fields:
+            # sibling fields of one node are disjoint
+            for e in f.extents:
+                assert inside(e, node.extents), (node.kind, node.key, f.name)
+        own = sorted(e for f in node.fields for e in f.extents)
+        assert all(x.end <= y.offset for x, y in zip(own, own[1:], strict=False)), (node.kind, node.key)
+        for c in node.children:
+            for e in c.extents:
+                assert inside(e, node.extents), (node.kind, node.key, c.kind, c.key)
+
+
+def test_only_differing_objects_are_built(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-htree")
+    fs = _fs(a, [(0x4EC, 0x4FC)])  # only s_hash_seed differs
+    keys = [c.key for c in fs.children]
+    assert keys[:2] == ["superblock", "gdt"]
+    assert not fs.child("inodes").children and not fs.child("dirs").children  # type: ignore[union-attr]
+    assert not any(k.startswith(("free:", "bbitmap:", "ibitmap:")) for k in keys)
+    # the inode of one path can still be had by key, and unknown keys are refused
+    inodes = fs.child("inodes")
+    assert inodes is not None
+    assert inodes.child("/usr/share/zoneinfo/Zone_7") is not None
+    assert inodes.child("/no/such/file") is None and inodes.child("ino:99999999") is None
+    assert fs.child("gdt").child("gd:0") is not None and fs.child("gdt").child("gd:5000") is None  # type: ignore[union-attr]
+
+
+# -- hostile input --------------------------------------------------------------------------------------------
+
+
+def _parse_bytes(tmp_path: Path, data: bytes) -> tuple[Node, ParseContext]:
+    p = tmp_path / "x.img"
+    p.write_bytes(data)
+    return _tree(p, [(0, len(data))])
+
+
+def test_truncated_image_gives_a_partial_tree(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-kernel")
+    root, ctx = _parse_bytes(tmp_path, a.read_bytes()[: 300 * 1024])
+    [fs] = root.children
+    assert fs.kind == "ext4"
+    assert any("truncated" in m for m in ctx.errors)
+    assert fs.child("superblock") is not None
+
+
+def test_bad_block_size_is_a_parse_error_not_a_traceback(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-hash-seed")
+    data = bytearray(a.read_bytes())
+    struct.pack_into("<I", data, 1024 + 0x18, 40)  # s_log_block_size
+    root, ctx = _parse_bytes(tmp_path, bytes(data))
+    [fs] = root.children
+    assert fs.raw and any("s_log_block_size" in m for m in ctx.errors)
+
+
+def test_directory_loop_and_bad_rec_len_are_reported(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-file-mtime")
+    data = bytearray(a.read_bytes())
+    fs = _fs(a, [])
+    d = fs.child("dirs").child("/etc")  # type: ignore[union-attr]
+    assert d is not None
+    dirent = next(c for c in d.children if c.key == "/etc/os-release")
+    ino_off = dirent.field_named("inode").extents[0].offset  # type: ignore[union-attr]
+    struct.pack_into("<I", data, ino_off, 2)  # /etc/os-release -> the root directory: a loop
+    passwd = next(c for c in d.children if c.key == "/etc/passwd")
+    struct.pack_into("<H", data, passwd.field_named("rec_len").extents[0].offset, 3)  # type: ignore[union-attr]
+    t0 = time.monotonic()
+    root, ctx = _parse_bytes(tmp_path, bytes(data))
+    assert time.monotonic() - t0 < 30
+    assert any("linked twice" in m or "loop" in m for m in ctx.errors)
+    assert any("bad entry" in m for m in ctx.errors)
+    assert root.children[0].kind == "ext4"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_metadata_corruption_never_raises(pair, tmp_path: Path, seed: int) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-htree")
+    data = bytearray(a.read_bytes())
+    rng = random.Random(seed)
+    fs = _fs(a, [])
+    hot = [(0x400, 0x800)]  # superblock, then descriptors, an inode table and the htree directory
+    gdt = fs.child("gdt")
+    hot.append((gdt.extents[0].offset, gdt.extents[0].end))  # type: ignore[union-attr]
+    inodes = fs.child("inodes")
+    hot.append((inodes.extents[0].offset, inodes.extents[0].offset + 64 * 256))  # type: ignore[union-attr]
+    d = fs.child("dirs").child("/usr/share/zoneinfo")  # type: ignore[union-attr]
+    hot.extend((e.offset, e.end) for e in d.extents)  # type: ignore[union-attr]
+    for _ in range(40):
+        lo, hi = rng.choice(hot)
+        data[rng.randrange(lo, hi)] = rng.randrange(256)
+    t0 = time.monotonic()
+    root, _ctx = _parse_bytes(tmp_path, bytes(data))
+    assert time.monotonic() - t0 < 60
+    assert root.children  # a tree (possibly partial or raw with a message), never an exception
+
+
+# -- end to end ------------------------------------------------------------------------------------------------
+
+EXPECTED = {
+    "ext4-defaults": {"EXT001", "EXT002", "EXT003"},
+    "ext4-hash-seed": {"EXT002"},
+    "ext4-htree": {"EXT002"},
+    "ext4-file-mtime": {"EXT006"},
+    "ext4-file-content": {"EXT014"},
+    "ext4-order": {"EXT009"},
+    "ext4-kernel": {"EXT008"},
+    "ext4-owner-mode": {"EXT011", "EXT012", "EXT005"},
+    "ext4-xattr": {"EXT013", "EXT005"},
+    "ext4-hardlinks": {"EXT010"},
+    "ext4-staging-times": {"EXT004", "EXT005"},
+    "ext4-tree-mtimes": {"EXT004", "EXT007"},
+    "ext4-stale-free": {"EXT015"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_pair_is_fully_explained(analyzed, name: str) -> None:  # type: ignore[no-untyped-def]
+    report = analyzed(name)
+    assert report.summary.bytes_differing > 0
+    assert report.summary.bytes_unexplained == 0
+    fired = {f.rule.id for f in report.findings}
+    assert fired == EXPECTED[name], fired
+    assert not report.errors
+
+
+def _finding(report, rule_id: str):  # type: ignore[no-untyped-def]
+    [f] = [f for f in report.findings if f.rule.id == rule_id]
+    return f
+
+
+def test_uuid_finding_folds_every_checksum(analyzed) -> None:  # type: ignore[no-untyped-def]
+    f = _finding(analyzed("ext4-defaults"), "EXT001")
+    assert f.fields == ["disk/ext4/superblock/s_uuid"]
+    folded = {d.field for d in f.derived}
+    assert {"s_checksum", "bg_checksum", "i_checksum_lo", "i_checksum_hi", "det_checksum"} <= folded
+    assert any(d.kind == "ext4.journal" and d.field == "s_uuid" for d in f.derived)
+    assert any(d.node_path.endswith("superblock@group:1") for d in f.derived)  # the backup superblock copy
+
+
+def test_mkfs_clock_finding_names_reserved_inodes_and_crtime(analyzed) -> None:  # type: ignore[no-untyped-def]
+    f = _finding(analyzed("ext4-defaults"), "EXT003")
+    folded = {(d.attrs.get("path") or d.node_path.rsplit("/", 1)[-1], d.field) for d in f.derived}
+    assert ("/", "i_mtime") in folded and ("/lost+found", "i_ctime") in folded
+    assert ("/etc/os-release", "i_crtime") in folded
+    assert {"s_wtime", "s_lastcheck"} <= {d.field for d in f.derived}
+
+
+def test_hash_seed_finding_folds_the_htree(analyzed) -> None:  # type: ignore[no-untyped-def]
+    f = _finding(analyzed("ext4-htree"), "EXT002")
+    assert f.fields == ["disk/ext4/superblock/s_hash_seed"]
+    kinds = {d.kind for d in f.derived}
+    assert {"ext4.dx_root", "ext4.dirent"} <= kinds
+    assert any(d.change == "moved" for d in f.derived)
+
+
+def test_single_file_mtime(analyzed) -> None:  # type: ignore[no-untyped-def]
+    f = _finding(analyzed("ext4-file-mtime"), "EXT006")
+    assert f.paths == ["/etc/os-release"]
+    [cause] = f.causes
+    assert cause.ref == "disk/ext4/inodes//etc/os-release/i_mtime" and (cause.a, cause.b) == (1700000000, 1700003600)
+    assert {d.field for d in f.derived} >= {"i_ctime", "i_checksum_lo"}
+
+
+def test_content_finding_names_the_range_inside_the_file(analyzed) -> None:  # type: ignore[no-untyped-def]
+    f = _finding(analyzed("ext4-file-content"), "EXT014")
+    [cause] = f.causes
+    assert cause.attrs["path"] == "/usr/lib/libfoo.so" and cause.field == "data"
+    assert cause.detail is not None and "0x9c40-0x9c42 (3 bytes)" in cause.detail
+    assert cause.content_a is not None and cause.content_b is not None
+    assert cause.content_b[0x9C40:0x9C43] == b"XYZ"
+
+
+def test_order_finding(analyzed) -> None:  # type: ignore[no-untyped-def]
+    f = _finding(analyzed("ext4-order"), "EXT009")
+    assert {"/etc/passwd", "/usr/bin/tool"} <= set(f.paths)
+    assert all(d.kind == "ext4.dirent" and d.field == "inode" for d in f.causes)
+
+
+def test_kernel_population_finding(analyzed) -> None:  # type: ignore[no-untyped-def]
+    f = _finding(analyzed("ext4-kernel"), "EXT008")
+    assert all(d.field == "i_generation" for d in f.causes) and len(f.causes) >= 20
+    derived = {(d.kind, d.field) for d in f.derived}
+    assert ("ext4.superblock", "s_wtime") in derived
+    assert any(k == "ext4.journal_block" for k, _f in derived)
+
+
+def test_staging_times_split_dirs_from_files(analyzed) -> None:  # type: ignore[no-untyped-def]
+    report = analyzed("ext4-staging-times")
+    dirs = _finding(report, "EXT004")
+    assert set(dirs.paths) == {"/nix", "/nix/store", "/usr", "/usr/share"}
+    files = _finding(report, "EXT005")
+    assert "/nix/store/abcd-hello/bin/hello" in files.paths
+    assert all(d.field == "i_ctime" for d in files.causes)
+
+
+def test_cli_json(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("ext4-hardlinks")
+    out = subprocess.run([sys.executable, "-m", "imgdiff", "explain", "--json", str(a), str(b)], cwd=ROOT,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["summary"]["bytes_unexplained"] == 0
+    [f] = doc["findings"]
+    assert f["rule"] == "EXT010" and f["layer"] == "other"
+    assert f["paths"] == ["/nix/store/aaaa-glibc/lib/libc.so"]
+
+
+@pytest.mark.skipif(not have("mke2fs"), reason="needs mke2fs")
+def test_one_kib_blocks_and_identical_rebuild(tmp_path: Path) -> None:
+    """A 1 KiB-block filesystem parses with full coverage, and two pinned builds are byte-identical."""
+    src = tmp_path / "src"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "hostname").write_text("x\n")
+    imgs = []
+    for side in "ab":
+        img = tmp_path / f"{side}.img"
+        subprocess.run(["mke2fs", "-q", "-t", "ext4", "-b", "1024", "-U", "11111111-2222-4333-8444-555555555555",
+                        "-E", "hash_seed=11111111-2222-4333-8444-555555555555", "-d", str(src), str(img), "8M"],
+                       check=True, env={"E2FSPROGS_FAKE_TIME": "1700000000", "PATH": "/usr/sbin:/sbin:/usr/bin:/bin"},
+                       capture_output=True)
+        imgs.append(img)
+    assert imgs[0].read_bytes() == imgs[1].read_bytes()
+    root, ctx = _tree(imgs[0])
+    fs = root.children[0]
+    assert fs.attrs["block_size"] == 1024 and not ctx.errors
+    assert fs.child("boot") is not None and fs.child("superblock@group:0") is None
+    total = sum(e.length for n in _walk(root) for f in n.fields for e in f.extents)
+    assert total == imgs[0].stat().st_size
+    assert shutil.which("mke2fs")
