@@ -78,7 +78,7 @@ async def test_startup_shows_every_finding(pair, analyzed) -> None:  # type: ign
         assert [n.data.finding.rule.id for n in findings.root.children] == ["GPT003", "GPT004"]  # type: ignore[union-attr]
         assert app.focused is findings
         assert isinstance(detail.subject, type(report.findings[0])) and "GPT003" in detail.plain()
-        assert "24 of 50331648 bytes differ" in str(app.query_one("#status").render())
+        assert "24 B of 48.0 MiB differ · 2 findings · 0 B unexplained" in str(app.query_one("#status").render())
 
 
 async def test_selecting_a_finding_moves_tree_and_hex(pair, analyzed) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +168,7 @@ async def test_search_narrows_findings_and_tree(pair) -> None:  # type: ignore[n
         await pilot.press("escape")
         await pilot.pause()
         assert len(findings.items) == 2 and app.search_text == "" and tree.visible_count() >= lines
-        assert not app.query_one("#search").display
+        assert not app.query_one("#searchbar").display
 
 
 async def test_search_with_no_match_empties_the_lists(pair) -> None:  # type: ignore[no-untyped-def]
@@ -369,3 +369,37 @@ def test_snapshot_help(snap_compare, pair) -> None:  # type: ignore[no-untyped-d
     """The help screen at 80x24."""
     assert snap_compare(make_app(pair, "gpt-name-attrs"), terminal_size=(80, 24), run_before=ready,
                         press=["question_mark"])
+
+
+# -- smoke: every kind of pair browses without error ------------------------------------------------------------
+
+SMOKE = ["gpt-geometry", "gpt-partition-set", "mbr-sfdisk", "vfat-order", "vfat-fat16-content", "ext4-order",
+         "ext4-hardlinks", "report-esp-root"]
+
+
+@pytest.mark.parametrize("name", SMOKE)
+async def test_browse_every_difference(pair, analyzed, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Step through the differences with n, then walk the structure tree with the arrows and f."""
+    from tests.conftest import PAIRS
+
+    if not (PAIRS / name / "a.img.xz").exists():
+        pytest.skip(f"fixture pair {name} not built here")
+    a, b = pair(name)
+    report: Report = analyzed(name)
+    app = ImgdiffApp(str(a), str(b), names=NAMES, report=report)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        findings, tree, detail, hexview = parts(app)
+        assert len(findings.items) == len(report.findings)
+        order = app.structure.order if app.structure else []
+        for d in order[1:25]:
+            await pilot.press("n")
+            assert app.current is d and detail.subject is d
+            assert hexview.target is not None
+            if d.extents_a or d.extents_b:
+                assert hexview.offset_a == (d.extents_a or d.extents_b)[0].offset
+        tree.focus()
+        for key in ["home", *["down"] * 15, "f", *["down"] * 15, "right", "left", "f", "e"]:
+            await pilot.press(key)
+        await pilot.pause()
+        assert isinstance(detail.subject, Entry) or detail.subject in order

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from typing import Any
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Container, Grid, Vertical
+from textual.containers import Container, Grid, Horizontal, Vertical
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Label, ProgressBar, Static, Tree
 from textual.worker import get_current_worker
@@ -118,6 +120,8 @@ class ImgdiffApp(App[int]):
         self.load_seconds: float | None = None
         self._started = time.monotonic()
         self._last_stage = ""
+        self._stage_text = "starting…"
+        self._ticker: Timer | None = None
 
     # -- layout -----------------------------------------------------------------------------------------------
 
@@ -133,7 +137,9 @@ class ImgdiffApp(App[int]):
             yield StructureTree(id="structure")
             yield DetailPane(id="detail")
             yield HexView(id="hex")
-        yield Input(placeholder="search findings and structure (enter: done, esc: clear)", id="search")
+        with Horizontal(id="searchbar"):
+            yield Label("/", id="search-label")
+            yield Input(placeholder="search findings and structure (enter: done, esc: clear)", id="search")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -143,11 +149,12 @@ class ImgdiffApp(App[int]):
         self.query_one("#detail").border_title = "Detail"
         self.query_one("#hex").border_title = "Hex"
         self.query_one("#main").display = False
-        self.query_one("#search").display = False
+        self.query_one("#searchbar").display = False
         self._status(f"{self._display_name('a')} ⇄ {self._display_name('b')}  analysing…")
         if self.report is not None:
             self._show(self.report, Structure(self.report))
         else:
+            self._ticker = self.set_interval(0.5, self._tick)
             self.analyse()
 
     def _display_name(self, side: str) -> str:
@@ -161,51 +168,77 @@ class ImgdiffApp(App[int]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, name="analyse")
     def analyse(self) -> None:
-        """Run the analysis off the event loop; progress goes to the loading box."""
+        """Run the analysis off the event loop; progress goes to the loading box.
+
+        The analysis itself runs in a daemon thread that this worker waits on: ``analyze`` cannot be interrupted
+        between progress reports, and quitting must not wait for a long explain step to finish.
+        """
         from imgdiff.engine.analysis import analyze
 
         worker = get_current_worker()
+        stop = threading.Event()
+        done = threading.Event()
+        result: dict[str, Any] = {}
         last = [0.0]
 
-        def progress(stage: str, done: int, total: int) -> None:
-            if worker.is_cancelled:
+        def progress(stage: str, step: int, total: int) -> None:
+            if stop.is_set():
                 raise _Cancelled
             now = time.monotonic()
-            if stage == self._last_stage and done < total and now - last[0] < 0.05:
+            if stage == self._last_stage and step < total and now - last[0] < 0.05:
                 return
             last[0] = now
             try:
-                self.call_from_thread(self._progress, stage, done, total)
+                self.call_from_thread(self._progress, stage, step, total)
             except RuntimeError:  # the app is gone
                 raise _Cancelled from None
 
-        assert self.path_a is not None and self.path_b is not None
-        try:
-            report = analyze(self.path_a, self.path_b, seed=self.seed, rules=self.rules, progress=progress)
-            structure = Structure(report)
-        except _Cancelled:
+        def body() -> None:
+            assert self.path_a is not None and self.path_b is not None
+            try:
+                report = analyze(self.path_a, self.path_b, seed=self.seed, rules=self.rules, progress=progress)
+                result["done"] = (report, Structure(report))
+            except BaseException as exc:  # noqa: BLE001 - handed to the worker below
+                result["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=body, name="imgdiff-analysis", daemon=True).start()
+        while not done.wait(0.1):
+            if worker.is_cancelled:
+                stop.set()
+                return
+        if worker.is_cancelled:
             return
-        except ImgdiffError as exc:
+        exc = result.get("error")
+        if exc is None:
+            self.call_from_thread(self._show, *result["done"])
+        elif isinstance(exc, _Cancelled):
+            return
+        elif isinstance(exc, (ImgdiffError, OSError, MemoryError)):
             self.call_from_thread(self._fail, str(exc))
-            return
-        except (OSError, MemoryError) as exc:
-            self.call_from_thread(self._fail, str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - one line, never a traceback (IMGDIFF_DEBUG shows it)
+        else:
             if os.environ.get("IMGDIFF_DEBUG"):
-                raise
-            self.call_from_thread(self._fail, f"internal error: {type(exc).__name__}: {exc} (IMGDIFF_DEBUG=1 shows more)")
-            return
-        if not worker.is_cancelled:
-            self.call_from_thread(self._show, report, structure)
+                raise exc
+            self.call_from_thread(
+                self._fail, f"internal error: {type(exc).__name__}: {exc} (IMGDIFF_DEBUG=1 shows more)"
+            )
 
     def _progress(self, stage: str, done: int, total: int) -> None:
         self._last_stage = stage
         index = STAGES.index(stage) if stage in STAGES else 0
         frac = done / total if total else 1.0
         pct = 100 * (index + frac) / len(STAGES)
-        self.query_one("#stage", Label).update(f"{stage}… {100 * frac:.0f}%  (step {index + 1} of {len(STAGES)})")
+        self._stage_text = f"{stage}… {100 * frac:.0f}%  (step {index + 1} of {len(STAGES)})"
         self.query_one("#bar", ProgressBar).update(progress=pct)
+        self._tick()
+
+    def _tick(self) -> None:
+        """Refresh the loading label with the elapsed time, so a long step visibly keeps going."""
+        if self.report is not None:
+            return
+        elapsed = time.monotonic() - self._started
+        self.query_one("#stage", Label).update(f"{self._stage_text}   {elapsed:.0f} s  (q quits)")
 
     def _fail(self, message: str) -> None:
         self.error = message
@@ -215,6 +248,8 @@ class ImgdiffApp(App[int]):
         """The report is ready: fill the panes."""
         self.report, self.structure = report, structure
         self.load_seconds = time.monotonic() - self._started
+        if self._ticker is not None:
+            self._ticker.stop()
         if self.saved:
             self.readers = [SnippetReader.from_report(report, "a"), SnippetReader.from_report(report, "b")]
         elif self.path_a and self.path_b:
@@ -235,6 +270,13 @@ class ImgdiffApp(App[int]):
         self._status_summary()
         self.refresh_bindings()
         findings.focus()
+        # Select once the panes have a size, so the trees and the hex view scroll to the right place.
+        self.call_after_refresh(self._select_first)
+
+    def _select_first(self) -> None:
+        findings = self.query_one(FindingsTree)
+        report = self.report
+        assert report is not None
         if findings.items:
             findings.move_cursor(findings.root.children[0])
             self.select_finding(findings.items[0].finding)
@@ -264,12 +306,14 @@ class ImgdiffApp(App[int]):
         if r.identical:
             what = f"identical ({human_bytes(s.bytes_compared)})"
         else:
-            what = (f"{s.bytes_differing} of {s.bytes_compared} bytes differ · {len(r.findings)} finding(s) · "
-                    f"{s.bytes_unexplained} unexplained")
-        extra = "  [dim](saved result)[/dim]" if self.saved else ""
-        if r.errors:
-            extra += f"  [red]{len(r.errors)} parse error(s)[/red]"
-        self._status(f"{names}  {what}{extra}")
+            n = len(r.findings)
+            what = (f"{human_bytes(s.bytes_differing)} of {human_bytes(s.bytes_compared)} differ · "
+                    f"{n} finding{'s' if n != 1 else ''} · {human_bytes(s.bytes_unexplained)} unexplained")
+            if s.bytes_unexplained:
+                what = what.replace(" unexplained", " [b red]unexplained[/]")
+        saved = "[dim]saved:[/dim] " if self.saved else ""
+        errors = f"  [red]{len(r.errors)} parse error(s)[/red]" if r.errors else ""
+        self._status(f"{saved}{names}  {what}{errors}")
 
     def _update_titles(self) -> None:
         findings = self.query_one(FindingsTree)
@@ -423,9 +467,8 @@ class ImgdiffApp(App[int]):
         """Open the search box."""
         if self.structure is None:
             return
-        box = self.query_one("#search", Input)
-        box.display = True
-        box.focus()
+        self.query_one("#searchbar").display = True
+        self.query_one("#search", Input).focus()
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
@@ -433,9 +476,8 @@ class ImgdiffApp(App[int]):
 
     @on(Input.Submitted, "#search")
     def _search_done(self, event: Input.Submitted) -> None:
-        box = self.query_one("#search", Input)
         if not event.value.strip():
-            box.display = False
+            self.query_one("#searchbar").display = False
         self.query_one(FindingsTree).focus()
 
     def apply_search(self, query: str) -> None:
@@ -465,10 +507,10 @@ class ImgdiffApp(App[int]):
         if self.screen.maximized is not None:
             self.screen.minimize()
             return
-        box = self.query_one("#search", Input)
-        if box.display or self.search_text:
-            box.value = ""
-            box.display = False
+        bar = self.query_one("#searchbar")
+        if bar.display or self.search_text:
+            self.query_one("#search", Input).value = ""
+            bar.display = False
             self.apply_search("")
             self.query_one(FindingsTree).focus()
 

@@ -92,9 +92,9 @@ class HexView(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     HexView { scrollbar-size-vertical: 1; }
     HexView > .hexview--offset { color: $text-muted; }
-    HexView > .hexview--diff { color: $error; text-style: bold; }
+    HexView > .hexview--diff { color: $text-error; text-style: bold; }
     HexView > .hexview--field { background: $primary 30%; }
-    HexView > .hexview--field-diff { background: $primary 30%; color: $error; text-style: bold reverse; }
+    HexView > .hexview--field-diff { background: $primary 30%; color: $text-error; text-style: bold underline; }
     HexView > .hexview--zero { color: $text-disabled; }
     HexView > .hexview--unknown { color: $text-disabled; }
     HexView > .hexview--sep { color: $primary; }
@@ -184,6 +184,7 @@ class HexView(ScrollView, can_focus=True):
         base = max(ea.offset - ea.offset % ROW - CONTEXT * ROW, 0)
         end = ea.offset + length
         end = end + (-end) % ROW + CONTEXT * ROW
+        end = max(end, base + ROW * self.scrollable_content_region.height)  # fill the view with context
         size = end - base
         if size > MAX_WINDOW:
             size, self.truncated = MAX_WINDOW, True
@@ -220,7 +221,11 @@ class HexView(ScrollView, can_focus=True):
                 return
 
     def on_resize(self) -> None:
-        """Pick the richest row format that fits the new width."""
+        """Pick the richest row format that fits the new width; read more context when the view grew taller."""
+        if self.target is not None and not self.truncated:
+            if self.size_shown < ROW * self.scrollable_content_region.height:
+                self._load()
+                return
         old = self._format
         self._choose_format()
         if self._format != old:
@@ -234,7 +239,8 @@ class HexView(ScrollView, can_focus=True):
         return "".join(seg.text for seg in self._row_segments(row))
 
     def _row_segments(self, row: int) -> list[Segment]:
-        styles = {name: self.get_component_rich_style(name, partial=True) for name in self.COMPONENT_CLASSES}
+        styles = {name: self.get_component_rich_style(name) for name in self.COMPONENT_CLASSES}
+        styles[""] = self.rich_style
         start = row * ROW
         fmt = self._format
         segs = [Segment(f"{self.base_a + start:0{self._offw}x} ", styles["hexview--offset"])]
@@ -247,10 +253,10 @@ class HexView(ScrollView, can_focus=True):
                     sep = " " if (i % fmt.group == 0) else (" " if fmt.spaced else "")
                     if sep:
                         joined = pos < len(field) and field[pos] and field[pos - 1]
-                        segs.append(Segment(sep, styles["hexview--field"] if joined else Style()))
+                        segs.append(Segment(sep, styles["hexview--field"] if joined else styles[""]))
                 segs.append(self._byte(data, field, pos, styles))
             if fmt.ascii:
-                segs.append(Segment(" "))
+                segs.append(Segment(" ", styles[""]))
                 for i in range(ROW):
                     pos = start + i
                     v = data[pos] if pos < len(data) else None
@@ -272,7 +278,7 @@ class HexView(ScrollView, can_focus=True):
             return styles["hexview--field"]
         if v == 0:
             return styles["hexview--zero"]
-        return Style()
+        return styles[""]
 
     def _byte(self, data: Window, field: bytearray, pos: int, styles: dict[str, Style]) -> Segment:
         v = data[pos] if pos < len(data) else None
@@ -287,7 +293,7 @@ class HexView(ScrollView, can_focus=True):
         if row * ROW >= self.size_shown:
             if row == 0 and self.size_shown == 0:
                 text = "no bytes to show" if self.target is not None else "select a finding or a node"
-                seg = Segment(text, base + self.get_component_rich_style("hexview--unknown", partial=True))
+                seg = Segment(text, self.get_component_rich_style("hexview--unknown"))
                 return Strip([seg]).crop_extend(scroll_x, scroll_x + width, base)
             return Strip.blank(width, base)
         strip = Strip(self._row_segments(row)).apply_style(base)

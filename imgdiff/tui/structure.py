@@ -235,12 +235,17 @@ class Structure:
         if not q:
             return keep
         for e in self.root.walk():
-            if q in e.haystack() or any(q in diff_text(d) for d in e.diffs):
+            if q in e.haystack() or any(self.diff_matches(d, q) for d in e.diffs):
                 x: Entry | None = e
                 while x is not None and id(x) not in keep:
                     keep.add(id(x))
                     x = x.parent
         return keep
+
+    def diff_matches(self, d: Difference, query: str) -> bool:
+        """Return True when ``query`` finds ``d`` by its own text or by its finding's (what the findings show)."""
+        q = query.lower().strip()
+        return not q or q in diff_text(d) or q in finding_text(self.ref(d).finding)
 
     def count(self) -> tuple[int, int]:
         """Return (entries, differing entries)."""

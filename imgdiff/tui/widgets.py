@@ -15,13 +15,14 @@ import io
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from imgdiff.model import Change, Difference, Extent, Finding, Node
 from imgdiff.report.values import short
-from imgdiff.tui.structure import DiffRef, Entry, Structure, diff_text, finding_matches
+from imgdiff.tui.structure import DiffRef, Entry, Structure, finding_matches
 
 LAYER_STYLE = {
     "repart": "magenta",
@@ -109,7 +110,12 @@ TreeData = FindingItem | DerivedGroup | DiffItem | Entry
 
 
 class LazyTree(Tree[TreeData]):
-    """A tree whose nodes get their children when first expanded."""
+    """A tree whose nodes get their children when first expanded; → opens a node, ← closes it or goes up."""
+
+    BINDINGS = [
+        Binding("right", "open", "Open", show=False),
+        Binding("left", "close", "Close", show=False),
+    ]
 
     def __init__(self, label: str, **kwargs: object) -> None:
         super().__init__(label, **kwargs)  # type: ignore[arg-type]
@@ -137,6 +143,26 @@ class LazyTree(Tree[TreeData]):
         self.clear()
         self._loaded = set()
 
+    def action_open(self) -> None:
+        """Expand the node under the cursor, or step into it when it is already open."""
+        node = self.cursor_node
+        if node is None or not node.allow_expand:
+            return
+        if not node.is_expanded:
+            node.expand()
+        elif node.children:
+            self.move_cursor(node.children[0])
+
+    def action_close(self) -> None:
+        """Collapse the node under the cursor, or go to its parent."""
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.is_expanded and node.allow_expand:
+            node.collapse()
+        elif node.parent is not None and node.parent is not self.root:
+            self.move_cursor(node.parent)
+
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[TreeData]) -> None:
         """Fill a node when it opens."""
         self.load(event.node)
@@ -157,8 +183,12 @@ class LazyTree(Tree[TreeData]):
                 parent.expand()
             parent = parent.parent
         _ = self.last_line  # rebuild the line index so the node has a line number
-        self.move_cursor(node)
-        self.scroll_to_node(node, animate=False)
+        centre, self.center_scroll = self.center_scroll, True
+        try:
+            self.move_cursor(node)
+            self.scroll_to_node(node, animate=False)
+        finally:
+            self.center_scroll = centre
 
     def visible_count(self) -> int:
         """Return the number of nodes shown (the root excluded), i.e. the tree's line count."""
@@ -304,8 +334,9 @@ class StructureTree(LazyTree):
         return not self.filter_text or id(e) in self._keep
 
     def _diff_visible(self, e: Entry, d: Difference) -> bool:
+        assert self.structure is not None
         q = self.filter_text.lower()
-        return not q or q in diff_text(d) or q in e.haystack()
+        return not q or q in e.haystack() or self.structure.diff_matches(d, q)
 
     @staticmethod
     def entry_label(e: Entry) -> Text:
