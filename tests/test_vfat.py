@@ -407,6 +407,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "FAT010": {"/loader/entries/memtest.conf"},
     },
     "vfat-deleted": {"FAT012": {"/loader"}, "FAT011": set()},
+    "vfat-stale-free": {"FAT013": {"/EFI/BOOT/BOOTX64.EFI", "/loader/loader.conf"}},
     "vfat-repart-seeds": {"GPT001": set()},
 }
 
@@ -458,6 +459,16 @@ def test_content_finding_names_byte_ranges(analyzed) -> None:  # type: ignore[no
     assert "size 42 -> 59" in (data["/loader/loader.conf"].detail or "")
     folded = {(d.kind, d.field) for d in f.derived}
     assert ("vfat.dirent", "DIR_FileSize") in folded
+
+
+def test_stale_free_space_is_chunked(analyzed) -> None:  # type: ignore[no-untyped-def]
+    f = next(x for x in analyzed("vfat-stale-free").findings if x.rule.id == "FAT013")
+    chunks = [d for d in f.causes if d.kind == "vfat.free"]
+    assert chunks and all(d.field.startswith("unused[0x") for d in chunks)
+    assert all(sum(e.length for e in d.extents_a) <= vfat.AREA_CHUNK for d in chunks)
+    slack = {d.attrs["path"] for d in f.causes if d.field == "slack"}
+    assert slack == {"/EFI/BOOT/BOOTX64.EFI", "/loader/loader.conf"}
+    assert sum(d.bytes for d in f.causes) == analyzed("vfat-stale-free").summary.bytes_differing
 
 
 def test_order_finding_folds_allocation(analyzed) -> None:  # type: ignore[no-untyped-def]

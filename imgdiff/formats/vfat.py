@@ -68,6 +68,8 @@ DETAIL_LIMIT = 65536
 """Without a diff map, FATs with more entries than this get one field per sector instead of per entry."""
 READ_CHUNK = 1 << 20
 """Bytes read at a time when hashing file data."""
+AREA_CHUNK = 1 << 20
+"""Unstructured areas (free clusters, space after the filesystem) get one field per differing chunk of this size."""
 CODEPAGE = "cp850"
 """OEM code page of short names (mkfs.fat and mtools default; a total 256-character mapping)."""
 
@@ -495,6 +497,45 @@ class _Volume:
                 pos += n
         return h.hexdigest()
 
+    def _area(self, name: str, exts: tuple[Extent, ...], what: Callable[[int], str]) -> list[Field]:
+        """Return the fields of a large unstructured area (free space, surplus clusters, bytes after the FS).
+
+        Bytes that do not differ form one field ``name`` (valued by its size); each differing
+        :data:`AREA_CHUNK`-aligned chunk (relative to the volume start) becomes its own field ``name[0x<offset>]``
+        valued by the SHA-256 of its bytes, so that a difference names where in the area it is and the engine
+        never has to render megabytes of equal-valued bytes.  Without a diff map the area is one field.
+        """
+        if not exts:
+            return []
+        if self.ctx.diff is None:
+            n = sum(e.length for e in exts)
+            return [Field(name, n, exts, what(n))]
+        rest: list[Extent] = []
+        chunks: list[Field] = []
+        for e in exts:
+            if not self.ctx.interesting(e):
+                rest.append(e)
+                continue
+            pos = e.offset
+            while pos < e.end:
+                rel = pos - self.base
+                end = min(e.end, self.base + (rel // AREA_CHUNK + 1) * AREA_CHUNK)
+                piece = Extent(pos, end - pos)
+                if self.ctx.interesting(piece):
+                    blob = self.ctx.read(piece.offset, piece.length)
+                    nz = len(blob) - blob.count(0)
+                    disp = f"{piece.length} bytes at +0x{rel:x}" + (f", {nz} non-zero" if nz else ", all zero")
+                    chunks.append(Field(f"{name}[0x{rel:x}]", hashlib.sha256(blob).hexdigest(), (piece,), disp))
+                else:
+                    rest.append(piece)
+                pos = end
+        out: list[Field] = []
+        merged = self._clip(rest)
+        if merged:
+            n = sum(e.length for e in merged)
+            out.append(Field(name, n, merged, what(n)))
+        return out + chunks
+
     # ---- top level -----------------------------------------------------------------------------------------
 
     def build(self) -> Node:
@@ -873,9 +914,7 @@ class _Volume:
             n = sum(e.length for e in ue)
             fields.append(Field("unused", n, ue, f"{n // DIR_ENTRY_SIZE} free slots after the end marker"))
         if excess:
-            xe = self._clip(excess)
-            if xe:
-                fields.append(Field("excess", sum(e.length for e in xe), xe, "clusters past 65,536 entries"))
+            fields.extend(self._area("excess", self._clip(excess), lambda n: f"{n} bytes past 65,536 entries"))
         node.fields = tuple(fields)
         return subdirs
 
@@ -1108,7 +1147,7 @@ class _Volume:
             )
         if excess_c:
             n = sum(e.length for e in excess_c)
-            fields.append(Field("excess", n, excess_c, f"{n // self.csize} clusters past DIR_FileSize"))
+            fields.extend(self._area("excess", excess_c, lambda n: f"{n // self.csize} clusters past DIR_FileSize"))
             self.errors.append(f"file {path}: chain is {n // self.csize} cluster(s) longer than DIR_FileSize")
         node.fields = tuple(fields)
         node.extents = self._clip(exts)
@@ -1142,7 +1181,7 @@ class _Volume:
                 "lost": "allocated clusters no file or directory reaches",
                 "bad": "clusters marked bad",
             }[name]
-            fields.append(Field(name, count, exts, f"{count} {what}"))
+            fields.extend(self._area(name, exts, lambda n, w=what: f"{n // self.csize} {w}"))
             if name == "lost":
                 self.errors.append(f"{count} allocated cluster(s) belong to no file or directory")
         if not fields:
@@ -1156,13 +1195,11 @@ class _Volume:
         start = self.data_off + g.clusters * self.csize
         fs_end = self.base + g.tot_sec * g.bps
         inside = self._ext(start, fs_end - start)
-        if inside:
-            n = sum(e.length for e in inside)
-            fields.append(Field("unused", n, inside, f"{n} bytes of data region after the last whole cluster"))
+        fields.extend(self._area("unused", inside, lambda n: f"{n} bytes of data region after the last whole cluster"))
         outside = self._ext(fs_end, self.end - fs_end)
-        if outside:
-            n = sum(e.length for e in outside)
-            fields.append(Field("outside", n, outside, f"{n} bytes after BPB_TotSec (not part of the filesystem)"))
+        fields.extend(
+            self._area("outside", outside, lambda n: f"{n} bytes after BPB_TotSec (not part of the filesystem)")
+        )
         if not fields:
             return None
         exts = self._clip(e for f in fields for e in f.extents)

@@ -256,3 +256,11 @@ def vfat_entry_order(d: Difference, ctx: ExplainContext) -> bool:
             # Same long name, other 8.3 alias (~1 / ~2 tails are numbered in creation order).
             return True
     return False
+
+
+@predicate
+def vfat_stale_bytes(d: Difference, ctx: ExplainContext) -> bool:
+    """Return True for bytes no file owns that differ: free clusters, or the slack of a file equal in A and B."""
+    if d.kind == "vfat.free" and d.field.startswith("unused"):
+        return True
+    return d.kind == "vfat.file" and d.field == "slack" and vfat_same_content(d, ctx)
