@@ -20,6 +20,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import sys
@@ -1181,7 +1182,7 @@ class _Volume:
                 "lost": "allocated clusters no file or directory reaches",
                 "bad": "clusters marked bad",
             }[name]
-            fields.extend(self._area(name, exts, lambda n, w=what: f"{n // self.csize} {w}"))
+            fields.extend(self._area(name, exts, functools.partial(_clusters_text, self.csize, what)))
             if name == "lost":
                 self.errors.append(f"{count} allocated cluster(s) belong to no file or directory")
         if not fields:
@@ -1204,6 +1205,10 @@ class _Volume:
             return None
         exts = self._clip(e for f in fields for e in f.extents)
         return Node(kind="vfat.tail", key="tail", label="after the last cluster", extents=exts, fields=tuple(fields))
+
+
+def _clusters_text(csize: int, what: str, n: int) -> str:
+    return f"{n // csize} {what}"
 
 
 def _split(exts: list[Extent], n: int) -> tuple[list[Extent], list[Extent]]:
