@@ -72,7 +72,7 @@ async def test_startup_shows_every_finding(pair, analyzed) -> None:  # type: ign
     async with app.run_test(size=(100, 30)) as pilot:
         assert app.query_one("#loading").display  # the progress box shows until the worker is done
         await ready(pilot)
-        findings, tree, detail, hexview = parts(app)
+        findings, _tree, detail, _hexview = parts(app)
         assert not app.query_one("#loading").display and app.query_one("#main").display
         assert [item.finding.rule.id for item in findings.items] == [f.rule.id for f in report.findings]
         assert [n.data.finding.rule.id for n in findings.root.children] == ["GPT003", "GPT004"]  # type: ignore[union-attr]
@@ -152,7 +152,7 @@ async def test_search_narrows_findings_and_tree(pair) -> None:  # type: ignore[n
     app = make_app(pair, "gpt-name-attrs")
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
-        findings, tree, detail, hexview = parts(app)
+        findings, tree, _detail, _hexview = parts(app)
         lines = tree.visible_count()
         await pilot.press("slash")
         assert app.query_one("#search").has_focus
@@ -227,7 +227,7 @@ async def test_structure_tree_drives_detail_and_hex(pair) -> None:  # type: igno
     app = make_app(pair, "gpt-name-attrs")
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
-        findings, tree, detail, hexview = parts(app)
+        _findings, tree, detail, hexview = parts(app)
         tree.focus()
         await pilot.pause()
         tree.move_cursor(tree.root.children[0])  # the disk
@@ -295,7 +295,7 @@ async def test_saved_json_opens_without_images(pair, analyzed, tmp_path: Path) -
     app = ImgdiffApp(report=load_saved(str(saved)), names=NAMES)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
-        findings, tree, detail, hexview = parts(app)
+        findings, tree, _detail, hexview = parts(app)
         assert app.saved and all(isinstance(r, SnippetReader) for r in app.readers)
         assert not any(isinstance(r, ImageReader) for r in app.readers)
         assert [i.finding.rule.id for i in findings.items] == ["GPT001"]
@@ -361,20 +361,30 @@ def test_snapshot_gpt_name_attrs(snap_compare, pair, size: tuple[int, int]) -> N
 
 def test_snapshot_expanded_finding(snap_compare, pair) -> None:  # type: ignore[no-untyped-def]
     """The random-seed pair with its finding opened and the third difference selected (n, n)."""
-    assert snap_compare(make_app(pair, "gpt-repart-random-seed"), terminal_size=(120, 40), run_before=ready,
-                        press=["enter", "n", "n"])
+    assert snap_compare(
+        make_app(pair, "gpt-repart-random-seed"), terminal_size=(120, 40), run_before=ready, press=["enter", "n", "n"]
+    )
 
 
 def test_snapshot_help(snap_compare, pair) -> None:  # type: ignore[no-untyped-def]
     """The help screen at 80x24."""
-    assert snap_compare(make_app(pair, "gpt-name-attrs"), terminal_size=(80, 24), run_before=ready,
-                        press=["question_mark"])
+    assert snap_compare(
+        make_app(pair, "gpt-name-attrs"), terminal_size=(80, 24), run_before=ready, press=["question_mark"]
+    )
 
 
 # -- smoke: every kind of pair browses without error ------------------------------------------------------------
 
-SMOKE = ["gpt-geometry", "gpt-partition-set", "mbr-sfdisk", "vfat-order", "vfat-fat16-content", "ext4-order",
-         "ext4-hardlinks", "report-esp-root"]
+SMOKE = [
+    "gpt-geometry",
+    "gpt-partition-set",
+    "mbr-sfdisk",
+    "vfat-order",
+    "vfat-fat16-content",
+    "ext4-order",
+    "ext4-hardlinks",
+    "report-esp-root",
+]
 
 
 @pytest.mark.parametrize("name", SMOKE)
@@ -403,3 +413,19 @@ async def test_browse_every_difference(pair, analyzed, name: str) -> None:  # ty
             await pilot.press(key)
         await pilot.pause()
         assert isinstance(detail.subject, Entry) or detail.subject in order
+
+
+async def test_mouse_click_selects_a_structure_node(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-name-attrs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        _, tree, detail, hexview = parts(app)
+        tree.scroll_home(animate=False)
+        await pilot.pause()
+        node = tree.root.children[0]  # the disk
+        y = node.line + 1  # the pane's top border carries its title
+        assert await pilot.click("#structure", offset=(6, y))
+        await pilot.pause()
+        assert tree.has_focus
+        assert isinstance(detail.subject, Entry) and detail.subject.key == "disk"
+        assert hexview.target is not None and hexview.target.title == "disk"

@@ -17,11 +17,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Container, Grid, Horizontal, Vertical
 from textual.timer import Timer
 from textual.widget import Widget
@@ -79,10 +79,10 @@ class ImgdiffApp(App[int]):
 
     CSS_PATH = "imgdiff.tcss"
     TITLE = "imgdiff"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 - typed by App
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # noqa: RUF012 - typed by App
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("slash", "search", "Search", key_display="/"),
@@ -128,10 +128,9 @@ class ImgdiffApp(App[int]):
     def compose(self) -> ComposeResult:
         """Status line, the loading box, the four panes, the search box, the key footer."""
         yield Static("", id="status")
-        with Container(id="loading"):
-            with Vertical(id="loading-box"):
-                yield Label("starting…", id="stage")
-                yield ProgressBar(total=100, show_eta=False, id="bar")
+        with Container(id="loading"), Vertical(id="loading-box"):
+            yield Label("starting…", id="stage")
+            yield ProgressBar(total=100, show_eta=False, id="bar")
         with Grid(id="main"):
             yield FindingsTree(id="findings")
             yield StructureTree(id="structure")
@@ -307,8 +306,10 @@ class ImgdiffApp(App[int]):
             what = f"identical ({human_bytes(s.bytes_compared)})"
         else:
             n = len(r.findings)
-            what = (f"{human_bytes(s.bytes_differing)} of {human_bytes(s.bytes_compared)} differ · "
-                    f"{n} finding{'s' if n != 1 else ''} · {human_bytes(s.bytes_unexplained)} unexplained")
+            what = (
+                f"{human_bytes(s.bytes_differing)} of {human_bytes(s.bytes_compared)} differ · "
+                f"{n} finding{'s' if n != 1 else ''} · {human_bytes(s.bytes_unexplained)} unexplained"
+            )
             if s.bytes_unexplained:
                 what = what.replace(" unexplained", " [b red]unexplained[/]")
         saved = "[dim]saved:[/dim] " if self.saved else ""
@@ -496,7 +497,7 @@ class ImgdiffApp(App[int]):
             # The selection was filtered out: go to the first match.
             findings.move_cursor(findings.root.children[0])
             item = findings.items[0]
-            first = (item.causes or item.derived or [None])[0]
+            first = next(iter(item.causes or item.derived), None)
             if first is not None:
                 self.select_diff(first)
             if item.causes or item.derived:
@@ -538,9 +539,7 @@ class ImgdiffApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keep the browsing keys out of the footer until there is something to browse."""
-        if action in ("next_diff", "prev_diff", "toggle_filter", "search", "zoom") and self.structure is None:
-            return False
-        return True
+        return not (action in ("next_diff", "prev_diff", "toggle_filter", "search", "zoom") and self.structure is None)
 
 
 def run(a: str, b: str | None, seed: str | None = None, rules_dir: str | None = None) -> int:

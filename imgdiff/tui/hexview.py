@@ -9,10 +9,11 @@ the width: spaced hex with ASCII when there is room, grouped hex without ASCII a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -79,7 +80,7 @@ def _in(extents: tuple[Extent, ...], base: int, size: int) -> bytearray:
 class HexView(ScrollView, can_focus=True):
     """Two columns of hex, A and B, with the bytes that differ and the owning field's bytes highlighted."""
 
-    COMPONENT_CLASSES = {
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
         "hexview--offset",
         "hexview--diff",
         "hexview--field",
@@ -100,7 +101,7 @@ class HexView(ScrollView, can_focus=True):
     HexView > .hexview--sep { color: $primary; }
     """
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "scroll_up", "Up", show=False),
         Binding("down", "scroll_down", "Down", show=False),
         Binding("pageup", "page_up", "Page up", show=False),
@@ -117,7 +118,9 @@ class HexView(ScrollView, can_focus=True):
             super().__init__()
             self.view = view
 
-    def __init__(self, reader_a: ByteReader | None = None, reader_b: ByteReader | None = None, **kwargs: object) -> None:
+    def __init__(
+        self, reader_a: ByteReader | None = None, reader_b: ByteReader | None = None, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.reader_a = reader_a
         self.reader_b = reader_b
@@ -222,10 +225,13 @@ class HexView(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         """Pick the richest row format that fits the new width; read more context when the view grew taller."""
-        if self.target is not None and not self.truncated:
-            if self.size_shown < ROW * self.scrollable_content_region.height:
-                self._load()
-                return
+        if (
+            self.target is not None
+            and not self.truncated
+            and self.size_shown < ROW * self.scrollable_content_region.height
+        ):
+            self._load()
+            return
         old = self._format
         self._choose_format()
         if self._format != old:

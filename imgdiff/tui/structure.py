@@ -99,8 +99,15 @@ class Entry:
 def diff_text(d: Difference) -> str:
     """Return the lower-case searchable text of one difference."""
     return " ".join(
-        (d.ref, d.location, d.kind, d.change, short(d.a, d.display_a), short(d.b, d.display_b),
-         str(d.attrs.get("path") or ""))
+        (
+            d.ref,
+            d.location,
+            d.kind,
+            d.change,
+            short(d.a, d.display_a),
+            short(d.b, d.display_b),
+            str(d.attrs.get("path") or ""),
+        )
     ).lower()
 
 
@@ -149,8 +156,9 @@ class Structure:
 
     # -- building ---------------------------------------------------------------------------------------------
 
-    def _add(self, key: str, label: str, parent: Entry | None, kind: str = "", a: Node | None = None,
-             b: Node | None = None) -> Entry:
+    def _add(
+        self, key: str, label: str, parent: Entry | None, kind: str = "", a: Node | None = None, b: Node | None = None
+    ) -> Entry:
         e = Entry(key=key, label=label, kind=kind, node_a=a, node_b=b, parent=parent)
         if parent is not None:
             parent.children.append(e)

@@ -7,15 +7,15 @@ to cursor moves and keeps the other panes in step.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-
-import io
+from typing import ClassVar
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
@@ -112,7 +112,7 @@ TreeData = FindingItem | DerivedGroup | DiffItem | Entry
 class LazyTree(Tree[TreeData]):
     """A tree whose nodes get their children when first expanded; → opens a node, ← closes it or goes up."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("right", "open", "Open", show=False),
         Binding("left", "close", "Close", show=False),
     ]
@@ -167,7 +167,9 @@ class LazyTree(Tree[TreeData]):
         """Fill a node when it opens."""
         self.load(event.node)
 
-    def find_child(self, node: TreeNode[TreeData], match: Callable[[TreeData | None], bool]) -> TreeNode[TreeData] | None:
+    def find_child(
+        self, node: TreeNode[TreeData], match: Callable[[TreeData | None], bool]
+    ) -> TreeNode[TreeData] | None:
         """Return ``node``'s first child whose data satisfies ``match`` (loading the children first)."""
         self.load(node)
         for child in node.children:
@@ -397,7 +399,10 @@ class StructureTree(LazyTree):
     def cursor_label(self) -> str:
         """Return the plain label of the node under the cursor ('' when none)."""
         node = self.cursor_node
-        return node.label.plain if node is not None else ""
+        if node is None:
+            return ""
+        label = node.label
+        return label.plain if isinstance(label, Text) else str(label)
 
 
 # -- detail pane ---------------------------------------------------------------------------------------------------
@@ -572,8 +577,9 @@ class DetailPane(VerticalScroll):
         if errors:
             parts += [Text(""), _heading("Could not parse", "bold red"), *(Text(x) for x in dict.fromkeys(errors))]
         if e.diffs:
-            rules = dict.fromkeys(f"[{structure.ref(d).finding.rule.id}] {structure.ref(d).finding.rule.title}"
-                                  for d in e.diffs)
+            rules = dict.fromkeys(
+                f"[{structure.ref(d).finding.rule.id}] {structure.ref(d).finding.rule.title}" for d in e.diffs
+            )
             parts += [Text(""), _heading("Explained by"), *(Text(r) for r in rules)]
         elif e.differs:
             parts += [Text(""), Text("Something below this node differs.", style="yellow")]
