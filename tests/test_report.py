@@ -162,16 +162,16 @@ def test_json_roundtrip_uses_locations(analyzed) -> None:  # type: ignore[no-unt
     assert "partitions without differences are not listed" in md
     assert "| partition 1 (esp) | — | — | **no** | 6 |" in md
     assert "`GPT001`" in md
-    # The content is not in the JSON: the report says so instead of inventing a diff.
-    if "/etc/os-release" in md:
-        assert "contents not in this report" in md
+    # The contents are not in the JSON: the differing ranges are shown, no text diff is invented.
+    assert "- `/etc/os-release` (" in md and "differing bytes in the file: 0x70-0x70 (1 bytes)" in md
+    assert "```diff" not in md
 
 
 def test_escaping() -> None:
     assert markdown.cell("a|b") == "a\\|b"
     assert markdown.code("x`y") == "``x`y``"
     assert markdown.code("`x") == "`` `x ``"
-    assert markdown.plain("s_hash_seed <x> [y] *z*") == "s\\_hash\\_seed \\<x\\> \\[y\\] \\*z\\*"
+    assert markdown.plain("s_hash_seed <x> [y] *z* a->b") == "s\\_hash\\_seed \\<x> \\[y\\] \\*z\\* a->b"
     assert markdown.fence_for("a\n```\nb") == "````"
     assert markdown.human_size(64 << 20) == "64 MiB" and markdown.human_size(1000) == "1000 bytes"
 

@@ -45,12 +45,14 @@ DIFFOSCOPE_LINES = 60
 """Lines of diffoscope output shown per changed file."""
 DIFFOSCOPE_BYTES = 8000
 """Characters of diffoscope output shown per changed file."""
+MAX_VALUE = 120
+"""Characters of a content field's displayed value."""
 
 UNCLASSIFIED = "unclassified"
 DISK_ROW = "disk"
 NOT_TRACKED = "not yet tracked down"
 
-_PLAIN_SPECIALS = re.compile(r"([\\`*_\[\]<>|])")
+_PLAIN_SPECIALS = re.compile(r"([\\`*_\[\]<|])")
 
 
 # -- markdown escaping ----------------------------------------------------------------------------------------------
@@ -121,8 +123,17 @@ def _value(v: Value, display: str | None) -> str:
     return code(short(v, display))
 
 
+def _content_value(v: Value, display: str | None) -> str:
+    """Return a content field's value: its display when the recogniser gave one (a date, a member name), else the value."""
+    if display is None:
+        return code(short(v))
+    return code(display if len(display) <= MAX_VALUE else display[: MAX_VALUE - 1] + "…")
+
+
 def values_ab(d: Difference) -> tuple[str, str]:
     """Return the A and B cells of a difference (markdown)."""
+    if d.kind.startswith("content.") and d.change == Change.MODIFIED:
+        return _content_value(d.a, d.display_a), _content_value(d.b, d.display_b)
     if d.change == Change.MODIFIED:
         return _value(d.a, d.display_a), _value(d.b, d.display_b)
     if d.change == Change.ADDED:
@@ -145,7 +156,9 @@ def field_name(d: Difference) -> str:
 
 
 def where(d: Difference, base: str) -> str:
-    """Return the difference's location relative to its finding's common location."""
+    """Return the difference's location relative to its finding's common location (a file's path for fields in it)."""
+    if d.kind.startswith("content.") and d.attrs.get("path"):
+        return code(str(d.attrs["path"]))
     loc = d.location
     if base and loc.startswith(base):
         loc = loc[len(base) :].lstrip(" /")
@@ -349,34 +362,49 @@ def unified(path: str, a: bytes, b: bytes, limit: int = DIFF_LINES) -> list[str]
     return lines
 
 
+def _is_file_diff(d: Difference) -> bool:
+    """Return True for a file's data difference or a named field inside a file."""
+    if d.kind.startswith("content."):
+        return True
+    return d.field == "data" and (d.detail is not None or d.content_a is not None or bool(d.attrs.get("content")))
+
+
+def _path_of(d: Difference) -> str:
+    return str(d.attrs.get("path") or d.node_path)
+
+
 @dataclass(slots=True)
 class ChangedFile:
-    """What the differences of one finding say about one changed file."""
+    """Everything the report says about one changed file, across all findings."""
 
     path: str
-    location: str
+    location: str = ""
     data: Difference | None = None
     """The file-level ``data`` difference (absent when named fields account for every differing byte)."""
-    fields: list[Difference] = field(default_factory=list)
-    """Named ``content.*`` fields inside the file."""
+    fields: list[tuple[Difference, str]] = field(default_factory=list)
+    """Named ``content.*`` fields inside the file, with the id of the rule that claimed each."""
     content_a: bytes | None = None
     content_b: bytes | None = None
     detail: str | None = None
 
 
-def changed_files(diffs: list[Difference]) -> list[ChangedFile]:
-    """Return the changed files among ``diffs`` (file data and in-file fields), ordered by path."""
-    files: dict[str, ChangedFile] = {}
-    for d in diffs:
-        is_content = d.kind.startswith("content.")
-        is_data = d.field == "data" and (d.detail is not None or d.content_a is not None or bool(d.attrs.get("content")))
-        if not (is_content or is_data):
-            continue
-        path = str(d.attrs.get("path") or d.node_path)
-        loc = d.location.rsplit(" / ", 1)[0] if is_content else d.location
-        cf = files.setdefault(path, ChangedFile(path=path, location=loc))
-        if is_content:
-            cf.fields.append(d)
+class FileIndex:
+    """The changed files of a whole report, by path (a file's differences may sit in several findings)."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.files: dict[str, ChangedFile] = {}
+        for f in findings:
+            for d in f.causes:
+                if _is_file_diff(d):
+                    self._add(d, f.rule.id)
+
+    def _add(self, d: Difference, rule_id: str) -> None:
+        path = _path_of(d)
+        cf = self.files.setdefault(path, ChangedFile(path=path))
+        if d.kind.startswith("content."):
+            cf.fields.append((d, rule_id))
+            if not cf.location:
+                cf.location = d.location.rsplit(" / ", 1)[0]
         else:
             cf.data = d
             cf.location = d.location
@@ -384,7 +412,11 @@ def changed_files(diffs: list[Difference]) -> list[ChangedFile]:
             cf.content_a, cf.content_b = d.content_a, d.content_b
         if d.detail and cf.detail is None:
             cf.detail = d.detail
-    return [files[p] for p in sorted(files)]
+
+    def of(self, diffs: list[Difference]) -> list[ChangedFile]:
+        """Return the changed files that ``diffs`` touch, ordered by path."""
+        paths = sorted({_path_of(d) for d in diffs if _is_file_diff(d)})
+        return [self.files[p] for p in paths if p in self.files]
 
 
 class Diffoscope:
@@ -435,66 +467,52 @@ class Diffoscope:
         return lines
 
 
-def render_files(files: list[ChangedFile], scope: Diffoscope) -> list[str]:
-    """Return the "Changed files" block of a finding."""
+def render_files(files: list[ChangedFile], finding: Finding, dscope: Diffoscope) -> list[str]:
+    """Return the "Changed files" block of a finding: ranges, text diff, fields named by other findings."""
     out: list[str] = []
+    mine = {id(d) for d in finding.causes}
     for cf in files[:MAX_FILES]:
         out.append(f"- {code(cf.path)} ({plain(cf.location)})")
-        if cf.fields:
-            for d in cf.fields:
-                a, b = values_ab(d)
-                out.append(f"  - {field_name(d)} at {_file_offset(d, cf.data)}: {a} → {b}")
+        others = [(d, rid) for d, rid in cf.fields if id(d) not in mine]
+        if others:
+            counts: dict[tuple[str, str], int] = {}
+            for d, rid in others:
+                key = (field_name(d), code(rid) if rid != UNCLASSIFIED else NOT_TRACKED)
+                counts[key] = counts.get(key, 0) + 1
+            named = ", ".join(f"{fn}{f' ×{n}' if n > 1 else ''} ({rid})" for (fn, rid), n in counts.items())
+            out.append(f"  - named fields of this file in other findings: {named}")
         if cf.detail:
             out.append(f"  - {plain(cf.detail)}")
         if cf.content_a is not None and cf.content_b is not None:
             if _is_text(cf.content_a) and _is_text(cf.content_b):
                 lines = unified(cf.path, cf.content_a, cf.content_b)
-                body = "\n".join(lines)
-                fence = fence_for(body)
+                fence = fence_for("\n".join(lines))
                 out.append("")
                 out.append(f"  {fence}diff")
                 out.extend(f"  {ln}" if ln else "" for ln in lines)
                 out.append(f"  {fence}")
                 out.append("")
-            else:
-                out.append("  - binary file: no text diff; see the differing byte ranges"
-                           + (" and the named fields" if cf.fields else "") + " above")
-            dl = scope.run(cf.path, cf.content_a, cf.content_b)
+            elif not cf.fields:
+                out.append("  - binary file without a known format: the differing byte ranges are all imgdiff can show")
+            dl = dscope.run(cf.path, cf.content_a, cf.content_b)
             if dl:
-                body = "\n".join(dl)
-                fence = fence_for(body)
+                fence = fence_for("\n".join(dl))
                 out.append("  - diffoscope:")
                 out.append("")
                 out.append(f"    {fence}")
                 out.extend(f"    {ln}" if ln else "" for ln in dl)
                 out.append(f"    {fence}")
                 out.append("")
-        else:
-            if cf.data is not None or cf.fields:
-                out.append("  - (contents not in this report: the file is larger than the engine keeps, or the "
-                           "report was loaded from JSON)")
+        elif dscope.enabled:
+            out.append("  - no contents in this report for diffoscope (the file is larger than the engine keeps, or "
+                       "the report was loaded from JSON)")
     if len(files) > MAX_FILES:
-        rest = ", ".join(code(cf.path) for cf in files[MAX_FILES:MAX_FILES + 20])
+        rest = ", ".join(code(cf.path) for cf in files[MAX_FILES : MAX_FILES + 20])
         more = f" … and {len(files) - MAX_FILES - 20} more" if len(files) > MAX_FILES + 20 else ""
         out.append(f"- and {len(files) - MAX_FILES} more changed file(s): {rest}{more}")
-    # Lists followed by a fenced block need a blank line at the end to stay one list.
     while out and out[-1] == "":
         out.pop()
     return out
-
-
-def _file_offset(d: Difference, data: Difference | None) -> str:
-    """Return where a content field sits: its offset in the file when the file's extents are known, else in the image."""
-    for exts, file_exts in ((d.extents_a, data.extents_a if data else ()), (d.extents_b, data.extents_b if data else ())):
-        if not exts:
-            continue
-        pos = 0
-        for e in file_exts:
-            if e.offset <= exts[0].offset < e.end:
-                return f"file offset 0x{pos + exts[0].offset - e.offset:x} ({exts[0].length} bytes)"
-            pos += e.length
-        return f"image offset 0x{exts[0].offset:x} ({exts[0].length} bytes)"
-    return "—"
 
 
 # -- sections ---------------------------------------------------------------------------------------------------------
@@ -609,7 +627,7 @@ def _paths(f: Finding) -> list[str]:
     return [f"**Paths** ({len(paths)}): {shown}{more}"]
 
 
-def _cause_section(f: Finding, n: int, dscope: Diffoscope) -> list[str]:
+def _cause_section(f: Finding, n: int, index: FileIndex, dscope: Diffoscope) -> list[str]:
     r = f.rule
     out = [f"### {_anchor(f, n)}", ""]
     out.append(f"- rule: {code(r.id)} {code(r.name)}")
@@ -634,11 +652,11 @@ def _cause_section(f: Finding, n: int, dscope: Diffoscope) -> list[str]:
         if block:
             out.extend(block)
             out.append("")
-    files = changed_files(f.causes)
+    files = index.of(f.causes)
     if files:
         out.append("**Changed files:**")
         out.append("")
-        out.extend(render_files(files, dscope))
+        out.extend(render_files(files, f, dscope))
         out.append("")
     out.append("**How a fix could look:**")
     out.append("")
@@ -663,7 +681,7 @@ def _paragraphs(text: str) -> list[str]:
     return out
 
 
-def _unclassified_section(findings: list[Finding], dscope: Diffoscope) -> list[str]:
+def _unclassified_section(findings: list[Finding], index: FileIndex, dscope: Diffoscope) -> list[str]:
     out = [
         f"## {NOT_TRACKED[:1].upper()}{NOT_TRACKED[1:]}",
         "",
@@ -692,11 +710,11 @@ def _unclassified_section(findings: list[Finding], dscope: Diffoscope) -> list[s
         if f.derived:
             out.extend(_derived(f))
             out.append("")
-        files = changed_files(f.causes)
+        files = index.of(f.causes)
         if files:
             out.append("**Changed files:**")
             out.append("")
-            out.extend(render_files(files, dscope))
+            out.extend(render_files(files, f, dscope))
             out.append("")
     return out
 
@@ -705,6 +723,7 @@ def render(report: Report, content_diff: bool = False) -> str:
     """Return the markdown report of ``report`` (deterministic: same report, same text)."""
     rows = build_rows(report)
     dscope = Diffoscope(content_diff)
+    index = FileIndex(report.findings)
     out = _header(report, rows)
     out.append("")
     out.append("## Partitions")
@@ -717,7 +736,7 @@ def render(report: Report, content_diff: bool = False) -> str:
     tracked = [f for f in report.findings if f.rule.id != UNCLASSIFIED]
     open_ = [f for f in report.findings if f.rule.id == UNCLASSIFIED]
     notice = dscope.notice()
-    if notice and any(changed_files(f.causes) for f in report.findings):
+    if notice and index.files:
         out.append(f"> {notice}")
         out.append("")
     elif notice:
@@ -734,9 +753,9 @@ def render(report: Report, content_diff: bool = False) -> str:
         out.extend(table(["#", "Rule", "Cause", "Layer", "Where", "Bytes"], summary_rows))
         out.append("")
         for i, f in enumerate(tracked, start=1):
-            out.extend(_cause_section(f, i, dscope))
+            out.extend(_cause_section(f, i, index, dscope))
     if open_:
-        out.extend(_unclassified_section(open_, dscope))
+        out.extend(_unclassified_section(open_, index, dscope))
     if report.errors:
         out.append("## Could not be parsed")
         out.append("")
