@@ -160,6 +160,10 @@ def test_long_names_dot_entries_and_lfn_checksum(pair) -> None:  # type: ignore[
         assert c.derived[0].field == "LDIR_Chksum" and c.derived[0].covers == (name_ext,)
     # dirent extents: the LFN slots and the short entry, 32 bytes each
     assert sum(x.length for x in e.extents) == 32 * 3
+    # an 8.3 name stored upper case with the DIR_NTRes lower-case bit and no LFN (pyfatfs would say LOADER)
+    loader = find(t, "vfat.dirent", "/loader")
+    assert loader.attrs["lfn"] is False and value(loader, "DIR_Name") == "LOADER     "
+    assert value(loader, "DIR_NTRes") == 0x08
     dot = find(t, "vfat.dirent", "/EFI/Linux/.")
     assert dot.attrs["dot"] is True and dot.attrs["file_type"] == "dir"
 
@@ -371,6 +375,29 @@ def test_garbage_directory_and_fat(pair, tmp_path: Path) -> None:  # type: ignor
     assert t2.kind == "vfat"
     with ImageSource(str(img)) as src:
         assert vfat_of(parse_image(ParseContext(src=src))).kind == "vfat"
+
+
+@pytest.mark.parametrize("name", ["vfat-order", "vfat-fat12-filetimes", "vfat-fat16-content"])
+def test_random_corruption_never_crashes(pair, tmp_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    rng = random.Random(name)
+    a, _b = pair(name)
+    original = a.read_bytes()
+    img = tmp_path / "fuzz.img"
+    for _ in range(25):
+        data = bytearray(original)
+        for _ in range(rng.choice([1, 8, 64, 512])):
+            data[rng.randrange(0, 1 << 20)] = rng.randrange(256)  # boot sector, FATs, directories
+        img.write_bytes(data)
+        start = time.monotonic()
+        try:
+            t = parse_file(img)
+        except ParseError as exc:
+            assert exc.offset is not None
+            continue
+        assert time.monotonic() - start < 5
+        assert t.kind == "vfat"
 
 
 def test_parser_never_writes(pair) -> None:  # type: ignore[no-untyped-def]
