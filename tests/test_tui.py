@@ -30,8 +30,13 @@ def make_app(pair: Any, name: str) -> ImgdiffApp:
 
 
 async def ready(pilot: Any) -> None:
-    """Wait until the analysis worker has finished and the panes are drawn."""
+    """Wait until the analysis worker has finished, the first finding is selected and the panes are drawn."""
     await pilot.app.workers.wait_for_complete()
+    for _ in range(200):
+        if pilot.app.settled:
+            break
+        await pilot.pause(0.02)
+    assert pilot.app.settled, "the app did not show the report"
     await pilot.pause()
     await pilot.pause()
 

@@ -118,6 +118,8 @@ class ImgdiffApp(App[int]):
         self.search_text = ""
         self.readers: list[ByteReader] = []
         self.load_seconds: float | None = None
+        self.settled = False
+        """True once the report is shown and the first finding selected (tests wait for it)."""
         self._started = time.monotonic()
         self._last_stage = ""
         self._stage_text = "starting…"
@@ -273,6 +275,10 @@ class ImgdiffApp(App[int]):
         self.call_after_refresh(self._select_first)
 
     def _select_first(self) -> None:
+        self._select_first_now()
+        self.settled = True
+
+    def _select_first_now(self) -> None:
         findings = self.query_one(FindingsTree)
         report = self.report
         assert report is not None

@@ -91,7 +91,7 @@ class HexView(ScrollView, can_focus=True):
     }
 
     DEFAULT_CSS = """
-    HexView { scrollbar-size-vertical: 1; }
+    HexView { scrollbar-size-vertical: 1; overflow-y: scroll; }
     HexView > .hexview--offset { color: $text-muted; }
     HexView > .hexview--diff { color: $text-error; text-style: bold; }
     HexView > .hexview--field { background: $primary 30%; }
@@ -217,7 +217,8 @@ class HexView(ScrollView, can_focus=True):
         return self._offw + 1 + 2 * self._format.side_width() + 3
 
     def _choose_format(self) -> None:
-        width = self.scrollable_content_region.width or self.size.width
+        # The vertical scrollbar is always shown (overflow-y: scroll), so the width does not depend on timing.
+        width = self.scrollable_content_region.width
         for fmt in FORMATS:
             self._format = fmt
             if self._row_width() <= width:
