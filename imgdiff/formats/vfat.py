@@ -893,22 +893,22 @@ class _Volume:
                 continue
             attr = buf[pos + 11]
             if b0 == DIRENT_FREE:
-                self._orphans(node, d.path, pending, buf, offsets, keys)
+                self._orphans(node, d.path, pending, buf, keys)
                 pending = []
                 node.children.append(self._deleted(d.path, i, off, buf, pos, attr))
                 continue
             if attr & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME:
                 if buf[pos] & LAST_LONG_ENTRY:
-                    self._orphans(node, d.path, pending, buf, offsets, keys)
+                    self._orphans(node, d.path, pending, buf, keys)
                     pending = []
                 pending.append((i, off))
                 continue
-            entry, sub = self._short_entry(d, i, off, buf, pos, pending, offsets, node, keys)
+            entry, sub = self._short_entry(d, i, off, buf, pos, pending, node, keys)
             pending = []
             node.children.append(entry)
             if sub is not None:
                 subdirs.append(sub)
-        self._orphans(node, d.path, pending, buf, offsets, keys)
+        self._orphans(node, d.path, pending, buf, keys)
         fields: list[Field] = []
         ue = self._clip(sorted(unused))
         if ue:
@@ -984,7 +984,6 @@ class _Volume:
         dpath: str,
         pending: list[tuple[int, int]],
         buf: bytearray,
-        offsets: list[int],
         keys: set[str],
     ) -> None:
         """Attach LFN slots that belong to no short entry as their own nodes."""
@@ -1049,7 +1048,6 @@ class _Volume:
         buf: bytearray,
         pos: int,
         pending: list[tuple[int, int]],
-        offsets: list[int],
         dnode: Node,
         keys: set[str],
     ) -> tuple[Node, _Dir | None]:
@@ -1061,7 +1059,7 @@ class _Volume:
         sname = short_name(name11, ntres)
         lname = self._long_name(name11, pending, buf)
         if pending and lname is None:
-            self._orphans(dnode, d.path, pending, buf, offsets, keys)
+            self._orphans(dnode, d.path, pending, buf, keys)
             pending = []
         fields = self._dirent_fields(buf, pos, off)
         name = lname or sname
