@@ -194,10 +194,17 @@ def test_content_diff_without_diffoscope(analyzed, monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.skipif(shutil.which("diffoscope") is None, reason="diffoscope is not installed")
 def test_content_diff_with_diffoscope(analyzed) -> None:  # type: ignore[no-untyped-def]
-    md = markdown.render(named(analyzed("vfat-fat16-content"), "vfat-fat16-content"), content_diff=True)
-    assert "  - diffoscope:" in md
+    """diffoscope runs once per binary file, on relative names (no temporary paths leak), bounded in length."""
+    report = named(analyzed("content-formats"), "content-formats")
+    md = markdown.render(report, content_diff=True)
+    assert "    --- a/tool.1.gz\n    +++ b/tool.1.gz\n" in md
     assert "/tmp/" not in md and "imgdiff-md-" not in md
-    assert md == markdown.render(named(analyzed("vfat-fat16-content"), "vfat-fat16-content"), content_diff=True)
+    assert md.count("    --- a/tool.1.gz\n") == 1
+    assert "diffoscope: see its output for this file under `CNT006` above" in md
+    assert md == markdown.render(report, content_diff=True)
+    # Text files keep imgdiff's own unified diff only.
+    text = markdown.render(named(analyzed("vfat-fat16-content"), "vfat-fat16-content"), content_diff=True)
+    assert "diffoscope:" not in text and "```diff" in text
 
 
 def test_cli_report_writes_markdown(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

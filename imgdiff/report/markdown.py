@@ -425,6 +425,8 @@ class Diffoscope:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.exe = shutil.which("diffoscope") if enabled else None
+        self.shown: dict[str, str] = {}
+        """Path -> the section whose changed-files block already holds diffoscope's output for it."""
 
     def notice(self) -> str | None:
         """Return the line saying why no diffoscope output follows, or None when it runs."""
@@ -492,10 +494,15 @@ def render_files(files: list[ChangedFile], finding: Finding, dscope: Diffoscope)
                 out.extend(f"  {ln}" if ln else "" for ln in lines)
                 out.append(f"  {fence}")
                 out.append("")
-            elif not cf.fields:
+                continue  # a text diff says it all; diffoscope is for binaries
+            if not cf.fields:
                 out.append("  - binary file without a known format: the differing byte ranges are all imgdiff can show")
+            if cf.path in dscope.shown:
+                out.append(f"  - diffoscope: see its output for this file under {dscope.shown[cf.path]} above")
+                continue
             dl = dscope.run(cf.path, cf.content_a, cf.content_b)
             if dl:
+                dscope.shown[cf.path] = code(finding.rule.id) if finding.rule.id != UNCLASSIFIED else NOT_TRACKED
                 fence = fence_for("\n".join(dl))
                 out.append("  - diffoscope:")
                 out.append("")
