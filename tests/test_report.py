@@ -23,7 +23,7 @@ from imgdiff.ruleset.schema import load_rules
 from .conftest import all_pairs
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-GOLDEN_PAIRS = ["report-esp-root", "gpt-repart-random-seed", "vfat-fat16-content", "gpt-identical"]
+GOLDEN_PAIRS = ["report-esp-root", "gpt-repart-random-seed", "vfat-fat16-content", "gpt-identical", "gpt-bad-crc"]
 CONTENT_PAIR = "content-formats"
 
 
@@ -145,6 +145,13 @@ def _check_tables(md: str) -> None:
         if width == 0:
             width = cells
         assert cells == width, ln
+
+
+def test_errors_section(analyzed) -> None:  # type: ignore[no-untyped-def]
+    md = markdown.render(named(analyzed("gpt-bad-crc"), "gpt-bad-crc"))
+    assert "## Could not be parsed" in md
+    assert "- B: primary GPT header: HeaderCRC32 0xefbeadde does not match computed 0x6d78fc49" in md
+    assert "Partition table (GPT) and space outside partitions is not reproducible; reproducible: partition 1 (esp)." in md
 
 
 def test_identical_pair(analyzed) -> None:  # type: ignore[no-untyped-def]

@@ -766,8 +766,8 @@ def render(report: Report, content_diff: bool = False) -> str:
     if report.errors:
         out.append("## Could not be parsed")
         out.append("")
-        out.append("The result is partial: these structures could not be parsed, so their bytes may be counted as "
-                   "unparsed.")
+        out.append("imgdiff could not fully parse or validate these structures, so the result may be partial (bytes "
+                   "of an unparsed structure count as not yet tracked down):")
         out.append("")
         out.extend(f"- {plain(e)}" for e in report.errors)
         out.append("")
