@@ -394,9 +394,13 @@ class ImgdiffApp(App[int]):
                 ea, eb = anchor_a, anchor_b
         self.query_one(HexView).show(HexTarget(e.label, ea, eb or ea, field_a, field_b) if (ea or eb) else None)
 
+    def _already_shown(self, data: TreeData | None) -> bool:
+        """True when a cursor move lands on the difference the panes already show (``n``/``p`` moved it)."""
+        return isinstance(data, DiffItem) and self.query_one(DetailPane).subject is data.diff
+
     @on(Tree.NodeHighlighted, "#findings")
     def _finding_highlighted(self, event: Tree.NodeHighlighted[TreeData]) -> None:
-        if not event.control.has_focus:
+        if not event.control.has_focus or self._already_shown(event.node.data):
             return
         data = event.node.data
         if isinstance(data, FindingItem):
@@ -411,7 +415,7 @@ class ImgdiffApp(App[int]):
 
     @on(Tree.NodeHighlighted, "#structure")
     def _structure_highlighted(self, event: Tree.NodeHighlighted[TreeData]) -> None:
-        if not event.control.has_focus:
+        if not event.control.has_focus or self._already_shown(event.node.data):
             return
         data = event.node.data
         if isinstance(data, DiffItem):

@@ -140,6 +140,7 @@ class HexView(ScrollView, can_focus=True):
         self._diff = bytearray()
         self._format = FORMATS[-1]
         self._offw = 6
+        self._styles: dict[str, Style] | None = None
 
     # -- state ------------------------------------------------------------------------------------------------
 
@@ -241,13 +242,21 @@ class HexView(ScrollView, can_focus=True):
 
     # -- rendering --------------------------------------------------------------------------------------------
 
+    def notify_style_update(self) -> None:
+        """Forget the cached row styles when the CSS (theme, focus) changes."""
+        self._styles = None
+        super().notify_style_update()
+
     def row_text(self, row: int) -> str:
         """Return row ``row`` as plain text (what tests and the screen reader see)."""
         return "".join(seg.text for seg in self._row_segments(row))
 
     def _row_segments(self, row: int) -> list[Segment]:
-        styles = {name: self.get_component_rich_style(name) for name in self.COMPONENT_CLASSES}
-        styles[""] = self.rich_style
+        styles = self._styles
+        if styles is None:
+            styles = {name: self.get_component_rich_style(name) for name in self.COMPONENT_CLASSES}
+            styles[""] = self.rich_style
+            self._styles = styles
         start = row * ROW
         fmt = self._format
         segs = [Segment(f"{self.base_a + start:0{self._offw}x} ", styles["hexview--offset"])]
