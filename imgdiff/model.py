@@ -12,6 +12,7 @@ import builtins
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 Value = int | str | bytes | bool | float | None | tuple["Value", ...]
 """A decoded field value.  Bytes are rendered as hex, tuples as lists."""
@@ -20,9 +21,12 @@ LAYERS = ("repart", "mkfs", "nixos-module", "content", "bootloader", "other", "u
 """The responsible layers a finding can name (see rules/README.md)."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Extent:
-    """A half-open byte range ``[offset, offset + length)`` in one image."""
+class Extent(NamedTuple):
+    """A half-open byte range ``[offset, offset + length)`` in one image.
+
+    A named tuple rather than a dataclass: parsers create millions of them and tuples are cheap to build,
+    hash and sort.
+    """
 
     offset: int
     length: int
@@ -37,8 +41,7 @@ class Extent:
         return Extent(self.offset + delta, self.length)
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+class Field(NamedTuple):
     """One named on-disk field: spec name, decoded value and the absolute bytes it occupies."""
 
     name: str
@@ -96,6 +99,9 @@ class Node:
     """Optional lazy lookup of a child by key for children not built up front (large tables)."""
     errors: list[str] = field(default_factory=list)
     """What could not be parsed inside this node (partial result)."""
+    _by_key: dict[str, Node] = field(default_factory=dict, repr=False, compare=False)
+    """Index of ``children`` by key, extended by :meth:`child` with children appended since."""
+    _indexed: int = field(default=0, repr=False, compare=False)
 
     def field_named(self, name: str) -> Field | None:
         """Return the field called ``name`` or None."""
@@ -106,9 +112,14 @@ class Node:
 
     def child(self, key: str) -> Node | None:
         """Return the child with ``key``, expanding lazily if needed, or None."""
-        for c in self.children:
-            if c.key == key:
-                return c
+        if self._indexed > len(self.children):  # children were replaced: start over
+            self._by_key, self._indexed = {}, 0
+        for c in self.children[self._indexed :]:
+            self._by_key.setdefault(c.key, c)
+        self._indexed = len(self.children)
+        found = self._by_key.get(key)
+        if found is not None:
+            return found
         if self.expand is not None:
             found = self.expand(key)
             if found is not None:
@@ -136,9 +147,12 @@ class Change:
     """Bytes differ in a region no parser understood."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Difference:
-    """One field (or node, or raw region) that differs between the two images."""
+    """One field (or node, or raw region) that differs between the two images.
+
+    Compared by identity (``eq=False``): two differences with equal values are still two differences.
+    """
 
     node_path: str
     """Alignment path of the node: ``"disk/gpt/part:2/ext4/inode:/etc/foo"``."""
@@ -192,7 +206,7 @@ class RuleInfo:
     fixed_in: str = ""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Finding:
     """One named cause with the differences it explains and the derived differences folded into it."""
 

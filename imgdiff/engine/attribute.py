@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ CONTENT_KEEP = 1 << 20
 """File contents up to this size are kept on the difference for the content-level report."""
 DETAIL_RUNS = 8
 """At most this many differing ranges inside a file are listed in a difference's detail."""
+EXCERPT = 32
+"""Bytes shown (as hex) for a field whose decoded values are equal but whose bytes differ."""
 
 
 @dataclass(slots=True)
@@ -52,7 +55,7 @@ class TreeIndex:
         idx = cls(root)
         rows: list[tuple[int, int, Keys, Field]] = []
         idx._visit(root, (), [], "", rows)
-        rows.sort(key=lambda r: (r[0], r[1]))
+        rows.sort(key=operator.itemgetter(0, 1))
         last_end = -1
         for s, e, keys, f in rows:
             if s < last_end:  # overlapping fields: the first one keeps the bytes
@@ -139,11 +142,14 @@ def count_bytes(dm: DiffMap, extents_a: tuple[Extent, ...] | list[Extent], exten
     return sum(dm.count_in(e) for e in merged)
 
 
-def _subtract(ext: Extent, covered: list[Extent]) -> list[Extent]:
-    """Return the parts of ``ext`` not inside the sorted, merged ``covered`` extents."""
+def _subtract(ext: Extent, covered: list[Extent], ends: list[int] | None = None) -> list[Extent]:
+    """Return the parts of ``ext`` not inside the sorted, merged ``covered`` extents.
+
+    ``ends`` is ``[c.end for c in covered]``; pass it when subtracting many extents from the same cover.
+    """
     out: list[Extent] = []
     pos = ext.offset
-    i = bisect.bisect_right([c.end for c in covered], pos)
+    i = bisect.bisect_right(ends if ends is not None else [c.end for c in covered], pos)
     while pos < ext.end and i < len(covered):
         c = covered[i]
         if c.offset >= ext.end:
@@ -236,8 +242,10 @@ class Attributor:
 
     def _same_bytes(self, fa: Field, fb: Field) -> bool:
         """Return True when the two fields' bytes are equal (for values decoded lossily, such as names)."""
-        if fa.extents == tuple(e.shifted(-self.dm.delta) for e in fb.extents):
-            return all(self.dm.count_in(e) == 0 for e in fa.extents)
+        delta = self.dm.delta
+        if fa.extents == fb.extents if delta == 0 else fa.extents == tuple(e.shifted(-delta) for e in fb.extents):
+            intersects = self.dm.intersects
+            return not any(intersects(e) for e in fa.extents) or all(self.dm.count_in(e) == 0 for e in fa.extents)
         if fa.size != fb.size or fa.size > 4096:
             return fa.size == fb.size
         return _read(self.src_a, fa.extents) == _read(self.src_b, fb.extents)
@@ -259,8 +267,8 @@ class Attributor:
         change = Change.MODIFIED if fa is not None and fb is not None else (Change.REMOVED if fb is None else Change.ADDED)
         va, vb = (fa.value if fa else None), (fb.value if fb else None)
         if fa is not None and fb is not None and va == vb:
-            # Same decoded value, different bytes (e.g. bytes after a NUL in a name): show the bytes.
-            va, vb = _read(self.src_a, fa.extents).hex(), _read(self.src_b, fb.extents).hex()
+            # Same decoded value, different bytes (e.g. bytes after a NUL in a name): show where they differ.
+            va, vb = self._bytes_excerpt(fa.extents, fb.extents)
         da = dec_a if isinstance(dec_a, Derived) else None
         db = dec_b if isinstance(dec_b, Derived) else None
         d = Difference(
@@ -314,6 +322,21 @@ class Attributor:
             )
         return out
 
+    def _bytes_excerpt(self, ext_a: tuple[Extent, ...], ext_b: tuple[Extent, ...]) -> tuple[str, str]:
+        """Return hex of at most :data:`EXCERPT` bytes of each side, from the first byte that differs."""
+        start = 0
+        pos = 0
+        for ca, cb in zip(_rechunk(_stream(self.src_a, ext_a)), _rechunk(_stream(self.src_b, ext_b)), strict=False):
+            runs = next(_xor_runs(ca[: len(cb)], cb[: len(ca)]), None)
+            if runs is not None:
+                start = pos + runs[0]
+                break
+            pos += len(ca)
+        a = _read_prefix(self.src_a, _file_range(ext_a, start, EXCERPT), EXCERPT)
+        b = _read_prefix(self.src_b, _file_range(ext_b, start, EXCERPT), EXCERPT)
+        where = f"@+0x{start:x}: " if start else ""
+        return where + a.hex(), where + b.hex()
+
     def _content(self, d: Difference, fa: Field, fb: Field) -> None:
         """Fill the differing ranges inside a file (and keep small contents for the report)."""
         runs: list[tuple[int, int]] = []
@@ -350,7 +373,8 @@ class Attributor:
             subs[0].content_a, subs[0].content_b, subs[0].detail = d.content_a, d.content_b, d.detail
             taken = _merge([e for s in subs for e in s.extents_a])
             same_place = d.extents_a == tuple(e.shifted(-self.dm.delta) for e in d.extents_b)
-            rest = [p for e in d.extents_a for p in _subtract(e, taken)]
+            taken_ends = [t.end for t in taken]
+            rest = [p for e in d.extents_a for p in _subtract(e, taken, taken_ends)]
             if not same_place or any(self.dm.count_in(p) for p in rest):
                 out.append(d)  # other bytes of the file differ too: the file-level difference stays
         return out
@@ -361,10 +385,16 @@ class Attributor:
             [e for d in diffs for e in d.extents_a] + [e.shifted(-self.dm.delta) for d in diffs for e in d.extents_b]
         )
         out: dict[tuple[str, str, str], Difference] = {}
+        ends = [c.end for c in covered]
+        self._pending: dict[int, tuple[Difference, list[Extent]]] = {}
         for r in self.dm.ranges():
-            for piece in _subtract(r, covered):
+            for piece in _subtract(r, covered, ends):
                 for run in self._exact_runs(piece):
                     self._attribute_piece(run, out)
+        for d, exts in self._pending.values():
+            d.extents_a = d.extents_a + tuple(exts)
+            if d.change == Change.MODIFIED and d.a is None:  # same node on both sides: show the bytes
+                d.a, d.b = self._bytes_excerpt(d.extents_a, tuple(e.shifted(self.dm.delta) for e in d.extents_a))
         return list(out.values())
 
     def _exact_runs(self, piece: Extent) -> Iterator[Extent]:
@@ -420,7 +450,7 @@ class Attributor:
                     scope=info.scope,
                 )
                 out[key] = d
-            d.extents_a = d.extents_a + (gap,)
+            self._pending.setdefault(id(d), (d, []))[1].append(gap)
 
     def _moved(
         self,
@@ -460,10 +490,8 @@ class Attributor:
                 detail=None if same else "A and B store different nodes' data at these bytes",
             )
             out[key] = d
-        d.extents_a = d.extents_a + (ext,)
-        if same:
-            d.a = _read(self.src_a, d.extents_a).hex()[:128]
-            d.b = _read(self.src_b, tuple(e.shifted(self.dm.delta) for e in d.extents_a)).hex()[:128]
+        pending = self._pending.setdefault(id(d), (d, []))[1]
+        pending.append(ext)
 
 
 def _file_range(extents: tuple[Extent, ...], offset: int, size: int) -> tuple[Extent, ...]:

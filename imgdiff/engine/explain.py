@@ -58,6 +58,7 @@ def explain(diffs: list[Difference], rules: RuleSet, ctx: ExplainContext, dm: Di
                 add(rule, d)
                 break
     # 2. rule-declared consequences in the same scope (the cause itself is never stolen from its own finding)
+    owner: dict[int, Finding] = {id(d): f for f in findings.values() for d in f.causes}
     for rule in rules.rules:
         if not rule.explains:
             continue
@@ -65,16 +66,15 @@ def explain(diffs: list[Difference], rules: RuleSet, ctx: ExplainContext, dm: Di
             if rid != rule.id:
                 continue
             for d in diffs:
-                if not _within(d.scope, scope) or d in f.causes or d in f.derived:
+                if owner.get(id(d)) is f or not _within(d.scope, scope):
                     continue
                 if any(m.matches(d, ctx) for m in rule.explains):
-                    for other in findings.values():
-                        if d in other.causes and other is not f:
-                            other.causes.remove(d)
-                        if d in other.derived and other is not f:
-                            other.derived.remove(d)
+                    owner[id(d)] = f
                     f.derived.append(d)
                     placed.add(id(d))
+    for f in findings.values():  # drop what another finding's explains took over
+        f.causes = [d for d in f.causes if owner.get(id(d)) is f]
+        f.derived = [d for d in f.derived if owner.get(id(d)) is f]
     findings = {k: f for k, f in findings.items() if f.causes}
     # 3. derived fields fold into what they cover or depend on
     pending = [d for d in derived if id(d) not in placed]

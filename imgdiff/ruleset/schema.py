@@ -7,8 +7,10 @@ errors (:class:`~imgdiff.errors.RuleError`) naming the file.  See rules/README.m
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,17 @@ def default_rules_dir() -> Path:
     raise RuleError("rules directory not found beside the imgdiff package")
 
 
+@functools.lru_cache(maxsize=None)
+def _globs(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """Return a fast test for "matches one of these fnmatch patterns" (exact names become a set lookup)."""
+    exact = {p for p in patterns if not any(ch in p for ch in "*?[")}
+    rx = [p for p in patterns if p not in exact]
+    if not rx:
+        return exact.__contains__
+    compiled = re.compile("|".join(fnmatch.translate(p) for p in rx))
+    return lambda s: s in exact or compiled.match(s) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """A conjunction of glob and value tests on a :class:`Difference`."""
@@ -49,9 +62,9 @@ class Match:
 
     def matches(self, d: Difference, ctx: ExplainContext) -> bool:
         """Return True when ``d`` passes every test given."""
-        if self.kind and not any(fnmatch.fnmatchcase(d.kind, g) for g in self.kind):
+        if self.kind and not _globs(self.kind)(d.kind):
             return False
-        if self.field and not any(fnmatch.fnmatchcase(d.field, g) for g in self.field):
+        if self.field and not _globs(self.field)(d.field):
             return False
         if self.change and d.change not in self.change:
             return False
