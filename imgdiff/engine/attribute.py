@@ -308,7 +308,7 @@ class Attributor:
                     node_path=f"{d.node_path}/{cf.kind}",
                     kind=cf.kind,
                     field=cf.field,
-                    change=Change.MODIFIED,
+                    change=cf.change,
                     a=cf.a,
                     b=cf.b,
                     extents_a=_file_range(fa.extents, cf.offset, cf.size),
@@ -317,6 +317,9 @@ class Attributor:
                     attrs=dict(d.attrs),
                     display_a=cf.display_a,
                     display_b=cf.display_b,
+                    derived=cf.derived,
+                    covers_a=fa.extents if cf.derived else (),
+                    covers_b=fb.extents if cf.derived else (),
                     scope=d.scope,
                 )
             )

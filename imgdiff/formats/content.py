@@ -31,6 +31,12 @@ class ContentField:
     b: Value
     display_a: str | None = None
     display_b: str | None = None
+    derived: bool = False
+    """True for a value computed from the rest of the file (PE CheckSum, gzip FHCRC, cpio c_check): it is
+    folded into the cause that explains the file's other differing bytes."""
+    change: str = "modified"
+    """``"modified"``, or ``"moved"`` for identical data stored at another offset (a stream shifted by a
+    longer header)."""
 
 
 Recognizer = Callable[[str, bytes, bytes, int, int], list[ContentField]]
