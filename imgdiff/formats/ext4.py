@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import operator
 import struct
 import uuid
 from collections.abc import Callable, Iterable
@@ -235,7 +236,7 @@ class Compiled:
         base: int,
         *,
         limit: int | None = None,
-        skip: Iterable[str] = (),
+        skip: frozenset[str] | tuple[str, ...] = (),
         prefix: str = "",
         decode: dict[str, Callable[[Any], Value]] | None = None,
         display: dict[str, Callable[[Any], str | None]] | None = None,
@@ -245,21 +246,26 @@ class Compiled:
         ``limit`` drops members that end past that many bytes (a short inode); ``skip`` omits members a caller
         describes itself (``i_block``).
         """
-        raw = self.unpack(buf, off)
-        skipped = set(skip)
+        if len(buf) - off < self.size:
+            buf = bytes(buf[off:]) + bytes(self.size - (len(buf) - off))
+            off = 0
+        vals = self.struct.unpack_from(buf, off)
         out: list[Field] = []
-        for name, moff, size, _i, _n, kind in self.members:
+        append = out.append
+        for name, moff, size, i, n, kind in self.members:
             if limit is not None and moff + size > limit:
                 break
-            if name in skipped:
+            if skip and name in skip:
                 continue
-            v: Any = raw[name]
-            if decode and name in decode:
-                v = decode[name](v)
+            raw: Any = vals[i] if kind != "array" else vals[i : i + n]
+            if decode is not None and name in decode:
+                v: Any = decode[name](raw)
             elif kind == "bytes":
-                v = _blob(v)
-            disp = display[name](raw[name]) if display and name in display else None
-            out.append(Field.at(prefix + name, v, base + moff, size, disp))
+                v = _blob(raw)
+            else:
+                v = raw
+            disp = display[name](raw) if display is not None and name in display else None
+            append(Field(prefix + name if prefix else name, v, (Extent(base + moff, size),), disp))
         return out
 
 
@@ -301,6 +307,7 @@ _SCAN, _SCAN_NAMES = C_INODE.subset(
     )
 )
 _SCAN_EXTRA = C_INODE.span("i_extra_isize")
+_SKIP_IBLOCK = frozenset({"i_block"})
 _DIRENT = struct.Struct("<IHBB")
 _EH = C_EH.struct
 _EE = C_EE.struct
@@ -400,9 +407,12 @@ def _runs_text(bits: bytes, nbits: int, limit: int = 48) -> str:
     return text
 
 
+_BY_OFFSET = operator.attrgetter("offset", "length")
+
+
 def _merge(extents: Iterable[Extent]) -> tuple[Extent, ...]:
     out: list[Extent] = []
-    for e in sorted(x for x in extents if x.length > 0):
+    for e in sorted((x for x in extents if x.length > 0), key=_BY_OFFSET):
         if out and e.offset <= out[-1].end:
             last = out[-1]
             out[-1] = Extent(last.offset, max(last.end, e.end) - last.offset)
@@ -415,7 +425,7 @@ def _subtract(whole: Extent, parts: Iterable[Extent]) -> list[Extent]:
     """Return the pieces of ``whole`` not covered by ``parts``."""
     out: list[Extent] = []
     pos = whole.offset
-    for p in sorted(parts):
+    for p in sorted(parts, key=_BY_OFFSET):
         if p.end <= pos or p.offset >= whole.end:
             continue
         if p.offset > pos:
@@ -565,6 +575,7 @@ class Volume:
         self.errors: list[str] = []
         self.region_label = ""
         self._reported: set[str] = set()
+        self._lazy_of: dict[int, _Lazy] = {}
         raw = ctx.read(base + EXT4_SUPERBLOCK_OFFSET, 1024)
         sb = C_SB.unpack(raw)
         if sb["s_magic"] != EXT4_SUPER_MAGIC:
@@ -658,7 +669,14 @@ class Volume:
 
     def lazy(self, node: Node, build: Callable[[str], Node | None]) -> _Lazy:
         """Make ``node``'s children buildable by key, reporting their errors."""
-        return _Lazy(node, build, self.ctx.errors, self.report)
+        lz = _Lazy(node, build, self.ctx.errors, self.report)
+        self._lazy_of[id(node)] = lz
+        return lz
+
+    def add(self, node: Node | None, key: str) -> None:
+        """Build child ``key`` of a container built here and attach it (a dict lookup, not a child scan)."""
+        if node is not None:
+            self._lazy_of[id(node)].add(key)
 
     # ---------------------------------------------------------------------------------------------- geometry
 
@@ -1263,7 +1281,7 @@ class Volume:
                 node = top.made.get(key)
                 if node is not None and node.expand is not None:
                     for d in sorted(range(self.groups) if full else gd_wanted.get(key, ())):
-                        node.child(f"gd:{d}")
+                        self.add(node, f"gd:{d}")
         if self.rgdt_blocks:
             for g in groups_with_super:
                 if want(("rgdt", g)):
@@ -1280,7 +1298,7 @@ class Volume:
             inos = sorted(self.inodes) if full else sorted(t[1] for t in wanted if t[0] == "inode")
             for ino in inos:
                 key = self.key_of(ino)
-                inodes.child(key)
+                self.add(inodes, key)
         top.add("dirs")
         top.add("files")
         dirs, files = top.made["dirs"], top.made["files"]
@@ -1288,21 +1306,21 @@ class Volume:
             if ino in (self.journal_ino, self.orphan_ino, EXT4_RESIZE_INO):
                 continue
             if info.mode & S_IFMT == S_IFDIR and dirs is not None:
-                dirs.child(self.key_of(ino))
+                self.add(dirs, self.key_of(ino))
             elif info.runs and files is not None:
-                files.child(self.key_of(ino))
+                self.add(files, self.key_of(ino))
         for t in sorted(wanted, key=repr):
             if t[0] == "dir" and dirs is not None:
-                dirs.child(self.key_of(t[1]))
+                self.add(dirs, self.key_of(t[1]))
             elif t[0] == "file" and files is not None:
-                files.child(self.key_of(t[1]))
+                self.add(files, self.key_of(t[1]))
         if self.xattr_owners:
             top.add("xattrs")
             xnode = top.made.get("xattrs")
             if xnode is not None:
                 for blk, owners in sorted(self.xattr_owners.items()):
                     if full or ("xattr", blk) in wanted:
-                        xnode.child(self.key_of(owners[0]))
+                        self.add(xnode, self.key_of(owners[0]))
         if self.journal_ino and self.journal_ino in self.inodes:
             top.add("journal")
             jnode = top.made.get("journal")
@@ -1310,7 +1328,7 @@ class Volume:
                 for t in wanted:
                     if t[0] == "journal_blocks":
                         for jb in self._journal_lblks(t[1], t[2]):
-                            jnode.child(f"jblk:{jb}")
+                            self.add(jnode, f"jblk:{jb}")
         if self.orphan_ino and self.orphan_ino in self.inodes:
             top.add("orphan")
             onode = top.made.get("orphan")
@@ -1319,11 +1337,11 @@ class Volume:
                 for t in wanted:
                     if t[0] == "orphan_blocks":
                         for lb in self._lblks_of(info, t[1], t[2]):
-                            onode.child(f"blk:{lb}")
+                            self.add(onode, f"blk:{lb}")
                 if full:
                     for lb, _p, n, _u in info.runs:
                         for k in range(n):
-                            onode.child(f"blk:{lb + k}")
+                            self.add(onode, f"blk:{lb + k}")
         if want(("resize",)) and EXT4_RESIZE_INO in self.inodes and self.inodes[EXT4_RESIZE_INO].tree:
             top.add("resize:dind")
         for g in range(self.groups):
@@ -1671,7 +1689,7 @@ class Volume:
             xv = vals[xname] if has_extra else 0
             display[name] = lambda v, xv=xv: _time_text(*_extra_time(v, xv))
             display[xname] = lambda v: f"nsec={v >> 2} epoch={v & 3}"
-        fields = C_INODE.fields(raw, 0, absoff, limit=limit, skip=("i_block",), display=display)
+        fields = C_INODE.fields(raw, 0, absoff, limit=limit, skip=_SKIP_IBLOCK, display=display)
         fields.extend(self._iblock_fields(raw, absoff, vals, info))
         # The bytes after the fixed fields: in-inode extended attributes or unused space.
         xstart = limit

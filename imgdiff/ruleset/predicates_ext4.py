@@ -45,6 +45,7 @@ class _Index:
         self.alias_paths: dict[str, set[str]] = defaultdict(set)
         self.added_removed: dict[str, set[str]] = defaultdict(set)
         self.content: dict[str, set[str]] = defaultdict(set)
+        self.kernel: set[str] = set()
         for d in diffs:
             if not d.kind.startswith("ext4."):
                 continue
@@ -52,6 +53,8 @@ class _Index:
             if d.kind == "ext4.superblock" and d.field == "s_mkfs_time" and not d.attrs.get("backup"):
                 self.mkfs[d.scope] = (d.a, d.b)
             if d.kind == "ext4.inode":
+                if d.field == "i_generation":
+                    self.kernel.add(d.scope)
                 if d.field == "i_mtime" and d.attrs.get("file_type") != "dir" and not d.attrs.get("reserved"):
                     self.file_mtimes[d.scope].add(d.node_path)
                 paths = d.attrs.get("paths")
@@ -59,7 +62,7 @@ class _Index:
                     self.alias_paths[d.scope].update(str(p) for p in paths)
                 if d.field == "(node)" and d.change in (Change.ADDED, Change.REMOVED):
                     self.added_removed[d.scope].add(str(d.attrs.get("path", "")))
-            if d.kind == "ext4.file" and d.field in ("data", "(node)"):
+            if d.kind == "ext4.file" and d.field in ("data", "(node)") and d.change != Change.MOVED:
                 self.content[d.scope].add(str(d.attrs.get("path", "")))
 
     def sibling(self, d: Difference, name: str) -> Difference | None:
@@ -140,6 +143,8 @@ def ext4_few_file_mtimes(d: Difference, ctx: ExplainContext) -> bool:
     """True for the i_mtime of a file when at most ``FEW_FILES`` files of this filesystem have a differing one."""
     if d.kind != "ext4.inode" or _base(d.field) != "i_mtime" or d.attrs.get("file_type") == "dir":
         return False
+    if d.attrs.get("reserved"):
+        return False
     n = len(_index(ctx).file_mtimes.get(d.scope, ()))
     return 0 < n <= FEW_FILES
 
@@ -149,6 +154,8 @@ def ext4_many_file_mtimes(d: Difference, ctx: ExplainContext) -> bool:
     """True for the i_mtime of a file when more than ``FEW_FILES`` files of this filesystem have a differing one."""
     if d.kind != "ext4.inode" or _base(d.field) != "i_mtime" or d.attrs.get("file_type") == "dir":
         return False
+    if d.attrs.get("reserved"):
+        return False
     return len(_index(ctx).file_mtimes.get(d.scope, ())) > FEW_FILES
 
 
@@ -157,9 +164,12 @@ def ext4_mtime_companion(d: Difference, ctx: ExplainContext) -> bool:
     """True for the other times (ctime, atime, nanoseconds) of a file (not a directory) whose i_mtime differs."""
     if d.kind != "ext4.inode" or _base(d.field) not in _TIME_FIELDS or d.field == "i_mtime":
         return False
-    if d.attrs.get("file_type") == "dir":
+    if d.attrs.get("file_type") == "dir" or d.attrs.get("reserved"):
         return False
-    return _index(ctx).sibling(d, "i_mtime") is not None
+    idx = _index(ctx)
+    if idx.sibling(d, "i_generation") is not None or str(d.attrs.get("path", "")) in idx.content.get(d.scope, ()):
+        return False  # the kernel or the content change explains these times
+    return idx.sibling(d, "i_mtime") is not None
 
 
 @predicate
@@ -178,6 +188,8 @@ def ext4_inode_renumbered(d: Difference, ctx: ExplainContext) -> bool:
     if not (isinstance(d.a, int) and isinstance(d.b, int) and d.a and d.b):
         return False
     idx = _index(ctx)
+    if d.scope in idx.kernel:
+        return False  # a kernel-populated filesystem: its allocation is part of that finding
     path = str(d.attrs.get("path", ""))
     return path not in idx.alias_paths.get(d.scope, ()) and path not in idx.added_removed.get(d.scope, ())
 
@@ -208,8 +220,8 @@ def ext4_permission_bits(d: Difference, ctx: ExplainContext) -> bool:
 
 @predicate
 def ext4_content_change(d: Difference, ctx: ExplainContext) -> bool:
-    """True for a file's data difference that is not a hard link turning into a copy (or back)."""
-    if d.kind != "ext4.file":
+    """True for a file's data difference (not merely stored elsewhere, not a hard link turned into a copy)."""
+    if d.kind != "ext4.file" or d.change == Change.MOVED:
         return False
     return not ext4_hardlink_alias(d, ctx)
 
