@@ -4,6 +4,7 @@ and the end-to-end findings on every ext4 fixture pair."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import shutil
@@ -209,7 +210,7 @@ def test_node_extents_contain_their_fields_and_children(pair, name: str) -> None
             for e in f.extents:
                 assert inside(e, node.extents), (node.kind, node.key, f.name)
         own = sorted(e for f in node.fields for e in f.extents)
-        assert all(x.end <= y.offset for x, y in zip(own, own[1:], strict=False)), (node.kind, node.key)
+        assert all(x.end <= y.offset for x, y in itertools.pairwise(own)), (node.kind, node.key)
         for c in node.children:
             for e in c.extents:
                 assert inside(e, node.extents), (node.kind, node.key, c.kind, c.key)

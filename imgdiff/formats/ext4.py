@@ -43,11 +43,12 @@ References:
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import operator
 import struct
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,7 +84,6 @@ from imgdiff.formats.c_ext4 import (
     EXT4_INDEX_FL,
     EXT4_INLINE_DATA_FL,
     EXT4_INODE,
-    EXT4_JOURNAL_INO,
     EXT4_ORPHAN_BLOCK_MAGIC,
     EXT4_ORPHAN_BLOCK_TAIL,
     EXT4_RESIZE_INO,
@@ -164,7 +164,7 @@ class Compiled:
     than ``struct.unpack_from``, so the same members are compiled once into a struct format.
     """
 
-    __slots__ = ("layout", "members", "struct", "size", "_index")
+    __slots__ = ("_index", "layout", "members", "size", "struct")
 
     def __init__(self, decl: c.Struct, endian: str = "<") -> None:
         self.layout = Layout.of(decl)
@@ -238,8 +238,8 @@ class Compiled:
         limit: int | None = None,
         skip: frozenset[str] | tuple[str, ...] = (),
         prefix: str = "",
-        decode: dict[str, Callable[[Any], Value]] | None = None,
-        display: dict[str, Callable[[Any], str | None]] | None = None,
+        decode: Mapping[str, Callable[[Any], Value]] | None = None,
+        display: Mapping[str, Callable[[Any], str | None]] | None = None,
     ) -> list[Field]:
         """Return one Field per member at absolute ``base + member offset``.
 
@@ -358,6 +358,16 @@ def _time_text(seconds: int, nsec: int | None = None) -> str:
     if nsec:
         text += f".{nsec:09d}"
     return text + "Z"
+
+
+def _time_hi_text(seconds: int, hi: int) -> str:
+    """Return the text of a superblock time whose ``_hi`` byte extends it past 2038."""
+    return _time_text(seconds + (hi << 32))
+
+
+def _time_extra_text(seconds: int, extra: int) -> str:
+    """Return the text of an inode time with its ``_extra`` word (nanoseconds and epoch bits)."""
+    return _time_text(*_extra_time(seconds, extra))
 
 
 def _flags_text(value: int, names: dict[int, str]) -> str:
@@ -494,8 +504,7 @@ def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
 class InodeInfo:
     """What the bulk scan keeps of one used inode: type, size, links, and its block map."""
 
-    __slots__ = ("ino", "mode", "flags", "size", "links", "generation", "file_acl", "runs", "tree", "fast",
-                 "errors")
+    __slots__ = ("errors", "fast", "file_acl", "flags", "generation", "ino", "links", "mode", "runs", "size", "tree")
 
     def __init__(self, ino: int, mode: int, flags: int, size: int, links: int, generation: int, file_acl: int):
         self.ino = ino
@@ -1101,10 +1110,10 @@ class Volume:
             if not 0 < ino <= self.inodes_count or ino in self.ino_paths:
                 return None
             return ino
-        ino = self.paths.get(key)
-        if ino is None or self.key_of(ino) != key:
+        found = self.paths.get(key)
+        if found is None or self.key_of(found) != key:
             return None
-        return ino
+        return found
 
     def path_attrs(self, ino: int) -> dict[str, Value]:
         """Return the rule-facing attrs of inode ``ino``: path, ino, file_type (and every path of a hard link)."""
@@ -1361,7 +1370,7 @@ class Volume:
 
     def feature_names(self) -> list[str]:
         """Return the names of the feature bits set in the superblock."""
-        out = []
+        out: list[str] = []
         for value, names in ((self.compat, COMPAT_FEATURES), (self.incompat, INCOMPAT_FEATURES),
                              (self.ro_compat, RO_COMPAT_FEATURES)):
             out.extend(n for bit, n in names.items() if value & bit)
@@ -1383,7 +1392,7 @@ class Volume:
             if g is None or not 0 <= g < self.groups or not self.has_super(g) or not self.rgdt_blocks:
                 return None
             return self._rgdt_node(g, key)
-        if key.startswith("bbitmap:") or key.startswith("ibitmap:"):
+        if key.startswith(("bbitmap:", "ibitmap:")):
             g = _int_suffix(key)
             return self._bitmap_node(key[0], g) if g is not None and 0 <= g < self.groups else None
         if key == "inodes":
@@ -1441,7 +1450,7 @@ class Volume:
         }
         for name in _SB_TIMES:
             hi = sb.get(name + "_hi", 0)
-            display[name] = lambda v, hi=hi: _time_text(v + (hi << 32))
+            display[name] = functools.partial(_time_hi_text, hi=hi)
         decode = dict(_SB_DECODE)
         fields = C_SB.fields(raw, 0, absoff, decode=decode, display=display)
         ext: list[Extent] = [Extent(absoff, 1024)]
@@ -1628,7 +1637,7 @@ class Volume:
         bits = data[:nbytes]
         unit = "clusters" if which == "b" and self.cluster_ratio > 1 else ("blocks" if which == "b" else "inodes")
         fields = [Field("bitmap", _runs_text(bits, nbits), (Extent(self.abs(blk), nbytes),),
-                        f"{bin(int.from_bytes(bits, 'little')).count('1')} of {nbits} {unit} in use")]
+                        f"{int.from_bytes(bits, 'little').bit_count()} of {nbits} {unit} in use")]
         if nbytes < self.bs:
             pad = data[nbytes:]
             fields.append(Field("padding", _blob(pad), (Extent(self.abs(blk, nbytes), len(pad)),), _blob_display(pad)))
@@ -1687,7 +1696,7 @@ class Volume:
             xo, xs = C_INODE.span(xname)
             has_extra = xo + xs <= limit
             xv = vals[xname] if has_extra else 0
-            display[name] = lambda v, xv=xv: _time_text(*_extra_time(v, xv))
+            display[name] = functools.partial(_time_extra_text, extra=xv)
             display[xname] = lambda v: f"nsec={v >> 2} epoch={v & 3}"
         fields = C_INODE.fields(raw, 0, absoff, limit=limit, skip=_SKIP_IBLOCK, display=display)
         fields.extend(self._iblock_fields(raw, absoff, vals, info))
@@ -1698,7 +1707,7 @@ class Volume:
                 fields.extend(C_XIH.fields(raw, xstart, absoff + xstart, prefix="xattr."))
                 fields.extend(self._xattr_fields(raw, xstart + 4, xstart + 4, isz, absoff, errors))
             _gap_fields(fields, absoff + xstart, absoff + isz, "i_extra_space",
-                        lambda o, n: raw[o - absoff : o - absoff + n])
+                        _reader(raw, absoff))
         fields.sort(key=lambda f: f.extents[0].offset)
         derived: list[Derived] = []
         if self.csum:
@@ -1858,7 +1867,7 @@ class Volume:
 
     def _tree_nodes(self, info: InodeInfo, errors: list[str]) -> list[Node]:
         """Return the extent-tree / indirect block nodes of an inode."""
-        out = []
+        out: list[Node] = []
         for blk, level, lblk, kind in info.tree:
             data = self.read(blk * self.bs, self.bs)
             a = self.abs(blk)
@@ -1872,7 +1881,7 @@ class Volume:
                     derived = (Derived("eb_checksum", covers=(Extent(a, tail),),
                                        seeds=self.seeds + ("ext4.inode:i_generation",)),)
                     tail += 4
-                _gap_fields(fields, a, a + self.bs, "padding", lambda o, n: data[o - a : o - a + n])
+                _gap_fields(fields, a, a + self.bs, "padding", _reader(data, a))
                 out.append(Node(kind="ext4.extent_block", key=f"eb:{level}:{lblk}",
                                 label=f"extent tree block (depth {level}, from block {lblk})",
                                 extents=(Extent(a, self.bs),), fields=tuple(sorted(fields, key=_fkey)),
@@ -2086,7 +2095,7 @@ class Volume:
     def _dirent_node(self, data: bytes, pos: int, end: int, a: int, lb: int, dpath: str,
                      used: dict[str, int], deleted: bool, htree: bool, slack_scan: bool = True) -> list[Node]:
         """Return the node of the entry at ``pos`` owning ``[pos, end)``, plus deleted entries in its slack."""
-        ino, rec_len, name_len, ftype = _DIRENT.unpack_from(data, pos)
+        ino, _rec_len, name_len, ftype = _DIRENT.unpack_from(data, pos)
         if not self.filetype:
             name_len |= ftype << 8
         name = _name(data[pos + 8 : pos + 8 + name_len])
@@ -2199,7 +2208,7 @@ class Volume:
         fields: list[Field] = []
         if what[0] == "root":
             for pos, name in ((0, "."), (12, "..")):
-                ino, rec_len, name_len, ftype = _DIRENT.unpack_from(data, pos)
+                ino, _rec_len, name_len, ftype = _DIRENT.unpack_from(data, pos)
                 dfields = C_DIRENT.fields(data, pos, a + pos,
                                           display={"file_type": lambda v: DIRENT_FILE_TYPES.get(v, str(v))})
                 dfields.append(Field.at("name", _name(data[pos + 8 : pos + 8 + min(name_len, 4)]), a + pos + 8, 4))
@@ -2238,7 +2247,7 @@ class Volume:
             derived = (Derived("dt_checksum", covers=(Extent(a, cl + 8 * count), Extent(a + tail, 4)),
                                seeds=self.seeds + ("ext4.inode:i_generation",)),)
         start = 24 if what[0] == "root" else 0
-        _gap_fields(fields, a + start, a + self.bs, "padding", lambda o, n: data[o - a : o - a + n])
+        _gap_fields(fields, a + start, a + self.bs, "padding", _reader(data, a))
         exts = _merge(e for f in fields for e in f.extents)
         nodes.append(Node(kind=kind, key=f"blk:{lb}",
                           label=f"{'htree root' if what[0] == 'root' else 'htree node'} block {lb} of {dpath}",
@@ -2270,23 +2279,23 @@ class Volume:
             fields.extend(self._xattr_fields(data, 32, 0, self.bs, a, errors))
         else:
             errors.append(f"xattr block {blk}: bad h_magic")
-        _gap_fields(fields, a, a + self.bs, "unused", lambda o, n: data[o - a : o - a + n])
+        _gap_fields(fields, a, a + self.bs, "unused", _reader(data, a))
         owners = self.xattr_owners[blk]
         attrs = self.path_attrs(owners[0])
         attrs["owners"] = tuple(self.key_of(o) for o in owners)
-        derived = ()
+        derived: tuple[Derived, ...] = ()
         if self.csum:
             co, _ = C_XH.span("h_checksum")
             derived = (Derived("h_checksum", covers=tuple(_subtract(Extent(a, self.bs), [Extent(a + co, 4)])),
                                seeds=self.seeds),)
-        return Node(kind="ext4.xattr_block", key=self.key_of(owners[0]), label=f"xattr block of {attrs['path'] or owners[0]}",
+        return Node(kind="ext4.xattr_block", key=self.key_of(owners[0]), label=f"xattr block of {self.key_of(owners[0])}",
                     extents=(Extent(a, self.bs),), fields=tuple(sorted(fields, key=_fkey)), derived=derived,
                     attrs=attrs, errors=errors)
 
     # ---------------------------------------------------------------------------------------------- journal
 
     def _lblks_of(self, info: InodeInfo, b0: int, b1: int) -> list[int]:
-        out = []
+        out: list[int] = []
         for lb, pb, n, _u in info.runs:
             lo, hi = max(b0, pb), min(b1, pb + n)
             out.extend(lb + (p - pb) for p in range(lo, hi))
@@ -2396,7 +2405,7 @@ class Volume:
             else:
                 fields.extend(C_JH.fields(data, 0, a, display=disp))
         _gap_fields(fields, a, a + self.bs, "data" if magic != JBD2_MAGIC_NUMBER else "unused",
-                    lambda o, k: data[o - a : o - a + k])
+                    _reader(data, a))
         return Node(kind="ext4.journal_block", key=f"jblk:{n}", label=f"journal block {n}",
                     extents=(Extent(a, self.bs),), fields=tuple(sorted(_disjoint(fields, errors), key=_fkey)),
                     derived=tuple(derived), attrs=attrs, errors=errors)
@@ -2551,6 +2560,15 @@ class Volume:
 
 JBD2_INCOMPAT_NAMES = {0x01: "revoke", 0x02: "64bit", 0x04: "async_commit", 0x08: "csum_v2", 0x10: "csum_v3",
                        0x20: "fast_commit"}
+
+
+def _reader(data: bytes, base: int) -> Callable[[int, int], bytes]:
+    """Return ``read(offset, n)`` over ``data`` that starts at absolute offset ``base``."""
+
+    def read(offset: int, n: int) -> bytes:
+        return data[offset - base : offset - base + n]
+
+    return read
 
 
 def _name(raw: bytes) -> str:

@@ -81,7 +81,7 @@ def _index(ctx: ExplainContext) -> _Index:
 
 def _base(field: str) -> str:
     """Return the seconds field of a timestamp field (``i_mtime_extra`` -> ``i_mtime``)."""
-    return field[: -len("_extra")] if field.endswith("_extra") else field
+    return field.removesuffix("_extra")
 
 
 def _near(a: Any, b: Any, slack: int) -> bool:
