@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.app import App
 
-from imgdiff.model import Report
+from imgdiff.model import Extent, Report
 from imgdiff.tui.app import ImgdiffApp, load_saved, run
 from imgdiff.tui.hexdata import ImageReader, SnippetReader
-from imgdiff.tui.hexview import HexView
+from imgdiff.tui.hexview import HexTarget, HexView
 from imgdiff.tui.structure import Entry, Structure, split_location
 from imgdiff.tui.widgets import DerivedGroup, DetailPane, DiffItem, FindingItem, FindingsTree, StructureTree
 
@@ -434,3 +435,99 @@ async def test_mouse_click_selects_a_structure_node(pair) -> None:  # type: igno
         assert tree.has_focus
         assert isinstance(detail.subject, Entry) and detail.subject.key == "disk"
         assert hexview.target is not None and hexview.target.title == "disk"
+
+
+# -- the hex view on its own (fake images, no parser involved) ----------------------------------------------------
+
+
+class _Bytes:
+    """A ByteReader over an in-memory image."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def window(self, offset: int, size: int) -> list[int | None]:
+        return [self.data[o] if 0 <= o < len(self.data) else None for o in range(offset, offset + size)]
+
+    def raw(self, offset: int, size: int) -> bytes | None:
+        return self.data[offset : offset + size]
+
+    def close(self) -> None:
+        pass
+
+
+class _HexApp(App[None]):
+    def __init__(self, a: bytes, b: bytes) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+
+    def compose(self) -> Any:
+        yield HexView(_Bytes(self.a), _Bytes(self.b), id="hex")
+
+
+def _images(size: int, changes: dict[int, int]) -> tuple[bytes, bytes]:
+    a = bytes((i * 7) & 0xFF for i in range(size))
+    b = bytearray(a)
+    for off, value in changes.items():
+        b[off] = value
+    return a, bytes(b)
+
+
+async def test_hexview_highlights_and_formats() -> None:
+    a, b = _images(4096, {0x3A: 0, 0x3B: 1, 0x40: 2})
+    app = _HexApp(a, b)
+    async with app.run_test(size=(160, 20)) as pilot:
+        view = app.query_one(HexView)
+        field = (Extent(0x38, 16),)
+        view.show(HexTarget("f", field, field, field, field, seek=True))
+        await pilot.pause()
+        assert view.offset_a == 0x38 and view.base_a == 0x10  # two rows of context above the field's row
+        assert view.differing_bytes == 3
+        row = view.row_text(2)  # the row at 0x30
+        assert row.startswith("000030 ") and " │ " in row
+        left, right = row.split(" │ ")
+        assert "8f 96 9d a4" in left and "8f 00 01 a4" in right and len(row) == view.virtual_size.width
+        assert any(c.isalpha() or c == "." for c in row[-16:])  # 160 columns: the ASCII column is shown
+        await pilot.resize_terminal(80, 20)
+        await pilot.pause()
+        narrow = view.row_text(2)
+        assert len(narrow) <= 79 and narrow.count(" │ ") == 1  # grouped hex, no ASCII, still 16 bytes a side
+        assert narrow.replace(" ", "").replace("│", "").startswith("000030")
+
+
+async def test_hexview_seeks_the_first_difference_of_a_long_field() -> None:
+    a, b = _images(1 << 20, {700_001: 0xEE})
+    app = _HexApp(a, b)
+    async with app.run_test(size=(120, 20)) as pilot:
+        view = app.query_one(HexView)
+        field = (Extent(4096, (1 << 20) - 4096),)
+        view.show(HexTarget("data", field, field, field, field, seek=True))
+        await pilot.pause()
+        assert view.seek_anchor == (0, 700_001 - 4096)
+        assert view.base_a <= 700_001 < view.base_a + view.size_shown and view.differing_bytes == 1
+        top = view.base_a + 16 * round(view.scroll_offset.y)
+        assert top <= 700_001 < top + 16 * view.scrollable_content_region.height  # the differing row is on screen
+        view.show(HexTarget("data", field, field, field, field))  # no seek: the field's start
+        await pilot.pause()
+        assert view.base_a == 4096 - 32 and view.differing_bytes == 0
+
+
+async def test_hexview_e_cycles_extents_and_handles_unknown_bytes() -> None:
+    a, b = _images(8192, {100: 0, 5000: 1})
+    app = _HexApp(a, b[:6000])  # B is shorter: its bytes past 6000 are unknown
+    async with app.run_test(size=(120, 20)) as pilot:
+        view = app.query_one(HexView)
+        exts = (Extent(96, 8), Extent(4992, 16), Extent(7000, 8))
+        view.show(HexTarget("two", exts, exts, exts, exts))
+        view.focus()
+        await pilot.pause()
+        assert (view.extent_index, view.offset_a, view.differing_bytes) == (0, 96, 1)
+        await pilot.press("e")
+        assert (view.extent_index, view.offset_a) == (1, 4992) and view.differing_bytes == 1
+        await pilot.press("e")
+        assert view.offset_a == 7000 and "··" in view.row_text(2)
+        await pilot.press("e")
+        assert view.extent_index == 0
+        view.show(None)
+        await pilot.pause()
+        assert view.size_shown == 0 and view.offset_a is None

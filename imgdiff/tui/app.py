@@ -376,7 +376,7 @@ class ImgdiffApp(App[int]):
     @staticmethod
     def _diff_target(d: Difference) -> HexTarget:
         title = f"{d.location.rsplit(' / ', 1)[-1]} / {d.field}" if d.location else d.field
-        return HexTarget(title, d.extents_a, d.extents_b, d.extents_a, d.extents_b)
+        return HexTarget(title, d.extents_a, d.extents_b, d.extents_a, d.extents_b, seek=True)
 
     def select_entry(self, e: Entry) -> None:
         """Show a structure node and its bytes (starting at its first differing field when it is large)."""

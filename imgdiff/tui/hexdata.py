@@ -23,6 +23,10 @@ class ByteReader(Protocol):
         """Return ``size`` byte values starting at ``offset``; ``None`` for unknown bytes."""
         ...
 
+    def raw(self, offset: int, size: int) -> bytes | None:
+        """Return the bytes at ``offset`` (short at the end), or None when they are not all known."""
+        ...
+
     def close(self) -> None:
         """Release what the reader holds."""
         ...
@@ -41,6 +45,10 @@ class ImageReader:
         data = self.src.read(start, offset + size - start) if offset + size > start else b""
         out[start - offset : start - offset + len(data)] = list(data)
         return out
+
+    def raw(self, offset: int, size: int) -> bytes | None:
+        """Return the image bytes at ``offset``."""
+        return self.src.read(offset, size) if offset >= 0 else None
 
     def close(self) -> None:
         """Close the image."""
@@ -81,6 +89,10 @@ class SnippetReader:
             i += 1
         return out
 
+    def raw(self, offset: int, size: int) -> bytes | None:
+        """Snippets cannot say where a long field first differs: always None."""
+        return None
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -97,3 +109,21 @@ def snippet(d: Difference, side: str) -> tuple[int, bytes] | None:
         return exts[0].offset, bytes.fromhex(text)
     except ValueError:
         return None
+
+
+def first_mismatch(a: bytes, b: bytes) -> int | None:
+    """Return the index of the first byte where ``a`` and ``b`` differ (a length difference counts), or None."""
+    n = min(len(a), len(b))
+    lo, hi = 0, n
+    if a[:n] == b[:n]:
+        return None if len(a) == len(b) else n
+    while hi - lo > 64:  # halve with C-speed slice compares, then scan the last few bytes
+        mid = (lo + hi) // 2
+        if a[lo:mid] != b[lo:mid]:
+            hi = mid
+        else:
+            lo = mid
+    for i in range(lo, hi):
+        if a[i] != b[i]:
+            return i
+    return hi

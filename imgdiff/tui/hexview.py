@@ -20,13 +20,18 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from imgdiff.model import Extent
-from imgdiff.tui.hexdata import ByteReader, Window
+from imgdiff.tui.hexdata import ByteReader, Window, first_mismatch
 
 ROW = 16
 CONTEXT = 2
 """Rows shown before and after the extent."""
 MAX_WINDOW = 64 * 1024
-"""Most bytes shown per extent (a large file's data shows its first 64 KiB)."""
+"""Most bytes shown per extent; a longer field is shown from its first differing byte."""
+SEEK_LIMIT = 16 * 1024 * 1024
+"""Most bytes compared to find where a long field first differs."""
+SEEK_CHUNK = 256 * 1024
+LEAD = 8
+"""Rows shown above the first differing byte when the window starts there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,8 @@ class HexTarget:
     extents_b: tuple[Extent, ...]
     field_a: tuple[Extent, ...] = ()
     field_b: tuple[Extent, ...] = ()
+    seek: bool = False
+    """Start at the first byte that differs inside the extents (a long file's data), not at their start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,8 @@ class HexView(ScrollView, can_focus=True):
         self.reader_b = reader_b
         self.target: HexTarget | None = None
         self.extent_index = 0
+        self.seek_anchor: tuple[int, int] | None = None
+        """(extent index, offset inside it) of the first differing byte, when the target asked to seek it."""
         self.offset_a: int | None = None
         """A offset of the shown extent (B's when the field exists only in B)."""
         self.offset_b: int | None = None
@@ -157,10 +166,50 @@ class HexView(ScrollView, can_focus=True):
         return sum(self._diff)
 
     def show(self, target: HexTarget | None) -> None:
-        """Show ``target`` (None clears the view) starting at its first extent."""
+        """Show ``target`` (None clears the view) at its first extent, or where it first differs when asked."""
         self.target = target
         self.extent_index = 0
+        self.seek_anchor = None
+        if target is not None and target.seek:
+            found = self._first_difference(target)
+            if found is not None:
+                self.extent_index, shift = found
+                self.seek_anchor = (self.extent_index, shift)
         self._load()
+
+    def _pair(self, t: HexTarget, i: int) -> tuple[Extent, Extent] | None:
+        ea = t.extents_a[i] if i < len(t.extents_a) else None
+        eb = t.extents_b[i] if i < len(t.extents_b) else None
+        ea = ea or eb
+        eb = eb or ea
+        return (ea, eb) if ea is not None and eb is not None else None
+
+    def _first_difference(self, t: HexTarget) -> tuple[int, int] | None:
+        """Return (extent index, offset inside it) of the first differing byte, comparing raw bytes."""
+        if self.reader_a is None or self.reader_b is None:
+            return None
+        budget = SEEK_LIMIT
+        for i in range(self.extent_count):
+            pair = self._pair(t, i)
+            if pair is None:
+                return None
+            ea, eb = pair
+            n = max(ea.length, eb.length)
+            off = 0
+            while off < n:
+                if budget <= 0:
+                    return None
+                k = min(SEEK_CHUNK, n - off)
+                a = self.reader_a.raw(ea.offset + off, min(k, max(ea.length - off, 0)))
+                b = self.reader_b.raw(eb.offset + off, min(k, max(eb.length - off, 0)))
+                if a is None or b is None:
+                    return None
+                hit = first_mismatch(a, b)
+                if hit is not None:
+                    return i, off + hit
+                off += k
+                budget -= k
+        return None
 
     def action_next_extent(self) -> None:
         """Show the target's next extent (wrapping)."""
@@ -178,14 +227,17 @@ class HexView(ScrollView, can_focus=True):
             self._finish(0)
             return
         i = self.extent_index
-        ea = t.extents_a[i] if i < len(t.extents_a) else None
-        eb = t.extents_b[i] if i < len(t.extents_b) else None
-        ea = ea or eb
-        eb = eb or ea
-        assert ea is not None and eb is not None
+        pair = self._pair(t, i)
+        assert pair is not None
+        ea, eb = pair
         self.offset_a, self.offset_b = ea.offset, eb.offset
         length = max(ea.length, eb.length, 1)
         base = max(ea.offset - ea.offset % ROW - CONTEXT * ROW, 0)
+        anchor = ea.offset
+        if self.seek_anchor is not None and self.seek_anchor[0] == i:
+            anchor = ea.offset + self.seek_anchor[1]
+            if anchor - base >= MAX_WINDOW - LEAD * ROW:  # beyond the first window: start near the difference
+                base = max(anchor - anchor % ROW - LEAD * ROW, 0)
         end = ea.offset + length
         end = end + (-end) % ROW + CONTEXT * ROW
         end = max(end, base + ROW * self.scrollable_content_region.height)  # fill the view with context
@@ -202,8 +254,8 @@ class HexView(ScrollView, can_focus=True):
             1 if (x is not None and y is not None and x != y) else 0 for x, y in zip(self._a, self._b)
         )
         self._finish((size + ROW - 1) // ROW)
-        # Scroll so the extent's first row sits just under the context rows.
-        self.scroll_to(0, max((ea.offset - base) // ROW - CONTEXT, 0), animate=False, force=True)
+        # Scroll so the first differing row (or the extent's first row) sits just under the context rows.
+        self.scroll_to(0, max((anchor - base) // ROW - CONTEXT, 0), animate=False, force=True)
 
     def _finish(self, rows: int) -> None:
         top = max(self.base_a + self.size_shown, self.base_b + self.size_shown, 1)
@@ -266,7 +318,10 @@ class HexView(ScrollView, can_focus=True):
             for i in range(ROW):
                 pos = start + i
                 if i:
-                    sep = " " if (i % fmt.group == 0) else (" " if fmt.spaced else "")
+                    if i % fmt.group == 0:
+                        sep = "  " if fmt.spaced else " "
+                    else:
+                        sep = " " if fmt.spaced else ""
                     if sep:
                         joined = pos < len(field) and field[pos] and field[pos - 1]
                         segs.append(Segment(sep, styles["hexview--field"] if joined else styles[""]))
