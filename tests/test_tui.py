@@ -280,6 +280,12 @@ async def test_zoom_a_pane(pair) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("z")
         await pilot.pause()
         assert app.screen.maximized is None
+        await pilot.press("shift+tab", "z")  # the detail pane
+        await pilot.pause()
+        assert app.screen.maximized is app.query_one(DetailPane)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.maximized is None
 
 
 async def test_saved_json_opens_without_images(pair, analyzed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -432,6 +432,8 @@ def _heading(text: str, style: str = "bold") -> Text:
 class DetailPane(VerticalScroll):
     """A, B values side by side with the rule's explanation, component, references, note and fix."""
 
+    ALLOW_MAXIMIZE = True
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.body = Static("", id="detail-body")
@@ -529,6 +531,8 @@ class DetailPane(VerticalScroll):
         if d.display_a or d.display_b:
             table.add_row("shown", Text(d.display_a or "—", style="italic"), Text(d.display_b or "—", style="italic"))
         table.add_row("bytes at", _extents(d.extents_a), _extents(d.extents_b))
+        if d.covers_a or d.covers_b:
+            table.add_row("over", _extents(d.covers_a, 2), _extents(d.covers_b, 2))
         parts: list[RenderableType] = [head, table]
         meta = Text()
         meta.append("change ", style="dim")
