@@ -23,6 +23,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Grid, Horizontal, Vertical
+from textual.markup import escape
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Label, ProgressBar, Static, Tree
@@ -151,7 +152,7 @@ class ImgdiffApp(App[int]):
         self.query_one("#hex").border_title = "Hex"
         self.query_one("#main").display = False
         self.query_one("#searchbar").display = False
-        self._status(f"{self._display_name('a')} ⇄ {self._display_name('b')}  analysing…")
+        self._status(f"{escape(self._display_name('a'))} ⇄ {escape(self._display_name('b'))}  analysing…")
         if self.report is not None:
             self._show(self.report, Structure(self.report))
         else:
@@ -307,7 +308,7 @@ class ImgdiffApp(App[int]):
         if r is None:
             return
         s = r.summary
-        names = f"[b]{self._display_name('a')}[/b] ⇄ [b]{self._display_name('b')}[/b]"
+        names = f"[b]{escape(self._display_name('a'))}[/b] ⇄ [b]{escape(self._display_name('b'))}[/b]"
         if r.identical:
             what = f"identical ({human_bytes(s.bytes_compared)})"
         else:
@@ -329,7 +330,7 @@ class ImgdiffApp(App[int]):
         shown = len(findings.items)
         findings.border_title = f"Findings ({shown}/{total})" if self.search_text else f"Findings ({total})"
         mode = "only differing" if tree.only_differing else "all nodes"
-        tree.border_title = f"Structure · {mode}" + (f" · “{self.search_text}”" if self.search_text else "")
+        tree.border_title = f"Structure · {mode}" + (f" · “{escape(self.search_text)}”" if self.search_text else "")
 
     @on(HexView.Shown)
     def _hex_title(self, event: HexView.Shown) -> None:
@@ -342,7 +343,7 @@ class ImgdiffApp(App[int]):
         if v.offset_b is not None and v.offset_b != v.offset_a:
             where += f" │ B 0x{v.offset_b:x}"
         ext = f" · extent {v.extent_index + 1}/{v.extent_count} (e)" if v.extent_count > 1 else ""
-        v.border_title = f"Hex · {v.target.title} @ {where}{ext}"
+        v.border_title = f"Hex · {escape(v.target.title)} @ {where}{ext}"
         sub = f"{v.differing_bytes} differing" + (" · first 64 KiB" if v.truncated else "")
         v.border_subtitle = sub + (" · saved snippets" if self.saved else "")
 

@@ -578,6 +578,8 @@ class DetailPane(VerticalScroll):
         elif e.diffs:
             parts += [Text(""), self._diff_table(e.diffs, "" if structure.live else e.key)]
         errors = [*(e.node_a.errors if e.node_a else []), *(e.node_b.errors if e.node_b else [])]
+        if e.parent is None:
+            errors += structure.report.errors  # the whole report's partial-result notes, on the root
         if errors:
             parts += [Text(""), _heading("Could not parse", "bold red"), *(Text(x) for x in dict.fromkeys(errors))]
         if e.diffs:
