@@ -47,12 +47,16 @@ def analyze(
             progress("parsing", 1, 2)
         ctx_b = ParseContext(src=src_b, diff=dm, side="b", options={"seed": seed})
         tree_b = parse_image(ctx_b)
-        if progress is not None:
-            progress("explaining", 0, 1)
+        def stage(name: str) -> Callable[[int, int], None] | None:
+            if progress is None:
+                return None
+            report_to = progress
+            return lambda done, total: report_to(name, done, total)
+
         given = [_size_difference(src_a.size, src_b.size, common, longest)] if src_a.size != src_b.size else []
-        diffs = Attributor(tree_a, tree_b, dm, src_a, src_b).run(given) if dm.total else []
+        diffs = Attributor(tree_a, tree_b, dm, src_a, src_b).run(given, stage("attributing")) if dm.total else []
         ectx = ExplainContext(options={"seed": seed}, tree_a=tree_a, tree_b=tree_b)
-        findings = explain(diffs, rules, ectx, dm)
+        findings = explain(diffs, rules, ectx, dm, stage("explaining"))
         raw = _merge([e for d in diffs if d.change == Change.RAW for e in d.extents_a])
         summary = Summary(
             bytes_compared=longest,

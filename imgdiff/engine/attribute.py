@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from imgdiff.model import Change, Difference, Extent, Field, Node, Value
@@ -48,12 +48,18 @@ class TreeIndex:
     ends: list[int] = field(default_factory=list)
     owners: list[tuple[Keys, Field]] = field(default_factory=list)
     nodes: dict[Keys, NodeInfo] = field(default_factory=dict)
+    _differs: Callable[[Extent], bool] | None = None
 
     @classmethod
-    def build(cls, root: Node) -> TreeIndex:
-        """Index every field extent and every node of ``root``."""
+    def build(cls, root: Node, differs: Callable[[Extent], bool] | None = None) -> TreeIndex:
+        """Index every node of ``root`` and the field extents of the nodes that hold differing bytes.
+
+        ``differs(extent)`` says whether an extent holds differing bytes; fields lie inside their node's extents,
+        so the fields of a node whose extents hold none can never be looked up by a differing offset.
+        """
         idx = cls(root)
         rows: list[tuple[int, int, Keys, Field]] = []
+        idx._differs = differs
         idx._visit(root, (), [], "", rows)
         rows.sort(key=operator.itemgetter(0, 1))
         last_end = -1
@@ -74,10 +80,12 @@ class TreeIndex:
         if not prefix or node.attrs.get("scope"):
             scope = "/".join(keys)
         self.nodes[keys] = NodeInfo(keys, node, " / ".join(here_labels) or node.label, scope or "/".join(keys))
-        for f in node.fields:
-            for e in f.extents:
-                if e.length > 0:
-                    rows.append((e.offset, e.end, keys, f))
+        differs = self._differs
+        if node.fields and (differs is None or not node.extents or any(differs(e) for e in node.extents)):
+            for f in node.fields:
+                for e in f.extents:
+                    if e.length > 0:
+                        rows.append((e.offset, e.offset + e.length, keys, f))
         for c in node.children:
             self._visit(c, keys, here_labels, scope, rows)
 
@@ -167,17 +175,20 @@ class Attributor:
     """Compute the differences between two indexed trees given the byte comparison."""
 
     def __init__(self, tree_a: Node, tree_b: Node, dm: DiffMap, src_a: ImageSource, src_b: ImageSource) -> None:
-        self.ia = TreeIndex.build(tree_a)
-        self.ib = TreeIndex.build(tree_b)
+        self.ia = TreeIndex.build(tree_a, dm.intersects)
+        self.ib = TreeIndex.build(tree_b, lambda e: dm.intersects(e.shifted(-dm.delta)))
         self.dm = dm
         self.src_a = src_a
         self.src_b = src_b
         self._content_pairs: dict[int, tuple[Field, Field]] = {}
 
-    def run(self, given: list[Difference] | None = None) -> list[Difference]:
+    def run(
+        self, given: list[Difference] | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> list[Difference]:
         """Return every difference, each with its differing byte count.
 
         ``given`` are differences found elsewhere (the image size); their extents count as covered.
+        ``progress(done, total)`` is called while aligned node pairs are compared.
         """
         touched: dict[Keys, None] = {}
         for r in self.dm.ranges():
@@ -186,7 +197,9 @@ class Attributor:
             for keys, _f, _o in self.ib.fields_in(r.shifted(self.dm.delta)):
                 touched.setdefault(keys, None)
         diffs: list[Difference] = []
-        for keys in touched:
+        for i, keys in enumerate(touched):
+            if progress is not None and i % 1000 == 0:
+                progress(i, len(touched))
             diffs.extend(self._compare(keys))
         diffs = self._split_content(diffs)
         diffs.extend(given or [])

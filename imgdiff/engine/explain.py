@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Callable
 
 from imgdiff.engine.attribute import _merge, count_bytes
 from imgdiff.model import Change, Difference, Extent, Finding
@@ -33,8 +34,17 @@ class _Extents:
         return i < len(self.items) and self.items[i].offset < ext.end
 
 
-def explain(diffs: list[Difference], rules: RuleSet, ctx: ExplainContext, dm: DiffMap) -> list[Finding]:
-    """Return the findings for ``diffs``, ordered by the first byte they explain."""
+def explain(
+    diffs: list[Difference],
+    rules: RuleSet,
+    ctx: ExplainContext,
+    dm: DiffMap,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Finding]:
+    """Return the findings for ``diffs``, ordered by the first byte they explain.
+
+    ``progress(done, total)`` is called while the differences are matched against the rules.
+    """
     ctx.differences = diffs
     findings: dict[tuple[str, str], Finding] = {}
     rule_of: dict[str, Rule] = {}
@@ -52,7 +62,9 @@ def explain(diffs: list[Difference], rules: RuleSet, ctx: ExplainContext, dm: Di
     causes = [d for d in diffs if not d.derived]
     derived = [d for d in diffs if d.derived]
     # 1. root causes
-    for d in causes:
+    for i, d in enumerate(causes):
+        if progress is not None and i % 2000 == 0:
+            progress(i, len(causes))
         for rule in rules.rules:
             if not rule.derived and rule.match.matches(d, ctx):
                 add(rule, d)
