@@ -75,7 +75,8 @@ def explain(
         if not rule.explains:
             continue
         for (rid, scope), f in list(findings.items()):
-            if rid != rule.id:
+            # a finding whose causes another rule's explains took over explains nothing itself
+            if rid != rule.id or not any(owner.get(id(c)) is f for c in f.causes):
                 continue
             for d in diffs:
                 if owner.get(id(d)) is f or not _within(d.scope, scope):
@@ -87,6 +88,10 @@ def explain(
     for f in findings.values():  # drop what another finding's explains took over
         f.causes = [d for d in f.causes if owner.get(id(d)) is f]
         f.derived = [d for d in f.derived if owner.get(id(d)) is f]
+        if not f.causes:  # the finding goes away: what it had folded must find another home
+            for d in f.derived:
+                placed.discard(id(d))
+                owner.pop(id(d), None)
     findings = {k: f for k, f in findings.items() if f.causes}
     # 3. derived fields fold into what they cover or depend on
     pending = [d for d in derived if id(d) not in placed]
