@@ -60,7 +60,8 @@ def seed_verdict(root: Node | None, seed: str) -> str:
     disk, parts = _gpt_guids(root)
     if disk is None:
         return "no GPT"
-    ok, bad = [], []
+    ok: list[str] = []
+    bad: list[str] = []
     (ok if disk == derive_disk_guid(seed) else bad).append("disk GUID")
     seen: dict[str, int] = {}
     for index, t, u in parts:

@@ -39,7 +39,7 @@ def default_rules_dir() -> Path:
     raise RuleError("rules directory not found beside the imgdiff package")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _globs(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     """Return a fast test for "matches one of these fnmatch patterns" (exact names become a set lookup)."""
     exact = {p for p in patterns if not any(ch in p for ch in "*?[")}
