@@ -4,7 +4,10 @@
 Pairs are built under bench/work/ (not committed) with real tools on first use:
   gpt-sparse-2g : a 2 GiB sparse GPT disk (sgdisk, random GUIDs) with 64 MiB of random data in partition 1, twice
   ext4-1g-20k   : a 1 GiB GPT disk whose root partition is ext4 made by mke2fs -d from a tree of 20,000 files
-                  (pinned UUID, hash seed and clock), with 3 files' bytes and 1 file's mtime different in B
+                  (pinned UUID, hash seed and clock); B is a copy of A with 3 files' first bytes overwritten in place
+                  and 1 file's mtime set with debugfs: few differences
+  ext4-1g-20k-rebuilt : B built again from the same tree (3 files changed): mke2fs 1.47.0 -d copies every file's
+                  ctime, so all 20,000 inodes differ; the worst case for attribution
 Usage: python bench/bench.py [PAIR ...]    (needs sgdisk, mke2fs, cmp; run after .ci/setup)
 This is a measurement, not a test: nothing asserts on the numbers.
 """
@@ -41,7 +44,7 @@ def build_gpt_sparse(d: Path) -> None:
             fh.write(rnd)
 
 
-def build_ext4(d: Path) -> None:
+def _tree(d: Path) -> Path:
     tree = d / "tree"
     if tree.exists():
         shutil.rmtree(tree)
@@ -50,32 +53,58 @@ def build_ext4(d: Path) -> None:
         sub.mkdir(parents=True, exist_ok=True)
         (sub / f"f{i:05d}.txt").write_text(f"file {i}\n" * (1 + i % 50))
     subprocess.run(["find", str(tree), "-exec", "touch", "-h", "-d", "@1700000000", "{}", "+"], check=True)
+    return tree
+
+
+def _mkfs(tree: Path, part: Path) -> None:
     env = dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000")
-    for side in "ab":
-        if side == "b":
-            for i in (7, 4242, 19999):
-                p = tree / f"d{i % 200:03d}" / f"f{i:05d}.txt"
-                p.write_text(p.read_text().replace("file", "FILE", 1))
-                os.utime(p, (1700000000, 1700000000))
-            q = tree / "d001" / "f00001.txt"
-            os.utime(q, (1700000000, 1700000999))
-            for s in (tree / "d007", tree / "d042", tree / "d199", tree / "d001"):
-                os.utime(s, (1700000000, 1700000000))
-        part = d / f"root-{side}.ext4"
-        part.unlink(missing_ok=True)
-        sh("mke2fs", "-q", "-t", "ext4", "-U", "3f4e5a6b-0000-4000-8000-000000000001",
-           "-E", "hash_seed=3f4e5a6b-0000-4000-8000-000000000002", "-d", str(tree), str(part), "1000M", env=env)
-        img = d / f"{side}.img"
-        with open(img, "wb") as fh:
-            fh.truncate((1 << 30) + (2 << 20) + (64 << 10))
-        sh("sgdisk", "-o", "-U", "11111111-1111-4111-8111-111111111111", "-n", "1:2048:+1000M", "-t", "1:8304",
-           "-u", "1:22222222-2222-4222-8222-222222222222", str(img))
-        sh("dd", f"if={part}", f"of={img}", "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none")
-        part.unlink()
+    part.unlink(missing_ok=True)
+    sh("mke2fs", "-q", "-t", "ext4", "-U", "3f4e5a6b-0000-4000-8000-000000000001",
+       "-E", "hash_seed=3f4e5a6b-0000-4000-8000-000000000002", "-d", str(tree), str(part), "1000M", env=env)
+
+
+def _disk(part: Path, img: Path) -> None:
+    with open(img, "wb") as fh:
+        fh.truncate((1 << 30) + (2 << 20) + (64 << 10))
+    sh("sgdisk", "-o", "-U", "11111111-1111-4111-8111-111111111111", "-n", "1:2048:+1000M", "-t", "1:8304",
+       "-u", "1:22222222-2222-4222-8222-222222222222", str(img))
+    sh("dd", f"if={part}", f"of={img}", "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none")
+    part.unlink()
+
+
+def build_ext4(d: Path) -> None:
+    """A, and B = a copy of A with 3 files' first bytes overwritten in place and 1 file's mtime set (debugfs)."""
+    tree = _tree(d)
+    part_a, part_b = d / "root-a.ext4", d / "root-b.ext4"
+    _mkfs(tree, part_a)
+    shutil.rmtree(tree)
+    sh("cp", "--sparse=always", str(part_a), str(part_b))
+    for i in (7, 4242, 19999):
+        out = subprocess.run(["debugfs", "-R", f"bmap /d{i % 200:03d}/f{i:05d}.txt 0", str(part_b)],
+                             capture_output=True, text=True, check=True).stdout
+        with open(part_b, "r+b") as fh:
+            fh.seek(int(out.split()[-1]) * 4096)
+            fh.write(b"FILE")
+    sh("debugfs", "-w", "-R", "sif /d001/f00001.txt mtime 1700000999", str(part_b))
+    _disk(part_a, d / "a.img")
+    _disk(part_b, d / "b.img")
+
+
+def build_ext4_rebuilt(d: Path) -> None:
+    """The usual mke2fs 1.47.0 case: B rebuilt later from the same tree, so every inode's ctime (and the atimes
+    that reading the tree for A changed) differ: all 20,000 inodes differ."""
+    tree = _tree(d)
+    _mkfs(tree, d / "root-a.ext4")
+    _disk(d / "root-a.ext4", d / "a.img")
+    for i in (7, 4242, 19999):
+        p = tree / f"d{i % 200:03d}" / f"f{i:05d}.txt"
+        p.write_text(p.read_text().replace("file", "FILE", 1))
+    _mkfs(tree, d / "root-b.ext4")
+    _disk(d / "root-b.ext4", d / "b.img")
     shutil.rmtree(tree)
 
 
-PAIRS = {"gpt-sparse-2g": build_gpt_sparse, "ext4-1g-20k": build_ext4}
+PAIRS = {"gpt-sparse-2g": build_gpt_sparse, "ext4-1g-20k": build_ext4, "ext4-1g-20k-rebuilt": build_ext4_rebuilt}
 
 
 def timed(cmd: list[str]) -> tuple[float, int, int]:
