@@ -164,7 +164,7 @@ class Compiled:
     than ``struct.unpack_from``, so the same members are compiled once into a struct format.
     """
 
-    __slots__ = ("_index", "layout", "members", "size", "struct")
+    __slots__ = ("_index", "_names", "_prefixed", "layout", "members", "size", "struct")
 
     def __init__(self, decl: c.Struct, endian: str = "<") -> None:
         self.layout = Layout.of(decl)
@@ -193,6 +193,8 @@ class Compiled:
         if self.size != self.layout.size:  # pragma: no cover
             raise TypeError("compiled struct size differs from the construct layout")
         self._index = {m[0]: m for m in members}
+        self._names = tuple(m[0] for m in members)
+        self._prefixed: dict[str, tuple[str, ...]] = {}
 
     def offset(self, name: str) -> int:
         """Return the offset of member ``name``."""
@@ -252,7 +254,10 @@ class Compiled:
         vals = self.struct.unpack_from(buf, off)
         out: list[Field] = []
         append = out.append
-        for name, moff, size, i, n, kind in self.members:
+        names = self._prefixed.get(prefix) if prefix else self._names
+        if names is None:  # one shared name string per prefix and member, not one per field
+            names = self._prefixed.setdefault(prefix, tuple(prefix + m[0] for m in self.members))
+        for (name, moff, size, i, n, kind), fname in zip(self.members, names, strict=True):
             if limit is not None and moff + size > limit:
                 break
             if skip and name in skip:
@@ -265,7 +270,7 @@ class Compiled:
             else:
                 v = raw
             disp = display[name](raw) if display is not None and name in display else None
-            append(Field(prefix + name if prefix else name, v, (Extent(base + moff, size),), disp))
+            append(Field(fname, v, (Extent(base + moff, size),), disp))
         return out
 
 
@@ -349,14 +354,22 @@ def _hash_seed(words: tuple[int, ...]) -> str:
     return str(uuid.UUID(bytes=struct.pack("<4I", *words)))
 
 
-def _time_text(seconds: int, nsec: int | None = None) -> str:
+@functools.lru_cache(maxsize=1 << 14)
+def _seconds_text(seconds: int) -> str | None:
+    """Return ``YYYY-MM-DDTHH:MM:SS`` of a UTC time, or None when out of range (memoized: files share seconds)."""
     try:
         t = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
+        return None
+    return t.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _time_text(seconds: int, nsec: int | None = None) -> str:
+    text = _seconds_text(seconds)
+    if text is None:
         return f"{seconds} (out of range)"
-    text = t.strftime("%Y-%m-%dT%H:%M:%S")
     if nsec:
-        text += f".{nsec:09d}"
+        return f"{text}.{nsec:09d}Z"
     return text + "Z"
 
 
@@ -368,6 +381,68 @@ def _time_hi_text(seconds: int, hi: int) -> str:
 def _time_extra_text(seconds: int, extra: int) -> str:
     """Return the text of an inode time with its ``_extra`` word (nanoseconds and epoch bits)."""
     return _time_text(*_extra_time(seconds, extra))
+
+
+def _inode_plan(limit: int) -> tuple[tuple[str, int, int, int, int, int], ...]:
+    """Return, for inodes whose fixed fields end at ``limit``, each member's field recipe.
+
+    ``(name, offset, size, value index, display code, index of the time's _extra word or -1)``; ``i_block`` is
+    left out (:meth:`Ext4._iblock_fields` describes it).  Display codes: see :func:`_inode_fields`.
+    """
+    plan = _INODE_PLANS.get(limit)
+    if plan is not None:
+        return plan
+    codes = {"i_mode": 1, "i_flags": 2, "i_dtime": 3}
+    for name, xname in _INODE_TIME_EXTRA.items():
+        codes[name] = 4
+        codes[xname] = 5
+    out = []
+    for name, moff, size, i, _n, kind in C_INODE.members:
+        if moff + size > limit:
+            break
+        if name == "i_block":
+            continue
+        assert kind == "int"
+        xi = -1
+        if name in _INODE_TIME_EXTRA:
+            _xn, xo, xs, xidx, _xc, _xk = C_INODE._index[_INODE_TIME_EXTRA[name]]
+            xi = xidx if xo + xs <= limit else -1
+        out.append((name, moff, size, i, codes.get(name, 0), xi))
+    plan = tuple(out)
+    _INODE_PLANS[limit] = plan
+    return plan
+
+
+_INODE_PLANS: dict[int, tuple[tuple[str, int, int, int, int, int], ...]] = {}
+
+
+def _inode_fields(raw: bytes, absoff: int, limit: int) -> list[Field]:
+    """Return the fields of an inode's fixed members up to ``limit`` (``i_block`` excepted) with displays.
+
+    Equivalent to ``C_INODE.fields(..., skip={"i_block"}, display=...)`` with the inode displays, without the
+    per-member dictionary lookups: inode tables hold tens of thousands of inodes.
+    """
+    if len(raw) < C_INODE.size:
+        raw = bytes(raw) + bytes(C_INODE.size - len(raw))
+    vals = C_INODE.struct.unpack_from(raw, 0)
+    out: list[Field] = []
+    append = out.append
+    for name, moff, size, i, code, xi in _inode_plan(limit):
+        v = vals[i]
+        if code == 0:
+            disp: str | None = None
+        elif code == 4:
+            disp = _time_extra_text(v, vals[xi] if xi >= 0 else 0)
+        elif code == 5:
+            disp = f"nsec={v >> 2} epoch={v & 3}"
+        elif code == 1:
+            disp = _mode_text(v)
+        elif code == 2:
+            disp = _flags_text(v, INODE_FLAGS)
+        else:
+            disp = _time_text(v) if v else None
+        append(Field(name, v, (Extent(absoff + moff, size),), disp))
+    return out
 
 
 def _flags_text(value: int, names: dict[int, str]) -> str:
@@ -1686,19 +1761,7 @@ class Volume:
                     errors.append(f"i_extra_isize {extra} is not plausible")
                 extra = 0
             limit = EXT4_GOOD_OLD_INODE_SIZE + max(extra, 2)
-        display: dict[str, Callable[[Any], str | None]] = {
-            "i_mode": _mode_text,
-            "i_flags": lambda v: _flags_text(v, INODE_FLAGS),
-            "i_dtime": lambda v: _time_text(v) if v else None,
-        }
-        for name in _INODE_TIMES:
-            xname = _INODE_TIME_EXTRA[name]
-            xo, xs = C_INODE.span(xname)
-            has_extra = xo + xs <= limit
-            xv = vals[xname] if has_extra else 0
-            display[name] = functools.partial(_time_extra_text, extra=xv)
-            display[xname] = lambda v: f"nsec={v >> 2} epoch={v & 3}"
-        fields = C_INODE.fields(raw, 0, absoff, limit=limit, skip=_SKIP_IBLOCK, display=display)
+        fields = _inode_fields(raw, absoff, limit)
         fields.extend(self._iblock_fields(raw, absoff, vals, info))
         # The bytes after the fixed fields: in-inode extended attributes or unused space.
         xstart = limit
