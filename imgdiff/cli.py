@@ -104,6 +104,13 @@ def _write(text: str, output: str | None) -> None:
 
 
 def _explain(args: argparse.Namespace, fmt: str) -> int:
+    from imgdiff.engine.analysis import gc_paused
+
+    with gc_paused():  # the report (both trees) lives until exit: collector passes over it would only cost time
+        return _explain_paused(args, fmt)
+
+
+def _explain_paused(args: argparse.Namespace, fmt: str) -> int:
     from imgdiff.engine.analysis import analyze
 
     progress = _Progress(sys.stderr)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from imgdiff.engine.attribute import Attributor, _merge
@@ -28,7 +30,7 @@ def analyze(
 ) -> Report:
     """Compare two images and return the explained report (raises ImgdiffError on unreadable input)."""
     rules = rules or load_rules()
-    with ImageSource(str(path_a)) as src_a, ImageSource(str(path_b)) as src_b:
+    with gc_paused(), ImageSource(str(path_a)) as src_a, ImageSource(str(path_b)) as src_b:
         common = min(src_a.size, src_b.size)
         longest = max(src_a.size, src_b.size)
 
@@ -74,6 +76,24 @@ def analyze(
             tree_b=tree_b,
             context=dict(context or {}, **({"seed": seed} if seed else {})),
         )
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a comparison builds millions of long-lived objects.
+
+    Parsers create a few tuples per on-disk field and keep nearly all of them (the report holds both trees), so
+    the collector's generational passes would only re-scan live objects: on an ext4 image with tens of thousands
+    of differing inodes that was ~40% of the run time.  Reference counting still frees everything acyclic; the
+    little cyclic garbage made meanwhile is collected once the collector runs again.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _size_difference(size_a: int, size_b: int, common: int, longest: int) -> Difference:
