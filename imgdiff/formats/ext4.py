@@ -270,7 +270,7 @@ class Compiled:
             else:
                 v = raw
             disp = display[name](raw) if display is not None and name in display else None
-            append(Field(fname, v, (Extent(base + moff, size),), disp))
+            append(_new(Field, (fname, v, (_new(Extent, (base + moff, size)),), disp)))
         return out
 
 
@@ -441,8 +441,12 @@ def _inode_fields(raw: bytes, absoff: int, limit: int) -> list[Field]:
             disp = _flags_text(v, INODE_FLAGS)
         else:
             disp = _time_text(v) if v else None
-        append(Field(name, v, (Extent(absoff + moff, size),), disp))
+        # tuple.__new__ directly: the same named tuples without the Python-level __new__ of each
+        append(_new(Field, (name, v, (_new(Extent, (absoff + moff, size)),), disp)))
     return out
+
+
+_new = tuple.__new__
 
 
 def _flags_text(value: int, names: dict[int, str]) -> str:
@@ -1766,11 +1770,14 @@ class Volume:
         # The bytes after the fixed fields: in-inode extended attributes or unused space.
         xstart = limit
         if xstart < isz:
+            # every field so far ends by ``limit``: only the xattr fields can cover bytes of the gap
+            xfields: list[Field] = []
             if struct.unpack_from("<I", raw, xstart)[0] == EXT4_XATTR_MAGIC and xstart + 4 <= isz:
-                fields.extend(C_XIH.fields(raw, xstart, absoff + xstart, prefix="xattr."))
-                fields.extend(self._xattr_fields(raw, xstart + 4, xstart + 4, isz, absoff, errors))
-            _gap_fields(fields, absoff + xstart, absoff + isz, "i_extra_space",
+                xfields.extend(C_XIH.fields(raw, xstart, absoff + xstart, prefix="xattr."))
+                xfields.extend(self._xattr_fields(raw, xstart + 4, xstart + 4, isz, absoff, errors))
+            _gap_fields(xfields, absoff + xstart, absoff + isz, "i_extra_space",
                         _reader(raw, absoff))
+            fields.extend(xfields)
         fields.sort(key=lambda f: f.extents[0].offset)
         derived: list[Derived] = []
         if self.csum:
@@ -1835,7 +1842,7 @@ class Volume:
             eoff = 12 + 12 * i
             if depth == 0:
                 fields.extend(C_EE.fields(buf, off + eoff, absoff + eoff, prefix=f"{prefix}extent[{i}].",
-                                          display={"ee_len": _ee_len_text}))
+                                          display=_EE_DISPLAY))
             else:
                 fields.extend(C_EI.fields(buf, off + eoff, absoff + eoff, prefix=f"{prefix}index[{i}]."))
         used = 12 + 12 * n
@@ -2649,6 +2656,9 @@ def _fkey(f: Field) -> int:
 
 def _ee_len_text(v: int) -> str:
     return f"{v - EXT_INIT_MAX_LEN} blocks, unwritten" if v > EXT_INIT_MAX_LEN else f"{v} blocks"
+
+
+_EE_DISPLAY: dict[str, Callable[[Any], str | None]] = {"ee_len": _ee_len_text}
 
 
 def _xattr_value(val: bytes) -> Value:
