@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import bisect
-import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from imgdiff.model import Change, Difference, Extent, Field, Node, Value
 from imgdiff.source import DiffMap, ImageSource, _xor_runs
@@ -41,12 +41,17 @@ class NodeInfo:
 
 @dataclass(slots=True)
 class TreeIndex:
-    """Field and node lookup for one tree: fields sorted by offset, nodes by key chain."""
+    """Field and node lookup for one tree: fields sorted by offset, nodes by key chain.
+
+    The field index is four parallel lists (start, end, node keys, field) rather than one tuple per row: a tree
+    with tens of thousands of differing inodes indexes millions of field extents.
+    """
 
     root: Node
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
-    owners: list[tuple[Keys, Field]] = field(default_factory=list)
+    owner_keys: list[Keys] = field(default_factory=list)
+    owner_fields: list[Field] = field(default_factory=list)
     nodes: dict[Keys, NodeInfo] = field(default_factory=dict)
     _differs: Callable[[Extent], bool] | None = None
 
@@ -58,23 +63,29 @@ class TreeIndex:
         so the fields of a node whose extents hold none can never be looked up by a differing offset.
         """
         idx = cls(root)
-        rows: list[tuple[int, int, Keys, Field]] = []
+        rows = _Rows([], [], [], [])
         idx._differs = differs
         idx._visit(root, (), [], "", rows)
-        rows.sort(key=operator.itemgetter(0, 1))
+        rs, re_, rk, rf = rows
+        # (start, end) order, ties in visiting order: two stable sorts, by the minor key first
+        order = sorted(range(len(rs)), key=re_.__getitem__)
+        order.sort(key=rs.__getitem__)
+        starts, ends, owner_keys, owner_fields = idx.starts, idx.ends, idx.owner_keys, idx.owner_fields
         last_end = -1
-        for s, e, keys, f in rows:
+        for i in order:
+            s, e = rs[i], re_[i]
             if s < last_end:  # overlapping fields: the first one keeps the bytes
                 if e <= last_end:
                     continue
                 s = last_end
-            idx.starts.append(s)
-            idx.ends.append(e)
-            idx.owners.append((keys, f))
+            starts.append(s)
+            ends.append(e)
+            owner_keys.append(rk[i])
+            owner_fields.append(rf[i])
             last_end = e
         return idx
 
-    def _visit(self, node: Node, prefix: Keys, labels: list[str], scope: str, rows: list) -> None:  # type: ignore[type-arg]
+    def _visit(self, node: Node, prefix: Keys, labels: list[str], scope: str, rows: _Rows) -> None:
         keys = (*prefix, node.key)
         here_labels = labels + [node.label] if prefix else labels
         if not prefix or node.attrs.get("scope"):
@@ -82,20 +93,35 @@ class TreeIndex:
         self.nodes[keys] = NodeInfo(keys, node, " / ".join(here_labels) or node.label, scope or "/".join(keys))
         differs = self._differs
         if node.fields and (differs is None or not node.extents or any(differs(e) for e in node.extents)):
+            rs, re_, rk, rf = rows
             for f in node.fields:
-                for e in f.extents:
-                    if e.length > 0:
-                        rows.append((e.offset, e.offset + e.length, keys, f))
+                exts = f.extents
+                if len(exts) == 1:  # the common case, without the inner loop
+                    off, length = exts[0]
+                    if length > 0:
+                        rs.append(off)
+                        re_.append(off + length)
+                        rk.append(keys)
+                        rf.append(f)
+                    continue
+                for off, length in exts:
+                    if length > 0:
+                        rs.append(off)
+                        re_.append(off + length)
+                        rk.append(keys)
+                        rf.append(f)
         for c in node.children:
             self._visit(c, keys, here_labels, scope, rows)
 
     def fields_in(self, ext: Extent) -> Iterator[tuple[Keys, Field, Extent]]:
         """Yield ``(node keys, field, overlap)`` for each field extent overlapping ``ext``."""
-        i = bisect.bisect_right(self.ends, ext.offset)
-        while i < len(self.starts) and self.starts[i] < ext.end:
-            lo, hi = max(self.starts[i], ext.offset), min(self.ends[i], ext.end)
-            keys, f = self.owners[i]
-            yield keys, f, Extent(lo, hi - lo)
+        starts, ends = self.starts, self.ends
+        lo_ext, hi_ext = ext.offset, ext.offset + ext.length
+        i = bisect.bisect_right(ends, lo_ext)
+        n = len(starts)
+        while i < n and starts[i] < hi_ext:
+            lo, hi = max(starts[i], lo_ext), min(ends[i], hi_ext)
+            yield self.owner_keys[i], self.owner_fields[i], Extent(lo, hi - lo)
             i += 1
 
     def lookup(self, keys: Keys) -> NodeInfo | None:
@@ -131,6 +157,15 @@ class TreeIndex:
                 break
             node, keys = nxt, (*keys, nxt.key)
         return self.nodes[keys]
+
+
+class _Rows(NamedTuple):
+    """The field extents collected while indexing, as parallel lists."""
+
+    starts: list[int]
+    ends: list[int]
+    keys: list[Keys]
+    fields: list[Field]
 
 
 def _merge(extents: list[Extent]) -> list[Extent]:
@@ -255,10 +290,17 @@ class Attributor:
 
     def _same_bytes(self, fa: Field, fb: Field) -> bool:
         """Return True when the two fields' bytes are equal (for values decoded lossily, such as names)."""
-        delta = self.dm.delta
+        dm = self.dm
+        delta = dm.delta
         if fa.extents == fb.extents if delta == 0 else fa.extents == tuple(e.shifted(-delta) for e in fb.extents):
-            intersects = self.dm.intersects
-            return not any(intersects(e) for e in fa.extents) or all(self.dm.count_in(e) == 0 for e in fa.extents)
+            # DiffMap.intersects inlined: this runs for every equal-valued field of every touched node pair
+            starts, ends = dm.starts, dm.ends
+            n = len(starts)
+            for off, length in fa.extents:
+                i = bisect.bisect_right(ends, off)
+                if i < n and starts[i] < off + length:
+                    return all(dm.count_in(e) == 0 for e in fa.extents)
+            return True
         if fa.size != fb.size or fa.size > 4096:
             return fa.size == fb.size
         return _read(self.src_a, fa.extents) == _read(self.src_b, fb.extents)
