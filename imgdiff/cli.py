@@ -120,11 +120,18 @@ def _explain_paused(args: argparse.Namespace, fmt: str) -> int:
     finally:
         progress.done()
     if fmt == "json":
-        from imgdiff.report.json import dumps, hex_snippets
+        from imgdiff.report.json import hex_snippets, write
         from imgdiff.source import ImageSource
 
         with ImageSource(args.a) as sa, ImageSource(args.b) as sb:
-            text = dumps(report, hex_snippets(report, sa.read, sb.read))
+            hexes = hex_snippets(report, sa.read, sb.read)
+        output = getattr(args, "output", None)
+        if output:
+            with open(output, "w", encoding="utf-8") as fh:
+                write(report, fh, hexes)
+        else:
+            write(report, sys.stdout, hexes)
+        return EXIT_SAME if report.identical else EXIT_DIFFERENT
     elif fmt == "markdown":
         from imgdiff.report.markdown import render as render_md
 

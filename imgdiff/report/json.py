@@ -9,7 +9,7 @@ Version 1 contract: ``imgdiff_json_version``, ``a``, ``b``, ``identical``, ``sum
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from imgdiff.model import Difference, Extent, Finding, ImageInfo, Report, RuleInfo, Summary
 from imgdiff.report.values import to_json
@@ -99,6 +99,22 @@ def report_to_dict(report: Report, hexes: dict[int, tuple[str, str]] | None = No
 def dumps(report: Report, hexes: dict[int, tuple[str, str]] | None = None) -> str:
     """Return the JSON text of ``report`` (stable key order, so equal results give equal text)."""
     return json.dumps(report_to_dict(report, hexes), indent=2, ensure_ascii=False) + "\n"
+
+
+def write(report: Report, fh: TextIO, hexes: dict[int, tuple[str, str]] | None = None) -> None:
+    """Write exactly the text :func:`dumps` returns to ``fh``, in pieces.
+
+    A result with tens of thousands of differences encodes to millions of small strings; joining them into one
+    text first (and encoding that) held several copies of the document at once.
+    """
+    chunks: list[str] = []
+    for chunk in json.JSONEncoder(ensure_ascii=False, indent=2).iterencode(report_to_dict(report, hexes)):
+        chunks.append(chunk)
+        if len(chunks) >= 16384:
+            fh.write("".join(chunks))
+            chunks.clear()
+    chunks.append("\n")
+    fh.write("".join(chunks))
 
 
 def _ext(rows: list[list[int]]) -> tuple[Extent, ...]:
