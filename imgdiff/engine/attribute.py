@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -43,13 +44,14 @@ class NodeInfo:
 class TreeIndex:
     """Field and node lookup for one tree: fields sorted by offset, nodes by key chain.
 
-    The field index is four parallel lists (start, end, node keys, field) rather than one tuple per row: a tree
-    with tens of thousands of differing inodes indexes millions of field extents.
+    The field index is four parallel sequences (start, end, node keys, field) rather than one tuple per row, the
+    offsets in machine-integer arrays: a tree with tens of thousands of differing inodes indexes millions of
+    field extents.
     """
 
     root: Node
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
+    starts: array[int] = field(default_factory=lambda: array("q"))
+    ends: array[int] = field(default_factory=lambda: array("q"))
     owner_keys: list[Keys] = field(default_factory=list)
     owner_fields: list[Field] = field(default_factory=list)
     nodes: dict[Keys, NodeInfo] = field(default_factory=dict)
@@ -63,7 +65,7 @@ class TreeIndex:
         so the fields of a node whose extents hold none can never be looked up by a differing offset.
         """
         idx = cls(root)
-        rows = _Rows([], [], [], [])
+        rows = _Rows(array("q"), array("q"), [], [])
         idx._differs = differs
         idx._visit(root, (), [], "", rows)
         rs, re_, rk, rf = rows
@@ -162,8 +164,8 @@ class TreeIndex:
 class _Rows(NamedTuple):
     """The field extents collected while indexing, as parallel lists."""
 
-    starts: list[int]
-    ends: list[int]
+    starts: array[int]
+    ends: array[int]
     keys: list[Keys]
     fields: list[Field]
 
