@@ -61,12 +61,16 @@ def explain(
 
     causes = [d for d in diffs if not d.derived]
     derived = [d for d in diffs if d.derived]
-    # 1. root causes
+    # 1. root causes; the rules are tried in order, only those whose kind test can pass (cached per kind)
+    candidates: dict[str, list[Rule]] = {}
     for i, d in enumerate(causes):
         if progress is not None and i % 2000 == 0:
             progress(i, len(causes))
-        for rule in rules.rules:
-            if not rule.derived and rule.match.matches(d, ctx):
+        cands = candidates.get(d.kind)
+        if cands is None:
+            cands = candidates[d.kind] = [r for r in rules.rules if not r.derived and r.match.kind_matches(d.kind)]
+        for rule in cands:
+            if rule.match.matches(d, ctx):
                 add(rule, d)
                 break
     # 2. rule-declared consequences in the same scope (the cause itself is never stolen from its own finding)

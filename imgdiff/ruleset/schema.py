@@ -60,6 +60,10 @@ class Match:
     attrs: tuple[tuple[str, str], ...] = ()
     predicate: str | None = None
 
+    def kind_matches(self, kind: str) -> bool:
+        """Return True when a difference of node ``kind`` passes the ``kind`` test (the first of :meth:`matches`)."""
+        return not self.kind or _globs(self.kind)(kind)
+
     def matches(self, d: Difference, ctx: ExplainContext) -> bool:
         """Return True when ``d`` passes every test given."""
         if self.kind and not _globs(self.kind)(d.kind):
