@@ -7,10 +7,12 @@ a rule file error).  Errors are one line on stderr; ``IMGDIFF_DEBUG=1`` shows th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TextIO
 
 from imgdiff import __version__
@@ -95,9 +97,25 @@ def _rules(path: str | None):  # type: ignore[no-untyped-def]
     return load_rules(Path(path) if path else None)
 
 
+@contextlib.contextmanager
+def _output_file(path: str) -> Iterator[TextIO]:
+    """Open ``path`` for writing through a temporary file that replaces it only when writing succeeded."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".imgdiff-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yield fh
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _write(text: str, output: str | None) -> None:
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
+        with _output_file(output) as fh:
             fh.write(text)
     else:
         sys.stdout.write(text)
@@ -127,7 +145,7 @@ def _explain_paused(args: argparse.Namespace, fmt: str) -> int:
             hexes = hex_snippets(report, sa.read, sb.read)
         output = getattr(args, "output", None)
         if output:
-            with open(output, "w", encoding="utf-8") as fh:
+            with _output_file(output) as fh:
                 write(report, fh, hexes)
         else:
             write(report, sys.stdout, hexes)

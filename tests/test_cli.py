@@ -173,3 +173,15 @@ def test_main_returns_status_in_process(pair, capsys: pytest.CaptureFixture[str]
     assert main(["explain", str(a), str(b)]) == 1
     out = capsys.readouterr().out
     assert "[MBR001] MBR disk signature (disk identifier) is random" in out
+
+
+def test_output_file_replaced_only_when_complete(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("gpt-name-attrs")
+    out = tmp_path / "result.json"
+    out.write_text("previous result\n")
+    r = run("explain", "--json", "-o", str(out), str(a), str(b))
+    assert r.returncode == 1 and r.stdout == ""
+    assert json.loads(out.read_text())["summary"]["bytes_differing"] == 24
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]  # no temporary file left behind
+    r = run("explain", "-o", str(tmp_path / "missing-dir" / "x.txt"), str(a), str(b))
+    assert r.returncode == 2 and r.stderr.startswith("imgdiff: error:") and r.stderr.count("\n") == 1
