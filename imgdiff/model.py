@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -39,6 +39,42 @@ class Extent(NamedTuple):
     def shifted(self, delta: int) -> Extent:
         """Return the extent moved by ``delta`` bytes."""
         return Extent(self.offset + delta, self.length)
+
+
+def merge_extents(extents: Iterable[Extent]) -> tuple[Extent, ...]:
+    """Return the union of ``extents`` as sorted, non-overlapping, non-empty extents (touching ones joined)."""
+    out: list[Extent] = []
+    for e in sorted(x for x in extents if x.length > 0):
+        if out and e.offset <= out[-1].end:
+            if e.end > out[-1].end:
+                out[-1] = Extent(out[-1].offset, e.end - out[-1].offset)
+        else:
+            out.append(e)
+    return tuple(out)
+
+
+def subtract_extents(whole: Extent, parts: Iterable[Extent], *, presorted: bool = False) -> list[Extent]:
+    """Return the pieces of ``whole`` that no extent in ``parts`` covers, in order.
+
+    ``parts`` may overlap; with ``presorted=True`` they must already be sorted by offset, and iteration stops at
+    the first part past ``whole`` (so a caller can hand in a long sorted cover starting near ``whole``).
+    """
+    out: list[Extent] = []
+    pos = whole.offset
+    end = whole.offset + whole.length
+    for p in parts if presorted else sorted(parts):
+        if p.offset >= end:
+            if presorted:
+                break
+            continue
+        if p.offset + p.length <= pos:
+            continue
+        if p.offset > pos:
+            out.append(Extent(pos, p.offset - pos))
+        pos = max(pos, p.offset + p.length)
+    if pos < end:
+        out.append(Extent(pos, end - pos))
+    return out
 
 
 class Field(NamedTuple):

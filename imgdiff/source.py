@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from imgdiff.errors import ImageError
-from imgdiff.model import Extent
+from imgdiff.model import Extent, merge_extents
 
 CHUNK = 1 << 20
 """Bytes compared per read."""
@@ -194,13 +194,13 @@ def compare_regions(
     dm = DiffMap(base=off_a, length=length, delta=off_b - off_a, src_a=src_a, src_b=src_b)
     end_a = off_a + length
     # Union of the data extents of both sides, in A offsets.
-    spans = _union(
-        list(src_a.data_extents(off_a, end_a)),
-        [(s - dm.delta, e - dm.delta) for s, e in src_b.data_extents(off_b, off_b + length)],
+    spans = merge_extents(
+        [Extent(s, e - s) for s, e in src_a.data_extents(off_a, end_a)]
+        + [Extent(s - dm.delta, e - s) for s, e in src_b.data_extents(off_b, off_b + length)]
     )
     done = 0
-    for s, e in spans:
-        pos = s
+    for span in spans:
+        pos, e = span.offset, span.end
         while pos < e:
             n = min(CHUNK, e - pos)
             a = src_a.read(pos, n)
@@ -220,14 +220,3 @@ def compare_regions(
             if progress is not None:
                 progress(done, length)
     return dm
-
-
-def _union(x: list[tuple[int, int]], y: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    spans = sorted(x + y)
-    out: list[tuple[int, int]] = []
-    for s, e in spans:
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out

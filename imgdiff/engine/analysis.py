@@ -7,11 +7,11 @@ import gc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from imgdiff.engine.attribute import Attributor, _merge
+from imgdiff.engine.attribute import Attributor
 from imgdiff.engine.explain import explain
 from imgdiff.formats import image_format, parse_image
 from imgdiff.formats.base import ParseContext
-from imgdiff.model import Change, Difference, Extent, ImageInfo, Report, Summary
+from imgdiff.model import Change, Difference, Extent, ImageInfo, Report, Summary, merge_extents
 from imgdiff.ruleset.predicates import ExplainContext
 from imgdiff.ruleset.schema import RuleSet, load_rules
 from imgdiff.source import ImageSource, compare_regions
@@ -59,7 +59,7 @@ def analyze(
         diffs = Attributor(tree_a, tree_b, dm, src_a, src_b).run(given, stage("attributing")) if dm.total else []
         ectx = ExplainContext(options={"seed": seed}, tree_a=tree_a, tree_b=tree_b)
         findings = explain(diffs, rules, ectx, dm, stage("explaining"))
-        raw = _merge([e for d in diffs if d.change == Change.RAW for e in d.extents_a])
+        raw = merge_extents([e for d in diffs if d.change == Change.RAW for e in d.extents_a])
         summary = Summary(
             bytes_compared=longest,
             bytes_differing=dm.total,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from imgdiff.model import Change, Difference, Extent, Field, Node, Value
+from imgdiff.model import Change, Difference, Extent, Field, Node, Value, merge_extents, subtract_extents
 from imgdiff.source import DiffMap, ImageSource, _xor_runs
 
 Keys = tuple[str, ...]
@@ -170,42 +170,19 @@ class _Rows(NamedTuple):
     fields: list[Field]
 
 
-def _merge(extents: list[Extent]) -> list[Extent]:
-    out: list[Extent] = []
-    for e in sorted(x for x in extents if x.length > 0):
-        if out and e.offset <= out[-1].end:
-            if e.end > out[-1].end:
-                out[-1] = Extent(out[-1].offset, e.end - out[-1].offset)
-        else:
-            out.append(e)
-    return out
-
-
 def count_bytes(dm: DiffMap, extents_a: tuple[Extent, ...] | list[Extent], extents_b: tuple[Extent, ...] | list[Extent]) -> int:
     """Return the differing bytes inside the union of A extents and B extents (mapped to A offsets)."""
-    merged = _merge(list(extents_a) + [e.shifted(-dm.delta) for e in extents_b])
+    merged = merge_extents(list(extents_a) + [e.shifted(-dm.delta) for e in extents_b])
     return sum(dm.count_in(e) for e in merged)
 
 
-def _subtract(ext: Extent, covered: list[Extent], ends: list[int] | None = None) -> list[Extent]:
-    """Return the parts of ``ext`` not inside the sorted, merged ``covered`` extents.
+def _subtract(ext: Extent, covered: Sequence[Extent], ends: list[int]) -> list[Extent]:
+    """Return the parts of ``ext`` outside ``covered`` (sorted and merged; ``ends`` are their end offsets).
 
-    ``ends`` is ``[c.end for c in covered]``; pass it when subtracting many extents from the same cover.
+    Used for many extents against one large cover: bisect finds where ``ext`` starts in it.
     """
-    out: list[Extent] = []
-    pos = ext.offset
-    i = bisect.bisect_right(ends if ends is not None else [c.end for c in covered], pos)
-    while pos < ext.end and i < len(covered):
-        c = covered[i]
-        if c.offset >= ext.end:
-            break
-        if c.offset > pos:
-            out.append(Extent(pos, c.offset - pos))
-        pos = max(pos, c.end)
-        i += 1
-    if pos < ext.end:
-        out.append(Extent(pos, ext.end - pos))
-    return out
+    i = bisect.bisect_right(ends, ext.offset)
+    return subtract_extents(ext, (covered[k] for k in range(i, len(covered))), presorted=True)
 
 
 class Attributor:
@@ -431,17 +408,16 @@ class Attributor:
                 continue
             out.extend(subs)
             subs[0].content_a, subs[0].content_b, subs[0].detail = d.content_a, d.content_b, d.detail
-            taken = _merge([e for s in subs for e in s.extents_a])
+            taken = [e for s in subs for e in s.extents_a]
             same_place = d.extents_a == tuple(e.shifted(-self.dm.delta) for e in d.extents_b)
-            taken_ends = [t.end for t in taken]
-            rest = [p for e in d.extents_a for p in _subtract(e, taken, taken_ends)]
+            rest = [p for e in d.extents_a for p in subtract_extents(e, taken)]
             if not same_place or any(self.dm.count_in(p) for p in rest):
                 out.append(d)  # other bytes of the file differ too: the file-level difference stays
         return out
 
     # -- differing bytes not covered by a semantic difference ------------------------------------------------
     def _leftovers(self, diffs: list[Difference]) -> list[Difference]:
-        covered = _merge(
+        covered = merge_extents(
             [e for d in diffs for e in d.extents_a] + [e.shifted(-self.dm.delta) for d in diffs for e in d.extents_b]
         )
         out: dict[tuple[str, str, str], Difference] = {}
@@ -490,7 +466,7 @@ class Attributor:
         for keys, f, o in by_off_b.values():
             self._moved(out, None, None, o.shifted(-delta), keys, f, side="b")
             owned.append(o.shifted(-delta))
-        for gap in _subtract(piece, _merge(owned)):
+        for gap in subtract_extents(piece, owned):
             info = self.ia.deepest(gap.offset) if gap.offset < self.src_a.size else self.ib.deepest(gap.offset + delta)
             path = "/".join(info.keys)
             key = (path, "(unparsed)", Change.RAW)

@@ -15,8 +15,8 @@ import bisect
 from collections import defaultdict
 from collections.abc import Callable
 
-from imgdiff.engine.attribute import _merge, count_bytes
-from imgdiff.model import Change, Difference, Extent, Finding
+from imgdiff.engine.attribute import count_bytes
+from imgdiff.model import Change, Difference, Extent, Finding, merge_extents
 from imgdiff.ruleset.predicates import ANNOTATIONS, ExplainContext
 from imgdiff.ruleset.schema import UNCLASSIFIED, Rule, RuleSet
 from imgdiff.source import DiffMap
@@ -26,7 +26,7 @@ class _Extents:
     """Sorted, merged extents with an overlap test."""
 
     def __init__(self, extents: list[Extent]) -> None:
-        self.items = _merge(extents)
+        self.items = merge_extents(extents)
         self.ends = [e.end for e in self.items]
 
     def overlaps(self, ext: Extent) -> bool:

@@ -45,7 +45,6 @@ from __future__ import annotations
 import bisect
 import functools
 import hashlib
-import operator
 import struct
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -131,7 +130,7 @@ from imgdiff.formats.c_ext4 import (
     S_IFMT,
     XATTR_PREFIXES,
 )
-from imgdiff.model import Derived, Extent, Field, Node, Value
+from imgdiff.model import Derived, Extent, Field, Node, Value, merge_extents, subtract_extents
 
 NAME = "ext4"
 
@@ -496,39 +495,10 @@ def _runs_text(bits: bytes, nbits: int, limit: int = 48) -> str:
     return text
 
 
-_BY_OFFSET = operator.attrgetter("offset", "length")
-
-
-def _merge(extents: Iterable[Extent]) -> tuple[Extent, ...]:
-    out: list[Extent] = []
-    for e in sorted((x for x in extents if x.length > 0), key=_BY_OFFSET):
-        if out and e.offset <= out[-1].end:
-            last = out[-1]
-            out[-1] = Extent(last.offset, max(last.end, e.end) - last.offset)
-        else:
-            out.append(e)
-    return tuple(out)
-
-
-def _subtract(whole: Extent, parts: Iterable[Extent]) -> list[Extent]:
-    """Return the pieces of ``whole`` not covered by ``parts``."""
-    out: list[Extent] = []
-    pos = whole.offset
-    for p in sorted(parts, key=_BY_OFFSET):
-        if p.end <= pos or p.offset >= whole.end:
-            continue
-        if p.offset > pos:
-            out.append(Extent(pos, p.offset - pos))
-        pos = max(pos, p.end)
-    if pos < whole.end:
-        out.append(Extent(pos, whole.end - pos))
-    return out
-
-
 def _gap_fields(fields: list[Field], start: int, end: int, name: str, read: Callable[[int, int], bytes]) -> None:
     """Append blob fields named ``name`` (``name.1``, ...) for bytes in ``[start, end)`` no field covers."""
     taken = [e for f in fields for e in f.extents]
-    for k, gap in enumerate(_subtract(Extent(start, end - start), taken)):
+    for k, gap in enumerate(subtract_extents(Extent(start, end - start), taken)):
         data = read(gap.offset, gap.length)
         fields.append(Field(name if k == 0 else f"{name}.{k}", _blob(data), (gap,), _blob_display(data)))
 
@@ -1567,7 +1537,7 @@ class Volume:
 
     def _gdt_node(self, key: str) -> Node:
         blocks = sorted(self.gdt_copies[key], key=lambda t: t[1])
-        exts = _merge(Extent(self.abs(b), self.bs) for b, _f in blocks)
+        exts = merge_extents(Extent(self.abs(b), self.bs) for b, _f in blocks)
         fields: list[Field] = []
         # Bytes after the last descriptor in the last table block.
         for blk, first in blocks:
@@ -1617,7 +1587,7 @@ class Volume:
             derived.extend(self._gd_counter_derived(d))
             if self.gdt_csum:
                 co, _cs = C_GD.span("bg_checksum")
-                covers = tuple(_subtract(Extent(absoff, self.desc_size), [Extent(absoff + co, 2)]))
+                covers = tuple(subtract_extents(Extent(absoff, self.desc_size), [Extent(absoff + co, 2)]))
                 derived.append(Derived("bg_checksum", covers=covers, seeds=self.seeds))
             if self.csum:
                 bb, ib, _it, _fl, _u = self.gd[d]
@@ -1667,7 +1637,7 @@ class Volume:
     def _sb_counter_derived(self) -> list[Derived]:
         """Return the superblock free counts as Derived from the per-group counts they sum."""
         if self.groups > 4096:
-            tables = tuple(_merge(Extent(self.abs(b), self.bs) for b, _f in self.gdt_copies.get("gdt", [])))
+            tables = tuple(merge_extents(Extent(self.abs(b), self.bs) for b, _f in self.gdt_copies.get("gdt", [])))
             return [Derived(n, covers=tables) for n in ("s_free_blocks_count_lo", "s_free_blocks_count_hi",
                                                         "s_free_inodes_count")]
         blocks: list[Extent] = []
@@ -1738,7 +1708,7 @@ class Volume:
             it = self.gd[g][2]
             if 0 < it < self.blocks_count:
                 exts.append(Extent(self.abs(it), min(self.itb_per_group, self.blocks_count - it) * self.bs))
-        node = Node(kind="ext4.inodes", key="inodes", label="inode tables", extents=_merge(exts))
+        node = Node(kind="ext4.inodes", key="inodes", label="inode tables", extents=merge_extents(exts))
 
         def build(key: str) -> Node | None:
             ino = self.ino_of(key)
@@ -1786,7 +1756,7 @@ class Volume:
             hi, _ = C_INODE.span("i_checksum_hi")
             if isz > EXT4_GOOD_OLD_INODE_SIZE and extra >= 4:
                 csum_ext.append(Extent(absoff + hi, 2))
-            covers = tuple(_subtract(Extent(absoff, isz), csum_ext))
+            covers = tuple(subtract_extents(Extent(absoff, isz), csum_ext))
             derived.append(Derived("i_checksum_lo", covers=covers, seeds=self.seeds))
             if len(csum_ext) > 1:
                 derived.append(Derived("i_checksum_hi", covers=covers, seeds=self.seeds))
@@ -1919,7 +1889,7 @@ class Volume:
                 continue
             exts.extend(Extent(self.abs(p), n * self.bs) for _l, p, n, _u in info.runs)
             exts.extend(Extent(self.abs(b), self.bs) for b, _lv, _l, _k in info.tree)
-        node = Node(kind=kind, key=key, label=label, extents=_merge(exts))
+        node = Node(kind=kind, key=key, label=label, extents=merge_extents(exts))
 
         def by_key(k: str) -> Node | None:
             ino = self.ino_of(k)
@@ -2023,7 +1993,7 @@ class Volume:
             kind="ext4.file",
             key=self.key_of(ino),
             label=f"file data of {self.key_of(ino)}",
-            extents=_merge(exts_all),
+            extents=merge_extents(exts_all),
             fields=tuple(fields),
             children=children,
             attrs=attrs,
@@ -2111,7 +2081,7 @@ class Volume:
             kind="ext4.directory",
             key=dpath,
             label=f"directory {dpath}",
-            extents=_merge(exts),
+            extents=merge_extents(exts),
             children=children,
             attrs=attrs,
             errors=errors,
@@ -2264,7 +2234,7 @@ class Volume:
             rest = data[pos:end]
             block_fields.append(Field("unparsed", _blob(rest), (Extent(a + pos, end - pos),), _blob_display(rest)))
         if block_fields:
-            exts = _merge(e for f in block_fields for e in f.extents)
+            exts = merge_extents(e for f in block_fields for e in f.extents)
             nodes.append(Node(kind="ext4.dir_block", key=f"blk:{lb}", label=f"directory block {lb} of {dpath}",
                               extents=exts, fields=tuple(sorted(block_fields, key=_fkey)), derived=derived,
                               attrs={"path": dpath, "lblk": lb, "ino": info.ino, "file_type": "dir",
@@ -2318,7 +2288,7 @@ class Volume:
                                seeds=self.seeds + ("ext4.inode:i_generation",)),)
         start = 24 if what[0] == "root" else 0
         _gap_fields(fields, a + start, a + self.bs, "padding", _reader(data, a))
-        exts = _merge(e for f in fields for e in f.extents)
+        exts = merge_extents(e for f in fields for e in f.extents)
         nodes.append(Node(kind=kind, key=f"blk:{lb}",
                           label=f"{'htree root' if what[0] == 'root' else 'htree node'} block {lb} of {dpath}",
                           extents=exts, fields=tuple(sorted(fields, key=_fkey)), derived=derived,
@@ -2329,7 +2299,7 @@ class Volume:
     # ---------------------------------------------------------------------------------------------- xattr blocks
 
     def _xattrs_node(self) -> Node:
-        exts = _merge(Extent(self.abs(b), self.bs) for b in self.xattr_owners)
+        exts = merge_extents(Extent(self.abs(b), self.bs) for b in self.xattr_owners)
         node = Node(kind="ext4.xattr_blocks", key="xattrs", label="extended attribute blocks", extents=exts)
         by_key = {self.key_of(owners[0]): blk for blk, owners in self.xattr_owners.items()}
 
@@ -2356,7 +2326,7 @@ class Volume:
         derived: tuple[Derived, ...] = ()
         if self.csum:
             co, _ = C_XH.span("h_checksum")
-            derived = (Derived("h_checksum", covers=tuple(_subtract(Extent(a, self.bs), [Extent(a + co, 4)])),
+            derived = (Derived("h_checksum", covers=tuple(subtract_extents(Extent(a, self.bs), [Extent(a + co, 4)])),
                                seeds=self.seeds),)
         return Node(kind="ext4.xattr_block", key=self.key_of(owners[0]), label=f"xattr block of {self.key_of(owners[0])}",
                     extents=(Extent(a, self.bs),), fields=tuple(sorted(fields, key=_fkey)), derived=derived,
@@ -2401,7 +2371,7 @@ class Volume:
             if jsb["s_feature_incompat"] & (JBD2_FEATURE_INCOMPAT_CSUM_V2 | JBD2_FEATURE_INCOMPAT_CSUM_V3):
                 co, _ = C_JSB.span("s_checksum")
                 derived += (Derived("s_checksum", covers=(Extent(a, co), Extent(a + co + 4, 1024 - co - 4))),)
-        node = Node(kind="ext4.journal", key="journal", label="journal", extents=_merge(exts), fields=tuple(fields),
+        node = Node(kind="ext4.journal", key="journal", label="journal", extents=merge_extents(exts), fields=tuple(fields),
                     derived=derived, attrs={**self.path_attrs(self.journal_ino),
                                             "maxlen": jsb.get("s_maxlen", 0), "start": jsb.get("s_start", 0)},
                     errors=errors)
@@ -2513,7 +2483,7 @@ class Volume:
         exts = [Extent(self.abs(p), n * self.bs) for _l, p, n, _u in info.runs]
         exts.extend(Extent(self.abs(b), self.bs) for b, _lv, _l, _k in info.tree)
         errors: list[str] = list(info.errors or [])
-        node = Node(kind="ext4.orphan_file", key="orphan", label="orphan file", extents=_merge(exts),
+        node = Node(kind="ext4.orphan_file", key="orphan", label="orphan file", extents=merge_extents(exts),
                     attrs=self.path_attrs(self.orphan_ino), errors=errors)
         node.children.extend(self._tree_nodes(info, errors))
 
