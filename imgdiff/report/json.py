@@ -190,8 +190,8 @@ def hex_snippets(report: Report, read_a: Any, read_b: Any) -> dict[int, tuple[st
     out: dict[int, tuple[str, str]] = {}
     for f in report.findings:
         for d in f.causes + f.derived:
-            ea = d.extents_a or tuple(e for e in d.extents_b)
-            eb = d.extents_b or tuple(e for e in d.extents_a)
+            ea = d.extents_a or d.extents_b
+            eb = d.extents_b or d.extents_a
             if not ea:
                 continue
             out[id(d)] = (read_a(ea[0].offset, min(ea[0].length, HEX_KEEP)).hex(),
