@@ -15,8 +15,18 @@ from imgdiff.formats import gpt
 from imgdiff.formats.base import ParseContext, raw_node
 from imgdiff.model import Node
 
+REGISTRY: tuple[str, ...] = (
+    "imgdiff.formats.ext4",
+    "imgdiff.formats.vfat",
+)
+"""The format modules tried on a region (a partition, a whole image, a nested file), most specific first.
+
+Each module provides ``NAME``, ``recognizes(head, size)`` and ``parse(ctx, base, size, label)`` (the
+:class:`~imgdiff.formats.base.Format` protocol).  Adding a format is one line here.
+"""
+
 FILESYSTEMS: list[ModuleType] = []
-"""Filesystem format modules (ext4, vfat, ...), registered by :func:`register`."""
+"""The loaded :data:`REGISTRY` modules (plus any added by :func:`register`), in the order they are tried."""
 
 HEAD = 65536
 
@@ -31,7 +41,7 @@ def register(module: ModuleType) -> ModuleType:
 def _load_builtin() -> None:
     import importlib
 
-    for name in ("imgdiff.formats.ext4", "imgdiff.formats.vfat"):
+    for name in REGISTRY:
         try:
             register(importlib.import_module(name))
         except ModuleNotFoundError as exc:

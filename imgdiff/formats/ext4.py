@@ -47,14 +47,12 @@ import functools
 import hashlib
 import struct
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import construct as c
-
 from imgdiff.errors import ParseError
-from imgdiff.formats.base import Layout, ParseContext
+from imgdiff.formats.base import ParseContext
 from imgdiff.formats.c_ext4 import (
     BG_FLAGS,
     COMPAT_FEATURES,
@@ -130,6 +128,9 @@ from imgdiff.formats.c_ext4 import (
     S_IFMT,
     XATTR_PREFIXES,
 )
+from imgdiff.formats.compiled import BLOB_INLINE, Compiled
+from imgdiff.formats.compiled import blob_display as _blob_display
+from imgdiff.formats.compiled import blob_value as _blob
 from imgdiff.model import Derived, Extent, Field, Node, Value, merge_extents, subtract_extents
 
 NAME = "ext4"
@@ -143,140 +144,11 @@ MAX_TREE_BLOCKS = 1 << 20
 MAX_DIR_ENTRIES = 20_000_000
 """Directory entries walked per filesystem at most (bounds a hostile or looping tree)."""
 MAX_PATH_DEPTH = 2048
-BLOB_INLINE = 64
-"""Byte strings up to this length are field values as-is; longer ones are summarised by a SHA-256 prefix."""
 READ_CHUNK = 8 << 20
 SHA_FULL_LIMIT = 16 << 30
 """Files with more logical bytes than this are hashed over their mapped bytes only (holes are skipped)."""
 
 _CSUM_SEEDS = ("ext4.superblock:s_uuid",)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# construct declarations compiled to struct formats
-
-
-class Compiled:
-    """A construct Struct's static layout plus an equivalent precompiled :class:`struct.Struct`.
-
-    construct is the readable source of truth for names and offsets; interpreting it per inode is ~100x slower
-    than ``struct.unpack_from``, so the same members are compiled once into a struct format.
-    """
-
-    __slots__ = ("_index", "_names", "_prefixed", "layout", "members", "size", "struct")
-
-    def __init__(self, decl: c.Struct, endian: str = "<") -> None:
-        self.layout = Layout.of(decl)
-        fmt = [endian]
-        members: list[tuple[str, int, int, int, int, str]] = []  # name, offset, size, first value, count, kind
-        pos = 0
-        for sub, (name, off, size) in zip(decl.subcons, self.layout.members, strict=True):
-            inner = sub.subcon if isinstance(sub, c.Renamed) else sub
-            if isinstance(inner, c.FormatField):
-                fmt.append(inner.fmtstr[1:])
-                members.append((name, off, size, pos, 1, "int"))
-                pos += 1
-            elif isinstance(inner, c.Bytes):
-                fmt.append(f"{inner.length}s")
-                members.append((name, off, size, pos, 1, "bytes"))
-                pos += 1
-            elif isinstance(inner, c.Array) and isinstance(inner.subcon, c.FormatField):
-                fmt.append(f"{inner.count}{inner.subcon.fmtstr[1:]}")
-                members.append((name, off, size, pos, int(inner.count), "array"))
-                pos += int(inner.count)
-            else:  # pragma: no cover - declarations are under our control
-                raise TypeError(f"cannot compile member {name!r} of type {type(inner).__name__}")
-        self.members = tuple(members)
-        self.struct = struct.Struct("".join(fmt))
-        self.size = self.struct.size
-        if self.size != self.layout.size:  # pragma: no cover
-            raise TypeError("compiled struct size differs from the construct layout")
-        self._index = {m[0]: m for m in members}
-        self._names = tuple(m[0] for m in members)
-        self._prefixed: dict[str, tuple[str, ...]] = {}
-
-    def offset(self, name: str) -> int:
-        """Return the offset of member ``name``."""
-        return self._index[name][1]
-
-    def span(self, name: str) -> tuple[int, int]:
-        """Return ``(offset, size)`` of member ``name``."""
-        m = self._index[name]
-        return m[1], m[2]
-
-    def unpack(self, buf: bytes | memoryview, off: int = 0) -> dict[str, Any]:
-        """Return every member's raw value (arrays as tuples) from ``buf`` at ``off``."""
-        if len(buf) - off < self.size:
-            buf = bytes(buf[off:]) + bytes(self.size - (len(buf) - off))
-            off = 0
-        vals = self.struct.unpack_from(buf, off)
-        return {
-            name: (vals[i] if n == 1 and kind != "array" else tuple(vals[i : i + n]))
-            for name, _o, _s, i, n, kind in self.members
-        }
-
-    def subset(self, names: Iterable[str]) -> tuple[struct.Struct, tuple[str, ...]]:
-        """Return a struct that unpacks only ``names`` (in offset order, skipping the rest) and their order.
-
-        Array members unpack as one ``bytes`` value (the bulk scan decodes ``i_block`` itself).
-        """
-        chosen = sorted((self._index[n] for n in names), key=lambda m: m[1])
-        fmt = [self.struct.format[0]]
-        pos = 0
-        for name, off, size, _i, n, kind in chosen:
-            if off > pos:
-                fmt.append(f"{off - pos}x")
-            fmt.append(_member_fmt(kind, size, n))
-            pos = off + size
-        return struct.Struct("".join(fmt)), tuple(m[0] for m in chosen)
-
-    def fields(
-        self,
-        buf: bytes | memoryview,
-        off: int,
-        base: int,
-        *,
-        limit: int | None = None,
-        skip: frozenset[str] | tuple[str, ...] = (),
-        prefix: str = "",
-        decode: Mapping[str, Callable[[Any], Value]] | None = None,
-        display: Mapping[str, Callable[[Any], str | None]] | None = None,
-    ) -> list[Field]:
-        """Return one Field per member at absolute ``base + member offset``.
-
-        ``limit`` drops members that end past that many bytes (a short inode); ``skip`` omits members a caller
-        describes itself (``i_block``).
-        """
-        if len(buf) - off < self.size:
-            buf = bytes(buf[off:]) + bytes(self.size - (len(buf) - off))
-            off = 0
-        vals = self.struct.unpack_from(buf, off)
-        out: list[Field] = []
-        append = out.append
-        names = self._prefixed.get(prefix) if prefix else self._names
-        if names is None:  # one shared name string per prefix and member, not one per field
-            names = self._prefixed.setdefault(prefix, tuple(prefix + m[0] for m in self.members))
-        for (name, moff, size, i, n, kind), fname in zip(self.members, names, strict=True):
-            if limit is not None and moff + size > limit:
-                break
-            if skip and name in skip:
-                continue
-            raw: Any = vals[i] if kind != "array" else vals[i : i + n]
-            if decode is not None and name in decode:
-                v: Any = decode[name](raw)
-            elif kind == "bytes":
-                v = _blob(raw)
-            else:
-                v = raw
-            disp = display[name](raw) if display is not None and name in display else None
-            append(_new(Field, (fname, v, (_new(Extent, (base + moff, size)),), disp)))
-        return out
-
-
-def _member_fmt(kind: str, size: int, n: int) -> str:
-    if kind in ("bytes", "array"):
-        return f"{size}s"
-    return {1: "B", 2: "H", 4: "I", 8: "Q"}[size]
 
 
 C_SB = Compiled(EXT4_SUPER_BLOCK)
@@ -326,19 +198,6 @@ _GD_SCAN_HI, _GD_SCAN_HI_NAMES = C_GD.subset(
 
 # --------------------------------------------------------------------------------------------------------------
 # value helpers
-
-
-def _blob(data: bytes) -> Value:
-    """Return ``data`` itself when short, else ``"sha256:<16 hex>"`` (distinct whenever the bytes differ)."""
-    data = bytes(data)
-    if len(data) <= BLOB_INLINE:
-        return data
-    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
-
-
-def _blob_display(data: bytes) -> str:
-    nz = len(data) - bytes(data).count(0)
-    return f"{len(data)} bytes, all zero" if nz == 0 else f"{len(data)} bytes, {nz} non-zero"
 
 
 def _cstr(raw: bytes) -> str:
