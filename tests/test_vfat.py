@@ -436,6 +436,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "vfat-deleted": {"FAT012": {"/loader"}, "FAT011": set()},
     "vfat-stale-free": {"FAT013": {"/EFI/BOOT/BOOTX64.EFI", "/loader/loader.conf"}},
     "vfat-repart-seeds": {"GPT001": set()},
+    "vfat-file-mtime-hour": {"FAT005": {"/EFI/BOOT/BOOTX64.EFI"}},
+    "vfat-regenerated-file": {"FAT004": {"/EFI/BOOT", "/EFI/BOOT/."}, "FAT005": {"/EFI/BOOT/BOOTX64.EFI"}},
 }
 
 
@@ -475,6 +477,39 @@ def test_timezone_finding_is_whole_hours(analyzed) -> None:  # type: ignore[no-u
         assert d.kind == "vfat.dirent" and d.change == Change.MODIFIED
         if d.field == "DIR_WrtTime":
             assert d.display_a == "2000-01-01 00:00:00" and d.display_b == "2000-01-01 01:00:00"
+
+
+def test_one_file_an_hour_later_is_not_a_time_zone(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """Issue 9: one file's mtime +3600 s (mcopy -m) was reported as FAT003 with the fix TZ=UTC, which fixes nothing."""
+    report = analyzed("vfat-file-mtime-hour")
+    assert [f.rule.id for f in report.findings] == ["FAT005"]
+    f = report.findings[0]
+    got = {(d.attrs["path"], d.field, d.a, d.b, d.display_a, d.display_b) for d in f.causes}
+    assert got == {
+        ("/EFI/BOOT/BOOTX64.EFI", "DIR_CrtTime", 0, 2048, "2000-01-01 00:00:00", "2000-01-01 01:00:00"),
+        ("/EFI/BOOT/BOOTX64.EFI", "DIR_WrtTime", 0, 2048, "2000-01-01 00:00:00", "2000-01-01 01:00:00"),
+    }
+    assert f.derived == [] and f.bytes == 2
+
+
+def test_time_zone_shift_needs_every_entry(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """vfat-tz: all 23 file/directory entries (dot entries included) moved by +3600 s, so FAT003 holds."""
+    f = next(x for x in analyzed("vfat-tz").findings if x.rule.id == "FAT003")
+    entries = {d.node_path for d in f.causes}
+    assert len(entries) == 23 and len(f.causes) == 46
+    assert {(d.a, d.b) for d in f.causes} == {(0, 2048)}
+
+
+def test_regenerated_file_is_not_the_build_clock(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """A file and its directory 4 s newer (mcopy -m): FAT005 + FAT004, not FAT006 (whose entries would all move)."""
+    report = analyzed("vfat-regenerated-file")
+    fired = {f.rule.id: f for f in report.findings}
+    assert set(fired) == {"FAT004", "FAT005"}
+    assert {(d.attrs["path"], d.field, d.a, d.b) for d in fired["FAT005"].causes} == {
+        ("/EFI/BOOT/BOOTX64.EFI", "DIR_CrtTime", 0, 2),
+        ("/EFI/BOOT/BOOTX64.EFI", "DIR_WrtTime", 0, 2),
+    }
+    assert {d.attrs["path"] for d in fired["FAT004"].causes} == {"/EFI/BOOT", "/EFI/BOOT/.", "/EFI/BOOT/.."}
 
 
 def test_content_finding_names_byte_ranges(analyzed) -> None:  # type: ignore[no-untyped-def]

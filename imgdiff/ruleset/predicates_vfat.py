@@ -12,8 +12,6 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from imgdiff.formats.vfat import dos_seconds
 from imgdiff.model import Change, Difference, Node
 from imgdiff.ruleset.predicates import ExplainContext, predicate
@@ -43,6 +41,8 @@ MAX_TZ_SHIFT = 15 * 3600
 """Largest UTC offset difference accepted as a time-zone shift (UTC-12 .. UTC+14, plus DST)."""
 BUILD_WINDOW = 600
 """Entries stamped within this many seconds of each other in one image count as one build run."""
+MIN_TZ_ENTRIES = 3
+"""Fewer file/directory entries than this cannot show that *every* entry time moved (time zone, build clock)."""
 
 
 def _index(ctx: ExplainContext) -> tuple[dict[str, Node], dict[str, Node]]:
@@ -101,51 +101,77 @@ def _delta(d: Difference, ctx: ExplainContext) -> int | None:
     return b - a
 
 
-def _time_diffs(ctx: ExplainContext, scope: str) -> Iterator[Difference]:
-    """Yield the modified time fields of non-label directory entries in ``scope``."""
-    for d in ctx.differences:
-        if (
-            d.scope == scope
-            and d.kind == "vfat.dirent"
-            and d.change == Change.MODIFIED
-            and d.field in TIME_FIELDS
-            and d.attrs.get("file_type") in ("file", "dir")
-        ):
-            yield d
-
-
 def _whole_hours(delta: int) -> bool:
     return delta != 0 and delta % 3600 == 0 and abs(delta) <= MAX_TZ_SHIFT
 
 
+def _entry_pairs(ctx: ExplainContext, scope: str) -> list[tuple[Node, Node]]:
+    """Return ``(A entry, B entry)`` for every file and directory entry (dot entries too) present in both images.
+
+    Only the entries mtools writes with a time (files, directories and their "." / ".." entries) count; the
+    volume label is mkfs.fat's and has its own rule.
+    """
+    key = f"vfat_pairs:{scope}"
+    cached = ctx.cache.get(key)
+    if cached is None:
+        ia, ib = _index(ctx)
+        prefix = scope + "/"
+        cached = []
+        for path, na in ia.items():
+            if na.kind != "vfat.dirent" or na.attrs.get("file_type") not in ("file", "dir"):
+                continue
+            if not path.startswith(prefix):
+                continue
+            nb = ib.get(path)
+            if nb is not None and nb.kind == "vfat.dirent":
+                cached.append((na, nb))
+        ctx.cache[key] = cached
+    return cached  # type: ignore[no-any-return]
+
+
 def _scope_tz(ctx: ExplainContext, scope: str) -> bool:
-    """Return True when every time difference of the scope's entries is one whole-hour shift (acc: whole days)."""
+    """Return True when the filesystem's entry times were all written in another time zone.
+
+    mtools converts every time it writes (the source mtime with ``mcopy -m``, else the clock or
+    SOURCE_DATE_EPOCH) to local time, so a build in another zone moves the creation and write time of *every*
+    file and directory entry (dot entries included) by the same whole number of hours (two offsets one hour
+    apart across a DST change), keeps DIR_CrtTimeTenth, and moves access dates by at most a day.  One entry whose
+    time did not move, a delta that is not whole hours, or fewer than :data:`MIN_TZ_ENTRIES` entries, and it is
+    not a time-zone shift (one file's mtime an hour later is FAT005's).
+    """
     key = f"vfat_tz:{scope}"
     if key not in ctx.cache:
-        verdict = False
-        shifts: set[int] = set()
-        for d in _time_diffs(ctx, scope):
-            delta = _delta(d, ctx)
-            if delta is None:
-                verdict = False
-                break
-            if TIME_FIELDS[d.field] == "acc":
-                if abs(delta) > 86400:
-                    verdict = False
-                    break
-                continue
-            if not _whole_hours(delta):
-                verdict = False
-                break
-            shifts.add(delta)
-            verdict = True
-        ctx.cache[key] = verdict and len(shifts) <= 2  # one offset, or two across a DST change
+        ctx.cache[key] = _tz_verdict(_entry_pairs(ctx, scope))
     return bool(ctx.cache[key])
+
+
+def _tz_verdict(pairs: list[tuple[Node, Node]]) -> bool:
+    shifts: set[int] = set()
+    moved = 0
+    for na, nb in pairs:
+        entry_moved = False
+        for which in ("crt", "wrt"):
+            a, b = _stamp(na, which), _stamp(nb, which)
+            if a is None or b is None:
+                continue
+            if b == a or not _whole_hours(b - a):
+                return False  # an entry time that stayed, or moved by something else than whole hours
+            shifts.add(b - a)
+            entry_moved = True
+        if _int(na, "DIR_CrtTimeTenth") != _int(nb, "DIR_CrtTimeTenth"):
+            return False
+        a, b = _stamp(na, "acc"), _stamp(nb, "acc")
+        if a is not None and b is not None and abs(b - a) > 86400:
+            return False
+        moved += entry_moved
+    if moved < MIN_TZ_ENTRIES or not shifts:
+        return False
+    return len(shifts) == 1 or (len(shifts) == 2 and max(shifts) - min(shifts) == 3600)
 
 
 @predicate
 def vfat_whole_hour_shift(d: Difference, ctx: ExplainContext) -> bool:
-    """Return True for an entry time that moved by whole hours when all entry times of the filesystem did."""
+    """Return True for an entry time of a filesystem whose every entry time moved by the same whole hours."""
     if d.kind != "vfat.dirent" or d.field not in TIME_FIELDS or d.change != Change.MODIFIED:
         return False
     if d.attrs.get("file_type") not in ("file", "dir") or not _scope_tz(ctx, d.scope):
@@ -157,36 +183,37 @@ def vfat_whole_hour_shift(d: Difference, ctx: ExplainContext) -> bool:
 
 
 def _scope_build_clock(ctx: ExplainContext, scope: str) -> bool:
-    """Return True when both files and directories differ and each image's entries share one short time window."""
+    """Return True when every entry of each image was stamped by the clock of one build run.
+
+    Without ``-m`` and without SOURCE_DATE_EPOCH, mtools stamps every entry it creates (files, directories and
+    their dot entries) with time(): within one image all creation and write times fall into one short window
+    (:data:`BUILD_WINDOW`), and in the other build every one of them is different.  An entry whose times did
+    not change, or a spread of stamps wider than one run, means the times came from somewhere else (source
+    mtimes: FAT004/FAT005).
+    """
     key = f"vfat_clock:{scope}"
     if key not in ctx.cache:
-        kinds: set[str] = set()
+        pairs = _entry_pairs(ctx, scope)
         stamps: dict[str, list[int]] = {"a": [], "b": []}
-        seen: set[str] = set()
-        ok = True
-        for d in _time_diffs(ctx, scope):
-            if d.node_path in seen:
-                continue
-            seen.add(d.node_path)
-            pair = _pair(d, ctx)
-            if pair is None:
-                ok = False
+        ok = len(pairs) >= MIN_TZ_ENTRIES
+        for na, nb in pairs if ok else ():
+            for which in ("crt", "wrt"):
+                a, b = _stamp(na, which), _stamp(nb, which)
+                if a is None or b is None or a == b:
+                    ok = False
+                    break
+                stamps["a"].append(a)
+                stamps["b"].append(b)
+            if not ok:
                 break
-            kinds.add(str(d.attrs.get("file_type")))
-            for side, node in zip("ab", pair, strict=True):
-                for which in ("crt", "wrt"):
-                    s = _stamp(node, which)
-                    if s is not None:
-                        stamps[side].append(s)
-        ok = ok and kinds == {"file", "dir"} and all(stamps.values())
-        ok = ok and all(max(v) - min(v) <= BUILD_WINDOW for v in stamps.values())
+        ok = ok and all(stamps.values()) and all(max(v) - min(v) <= BUILD_WINDOW for v in stamps.values())
         ctx.cache[key] = ok
     return bool(ctx.cache[key])
 
 
 @predicate
 def vfat_build_clock(d: Difference, ctx: ExplainContext) -> bool:
-    """Return True for entry times stamped from the build clock: files and directories alike, one run each."""
+    """Return True for entry times stamped from the build clock: every entry differs, one run each."""
     if d.kind != "vfat.dirent" or d.field not in TIME_FIELDS or d.change != Change.MODIFIED:
         return False
     return d.attrs.get("file_type") in ("file", "dir") and _scope_build_clock(ctx, d.scope)
