@@ -141,3 +141,71 @@ def test_partitions_agree_with_libparted(pair, name: str) -> None:  # type: igno
         for ent in find(t, "gpt.entries", "primary-entries").children:
             if ent.attrs["ptype"] != "unused":
                 assert value(ent, "PartitionName") == names[ent.attrs["index"]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# rules: each cause only where its values show it (issue 9)
+
+
+def _fired(report) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {f.rule.id: f for f in report.findings}
+
+
+def test_resized_entry_array_is_gpt007_not_stale_crc_or_removed_partition(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """sgdisk --resize-table=56 on B: was GPT006 (stale CRC) + GPT005 (entry 73 removed) + unclassified."""
+    report = analyzed("gpt-resize-table")
+    fired = _fired(report)
+    assert set(fired) == {"GPT007"}
+    f = fired["GPT007"]
+    assert {(d.node_path, d.field, d.a, d.b) for d in f.causes} == {
+        ("disk/gpt/primary", "NumberOfPartitionEntries", 128, 56),
+        ("disk/gpt/backup", "NumberOfPartitionEntries", 128, 56),
+    }
+    folded = {(d.node_path, d.field, d.change): (d.a, d.b) for d in f.derived}
+    assert folded[("disk/gpt/primary", "FirstUsableLBA", "modified")] == (34, 16)
+    assert folded[("disk/gpt/backup", "FirstUsableLBA", "modified")] == (34, 16)
+    assert folded[("disk/gpt/primary", "LastUsableLBA", "modified")] == (98270, 98288)
+    assert folded[("disk/gpt/backup", "PartitionEntryLBA", "modified")] == (98271, 98289)
+    assert ("disk/gpt/backup-entries/entry:73", "(node)", "removed") in folded
+    for hdr in ("primary", "backup"):
+        for crc in ("HeaderCRC32", "PartitionEntryArrayCRC32"):
+            assert (f"disk/gpt/{hdr}", crc, "modified") in folded
+    assert f.bytes == report.summary.bytes_differing == 100
+
+
+def test_resized_array_crcs_are_valid_on_both_sides(pair) -> None:  # type: ignore[no-untyped-def]
+    for path, count, first in zip(pair("gpt-resize-table"), (128, 56), (34, 16), strict=True):
+        t = tree(path)
+        for key in ("primary", "backup"):
+            hdr = find(t, "gpt.header", key)
+            assert value(hdr, "NumberOfPartitionEntries") == count
+            assert value(hdr, "FirstUsableLBA") == first
+            assert hdr.attrs["crc_ok"] is True and hdr.attrs["entries_crc_ok"] is True
+        assert len(find(t, "gpt.entries", "backup-entries").children) == count
+
+
+def test_stale_crc_needs_a_crc_that_does_not_match(analyzed) -> None:  # type: ignore[no-untyped-def]
+    f = _fired(analyzed("gpt-bad-crc"))["GPT006"]
+    assert [(d.node_path, d.field, d.a, d.b) for d in f.causes] == [
+        ("disk/gpt/primary", "HeaderCRC32", 0x6D78FC49, 0xEFBEADDE)
+    ]
+
+
+def test_added_partition_is_one_cause(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """A third partition in B: was GPT001 (random GUID), GPT002 (geometry) and GPT003 (name) besides GPT005."""
+    report = analyzed("gpt-partition-added")
+    fired = _fired(report)
+    assert set(fired) == {"GPT005"}
+    f = fired["GPT005"]
+    assert {(d.node_path, d.field) for d in f.causes} == {
+        ("disk/gpt/primary-entries/entry:3", "PartitionTypeGUID"),
+        ("disk/gpt/backup-entries/entry:3", "PartitionTypeGUID"),
+    }
+    folded = {(d.node_path, d.field): (d.a, d.b) for d in f.derived}
+    assert folded[("disk/gpt/primary-entries/entry:3", "UniquePartitionGUID")] == (
+        "00000000-0000-0000-0000-000000000000",
+        "44444444-4444-4444-8444-444444444444",
+    )
+    assert folded[("disk/gpt/backup-entries/entry:3", "StartingLBA")] == (0, 67584)
+    assert folded[("disk/gpt/primary-entries/entry:3", "PartitionName")] == ("", "home")
+    assert f.bytes == report.summary.bytes_differing
