@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def test_every_byte_of_a_disk_has_an_owner(pair) -> None:  # type: ignore[no-unt
     assert pos == a.stat().st_size
     # fields never overlap inside the GPT structures
     fields = sorted(e for _k, n in t.walk() for f in n.fields for e in f.extents)
-    for x, y in zip(fields, fields[1:], strict=False):
+    for x, y in itertools.pairwise(fields):
         assert x.end <= y.offset
 
 

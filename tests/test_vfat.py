@@ -438,6 +438,14 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "vfat-repart-seeds": {"GPT001": set()},
     "vfat-file-mtime-hour": {"FAT005": {"/EFI/BOOT/BOOTX64.EFI"}},
     "vfat-regenerated-file": {"FAT004": {"/EFI/BOOT", "/EFI/BOOT/."}, "FAT005": {"/EFI/BOOT/BOOTX64.EFI"}},
+    "vfat-geometry-content": {
+        "FAT005": {"/loader/loader.conf"},
+        "FAT008": set(),
+        "FAT009": {"/EFI/systemd/systemd-bootx64.efi"},
+        "FAT010": {"/EFI/memtest", "/EFI/memtest/memtest.efi"},
+        "IMG001": set(),
+    },
+    "vfat-file-grows": {"FAT009": {"/EFI/BOOT/BOOTX64.EFI"}},
 }
 
 
@@ -510,6 +518,45 @@ def test_regenerated_file_is_not_the_build_clock(analyzed) -> None:  # type: ign
         ("/EFI/BOOT/BOOTX64.EFI", "DIR_WrtTime", 0, 2),
     }
     assert {d.attrs["path"] for d in fired["FAT004"].causes} == {"/EFI/BOOT", "/EFI/BOOT/.", "/EFI/BOOT/.."}
+
+
+def test_geometry_does_not_hide_added_paths_or_allocation(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """12 vs 16 MiB FAT16 plus an added directory: FAT008 folded the new directory node and every shifted first
+    cluster; cluster numbers do not depend on the size, the added /EFI/memtest (clusters 3-4) shifted them."""
+    fired = {f.rule.id: f for f in analyzed("vfat-geometry-content").findings}
+    geo = fired["FAT008"]
+    assert {(d.field, d.a, d.b) for d in geo.causes} == {("BPB_TotSec16", 24576, 32768), ("BPB_FATSz16", 24, 32)}
+    geo_folded = geo.derived
+    assert not any(d.change in ("added", "removed") and d.kind != "vfat.fat" for d in geo_folded)
+    assert not any(d.field.startswith("DIR_FstClus") and d.change == "modified" for d in geo_folded)
+    assert {d.change for d in geo_folded if d.kind == "vfat.fat" and d.field.startswith("FAT[")} == {"added", "removed"}
+    added = fired["FAT010"]
+    assert ("disk/vfat/dir:/EFI/memtest", "(node)") in {(d.node_path, d.field) for d in added.causes}
+    shifted = {d.attrs["path"]: (d.a, d.b) for d in added.derived if d.field == "DIR_FstClusLO"}
+    assert shifted["/EFI/Linux"] == (3, 5) and shifted["/loader/loader.conf"] == (23, 25)
+    assert shifted["/EFI/systemd/systemd-bootx64.efi"] == (9, 11)  # not the content change's
+    content = fired["FAT009"]
+    assert [(d.attrs["path"], d.field) for d in content.causes] == [("/EFI/systemd/systemd-bootx64.efi", "data")]
+    assert content.derived == []  # same size: no DIR_FileSize, no chain; its first cluster moved for FAT010
+    assert {d.field for d in fired["FAT005"].causes} == {
+        "DIR_CrtTime", "DIR_CrtDate", "DIR_LstAccDate", "DIR_WrtTime", "DIR_WrtDate"
+    }
+
+
+def test_grown_file_shifts_what_follows_not_an_order_change(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """BOOTX64.EFI 1000 bytes longer: the directories after it start two clusters later and their entries are
+    stored elsewhere; that was reported as FAT007 (write order) although the order is the same."""
+    report = analyzed("vfat-file-grows")
+    assert [f.rule.id for f in report.findings] == ["FAT009"]
+    f = report.findings[0]
+    assert [(d.attrs["path"], d.field) for d in f.causes] == [("/EFI/BOOT/BOOTX64.EFI", "data")]
+    folded = {(d.attrs.get("path"), d.field): (d.a, d.b) for d in f.derived if d.change == "modified"}
+    assert folded[("/EFI/BOOT/BOOTX64.EFI", "DIR_FileSize")] == (168894, 169894)
+    assert folded[("/loader", "DIR_FstClusLO")] == (594, 596)
+    assert folded[("/loader/loader.conf", "DIR_FstClusLO")] == (597, 599)
+    assert {d.field for d in f.derived if d.kind == "vfat.fsinfo"} == {"FSI_Free_Count", "FSI_Nxt_Free"}
+    assert not any(d.field.startswith("DIR_") and "Time" in d.field and d.change == "modified" for d in f.derived)
+    assert f.bytes == report.summary.bytes_differing
 
 
 def test_content_finding_names_byte_ranges(analyzed) -> None:  # type: ignore[no-untyped-def]

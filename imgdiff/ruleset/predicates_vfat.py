@@ -12,6 +12,8 @@ References:
 
 from __future__ import annotations
 
+import re
+
 from imgdiff.formats.vfat import dos_seconds
 from imgdiff.model import Change, Difference, Node
 from imgdiff.ruleset.predicates import ExplainContext, predicate
@@ -275,9 +277,13 @@ def vfat_entry_order(d: Difference, ctx: ExplainContext) -> bool:
     if not d.kind.startswith("vfat.") or _geometry_differs(ctx, d.scope):
         return False
     if d.kind in ("vfat.dirent", "vfat.lfn") and d.change == Change.MOVED:
-        return True
+        # another slot in its directory; the same slot of a directory stored elsewhere is that directory's move
+        pair = _pair(d, ctx)
+        return pair is None or pair[0].attrs.get("slot") != pair[1].attrs.get("slot")
     if d.kind == "vfat.dirent" and d.change == Change.MODIFIED:
         if d.field in ("DIR_FstClusLO", "DIR_FstClusHI"):
+            if vfat_after_added_path(d, ctx) or vfat_after_resized_file(d, ctx):
+                return False  # allocation shifted by a path on one side only or a resized file before it
             return d.attrs.get("file_type") == "dir" or vfat_same_content(d, ctx)
         if d.field == "DIR_Name" and d.attrs.get("lfn"):
             # Same long name, other 8.3 alias (~1 / ~2 tails are numbered in creation order).
@@ -289,5 +295,185 @@ def vfat_entry_order(d: Difference, ctx: ExplainContext) -> bool:
 def vfat_stale_bytes(d: Difference, ctx: ExplainContext) -> bool:
     """Return True for bytes no file owns that differ: free clusters, or the slack of a file equal in A and B."""
     if d.kind == "vfat.free" and d.field.startswith("unused"):
-        return True
+        # free on both sides at the same offsets, other bytes: not clusters that hold a file in the other image
+        return d.change == Change.MODIFIED and d.extents_a == d.extents_b
     return d.kind == "vfat.file" and d.field == "slack" and vfat_same_content(d, ctx)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cluster allocation: which cause moved a first cluster, a FAT entry or a file's data.
+#
+# mtools allocates clusters in the order it writes, upwards from the next-free hint, so a path that exists on one
+# side only (FAT010) or a file whose cluster count changed (FAT009) shifts the clusters of everything allocated
+# after it.  A shift is folded into such a cause only when that cause's first cluster lies below the shifted
+# value: the cause determines what came after it, nothing before it.
+
+_FAT_FIELD = re.compile(r"^FAT\[(\d+)(?:(?:,|\.\.)(\d+))?\]$")
+
+
+def _first_cluster(node: Node | None) -> int | None:
+    """Return the first cluster of a directory entry or file node (DIR_FstClusHI:LO), or None."""
+    if node is None:
+        return None
+    fc = node.attrs.get("first_cluster")
+    if isinstance(fc, int):
+        return fc
+    lo, hi = _int(node, "DIR_FstClusLO"), _int(node, "DIR_FstClusHI")
+    if lo is None:
+        return None
+    return lo | ((hi or 0) << 16)
+
+
+Cause = tuple[int, str]
+"""An allocation cause: (its first cluster, its path)."""
+
+
+def _alloc_causes(ctx: ExplainContext, scope: str) -> tuple[list[Cause], list[Cause]]:
+    """Return the (first cluster, path) of paths on one side only, and of files whose cluster count changed."""
+    key = f"vfat_alloc:{scope}"
+    cached = ctx.cache.get(key)
+    if cached is None:
+        ia, ib = _index(ctx)
+        prefix = scope + "/"
+        added: list[Cause] = []
+        resized: list[Cause] = []
+        for idx, other in ((ia, ib), (ib, ia)):
+            for path, n in idx.items():
+                if not path.startswith(prefix) or path in other:
+                    continue
+                if n.kind in ("vfat.dirent", "vfat.file") and not n.attrs.get("dot"):
+                    fc = _first_cluster(n)
+                    if fc is not None and fc >= 2:
+                        added.append((fc, str(n.attrs.get("path"))))
+        for path, na in ia.items():
+            nb = ib.get(path)
+            if na.kind != "vfat.file" or nb is None or not path.startswith(prefix):
+                continue
+            if na.attrs.get("clusters") != nb.attrs.get("clusters"):
+                starts = [c for c in (_first_cluster(na), _first_cluster(nb)) if c is not None and c >= 2]
+                if starts:
+                    resized.append((min(starts), str(na.attrs.get("path"))))
+        cached = (added, resized)
+        ctx.cache[key] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def _dirents(ctx: ExplainContext, scope: str) -> dict[str, tuple[Node, Node]]:
+    """Return ``{path inside the filesystem: (A entry, B entry)}`` of the entries present in both images."""
+    key = f"vfat_dirents:{scope}"
+    cached = ctx.cache.get(key)
+    if cached is None:
+        cached = {str(na.attrs.get("path")): (na, nb) for na, nb in _entry_pairs(ctx, scope)}
+        ctx.cache[key] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def _moved_with_directory(d: Difference, ctx: ExplainContext) -> tuple[int, str] | None:
+    """For an entry stored at other offsets but in the same slot of its directory, return (the directory's
+    highest first cluster in A/B, its path) when that directory starts at another cluster; else None."""
+    pair = _pair(d, ctx)
+    if pair is None or pair[0].attrs.get("slot") != pair[1].attrs.get("slot"):
+        return None
+    parent = str(pair[0].attrs.get("dir") or pair[0].attrs.get("path", "")).rstrip("/")
+    if d.kind == "vfat.lfn":  # a long-name slot: its short entry's directory
+        owner = _dirents(ctx, d.scope).get(str(pair[0].attrs.get("path")))
+        parent = str(owner[0].attrs.get("dir", "")).rstrip("/") if owner else ""
+    if not parent:
+        return None  # the root directory does not move
+    dirent = _dirents(ctx, d.scope).get(parent)
+    if dirent is None:
+        return None
+    fa, fb = _first_cluster(dirent[0]), _first_cluster(dirent[1])
+    if fa is None or fb is None or fa == fb:
+        return None
+    return max(fa, fb), parent
+
+
+def _shifted_clusters(d: Difference, ctx: ExplainContext) -> int | None:
+    """Return the highest cluster number a difference is about, for allocation consequences; None if none.
+
+    A FAT entry field names its clusters (``FAT[n]``, ``FAT[n,m]``, ``FAT[n..m]``); a first-cluster field and a
+    relocated file use the first cluster on either side.
+    """
+    if d.kind == "vfat.fat":
+        m = _FAT_FIELD.match(d.field)
+        return None if m is None else int(m.group(2) or m.group(1))
+    if d.kind in ("vfat.dirent", "vfat.file"):
+        pair = _pair(d, ctx)
+        if pair is None:
+            return None
+        firsts = [c for c in (_first_cluster(pair[0]), _first_cluster(pair[1])) if c is not None]
+        return max(firsts) if firsts else None
+    return None
+
+
+def _allocation_follows(d: Difference, ctx: ExplainContext, causes: list[Cause]) -> bool:
+    """True for an allocation consequence (FAT entry, first cluster, relocated equal file, free-space counters)
+    of one of ``causes``: a FAT entry at or after a cause's first cluster, or another path's first cluster (or
+    data) after it."""
+    if not causes or not d.kind.startswith("vfat."):
+        return False
+    if d.kind in ("vfat.fsinfo", "vfat.backup_fsinfo"):
+        return d.field in ("FSI_Free_Count", "FSI_Nxt_Free")
+    if d.kind == "vfat.free":
+        return d.field.startswith("unused")
+    if d.kind in ("vfat.dirent", "vfat.lfn") and d.change == Change.MOVED:
+        moved = _moved_with_directory(d, ctx)
+        return moved is not None and any(start < moved[0] and cpath != moved[1] for start, cpath in causes)
+    if d.kind == "vfat.dirent" and d.field not in ("DIR_FstClusLO", "DIR_FstClusHI"):
+        return False
+    if d.kind == "vfat.file" and d.field not in ("data", "slack", "excess"):
+        return False
+    if d.kind == "vfat.file" and d.change != Change.MOVED and not vfat_same_content(d, ctx):
+        return False  # other bytes at the same place: the content's (FAT009), not the allocation's
+    if d.kind not in ("vfat.fat", "vfat.dirent", "vfat.file"):
+        return False
+    top = _shifted_clusters(d, ctx)
+    if top is None:
+        return False
+    if d.kind == "vfat.fat":  # an entry with another value (a field on one side only is another FAT size)
+        return d.change == Change.MODIFIED and any(start <= top for start, _path in causes)
+    path = str(d.attrs.get("path"))
+    return any(start < top and cpath != path for start, cpath in causes)
+
+
+@predicate
+def vfat_after_added_path(d: Difference, ctx: ExplainContext) -> bool:
+    """True for an allocation consequence of a path that exists on one side only (after its first cluster)."""
+    return _allocation_follows(d, ctx, _alloc_causes(ctx, d.scope)[0])
+
+
+@predicate
+def vfat_after_resized_file(d: Difference, ctx: ExplainContext) -> bool:
+    """True for an allocation consequence of a file whose cluster count changed (after its first cluster)."""
+    return _allocation_follows(d, ctx, _alloc_causes(ctx, d.scope)[1])
+
+
+@predicate
+def vfat_geometry_layout(d: Difference, ctx: ExplainContext) -> bool:
+    """True for what a different BPB geometry determines: structures stored at other offsets, not new values.
+
+    FAT fields that exist on one side only (the FATs have another size), FAT/directory slack, entries and equal
+    files stored at other offsets, the free and tail areas, the free-cluster count.  Not a FAT entry or a first
+    cluster with another value (allocation), not a path on one side only (FAT010).
+    """
+    if not _geometry_differs(ctx, d.scope):
+        return False
+    if d.kind == "vfat.fat":
+        return d.field == "unused" or d.change in (Change.ADDED, Change.REMOVED)
+    if d.kind in ("vfat.dirent", "vfat.lfn", "vfat.deleted", "vfat.dir", "vfat.root_dir"):
+        return d.change == Change.MOVED
+    if d.kind in ("vfat.fsinfo", "vfat.backup_fsinfo"):
+        return d.field == "FSI_Free_Count"
+    if d.kind == "vfat.file":
+        return vfat_same_content(d, ctx)
+    return d.kind in ("vfat.free", "vfat.tail", "vfat.reserved")
+
+
+@predicate
+def vfat_parent_of_added_path(d: Difference, ctx: ExplainContext) -> bool:
+    """True for the free slots of a directory that holds a path existing on one side only."""
+    if d.kind not in ("vfat.dir", "vfat.root_dir") or not d.field.startswith("unused"):
+        return False
+    parents = {cpath.rsplit("/", 1)[0] or "/" for _start, cpath in _alloc_causes(ctx, d.scope)[0]}
+    return str(d.attrs.get("path")) in parents
