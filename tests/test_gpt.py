@@ -13,7 +13,7 @@ from imgdiff.model import Extent, Node
 from imgdiff.ruleset.predicates_gpt import derive_disk_guid, derive_partition_guid, seed_verdict
 from imgdiff.source import ImageSource
 
-from .conftest import all_pairs
+from .conftest import PAIRS, all_pairs
 
 NIXOS_SEED = "0867da16-f251-457d-a9e8-c31f9a3c220b"
 
@@ -210,3 +210,19 @@ def test_added_partition_is_one_cause(analyzed) -> None:  # type: ignore[no-unty
     assert folded[("disk/gpt/backup-entries/entry:3", "StartingLBA")] == (0, 67584)
     assert folded[("disk/gpt/primary-entries/entry:3", "PartitionName")] == ("", "home")
     assert f.bytes == report.summary.bytes_differing
+
+
+def expected_rules(name: str) -> set[str]:
+    """Return the rule ids listed in fixtures/pairs/<name>/expected-rules.txt (``#`` starts a comment)."""
+    lines = (PAIRS / name / "expected-rules.txt").read_text().splitlines()
+    return {line.split("#", 1)[0].split()[0] for line in lines if line.split("#", 1)[0].strip()}
+
+
+TABLE_PAIRS = [n for n in all_pairs() if n.startswith(("gpt-", "mbr-"))]
+
+
+@pytest.mark.parametrize("name", TABLE_PAIRS)
+def test_fired_rules_are_exactly_the_recipe_causes(analyzed, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A rule that fires on a pair whose recipe does not contain its cause is a misfire (issue 9)."""
+    fired = {f.rule.id for f in analyzed(name).findings}
+    assert fired == expected_rules(name)

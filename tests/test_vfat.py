@@ -610,3 +610,12 @@ def test_large_fat32_parses_quickly(tmp_path: Path) -> None:
     t = parse_file(img)
     assert time.monotonic() - start < 5
     assert t.attrs["files"] == 500 and t.errors == []
+
+
+@pytest.mark.parametrize("name", VFAT_PAIRS)
+def test_fired_rules_are_exactly_the_recipe_causes(analyzed, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A rule that fires on a pair whose recipe does not contain its cause is a misfire (issue 9)."""
+    from .test_gpt import expected_rules
+
+    fired = {f.rule.id for f in analyzed(name).findings}
+    assert fired == expected_rules(name)

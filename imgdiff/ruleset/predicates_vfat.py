@@ -477,3 +477,13 @@ def vfat_parent_of_added_path(d: Difference, ctx: ExplainContext) -> bool:
         return False
     parents = {cpath.rsplit("/", 1)[0] or "/" for _start, cpath in _alloc_causes(ctx, d.scope)[0]}
     return str(d.attrs.get("path")) in parents
+
+
+@predicate
+def vfat_fat_unchanged(d: Difference, ctx: ExplainContext) -> bool:
+    """True when no entry of any FAT copy of ``d``'s filesystem has another value (the hints then only reflect
+    the history of writes, not the allocation)."""
+    key = f"vfat_fat_changed:{d.scope}"
+    if key not in ctx.cache:
+        ctx.cache[key] = any(x.scope == d.scope and x.kind == "vfat.fat" for x in ctx.differences)
+    return not ctx.cache[key]
