@@ -300,7 +300,9 @@ def gpt_partition_set_changed(d: Difference, ctx: ExplainContext) -> bool:
     if d.kind == "gpt.entry" and d.change in (Change.ADDED, Change.REMOVED):
         ta, tb = _table(ctx)
         node = ta.get(d.node_path) if d.change == Change.REMOVED else tb.get(d.node_path)
-        return _used(node) is True
+        other = tb if d.change == Change.REMOVED else ta
+        # the other image has this entry array (a missing backup array is a truncated image, IMG001)
+        return _used(node) is True and d.node_path.rsplit("/", 1)[0] in other
     return d.kind == "partition" and d.change in (Change.ADDED, Change.REMOVED)
 
 
@@ -339,3 +341,14 @@ def gpt_gap_bytes(d: Difference, ctx: ExplainContext) -> bool:
     """True for raw bytes of unpartitioned space (between, before or after the partitions)."""
     del ctx
     return d.change == Change.RAW and d.node_path.rsplit("/", 1)[-1].startswith("gap@")
+
+
+@predicate
+def gpt_past_other_end(d: Difference, ctx: ExplainContext) -> bool:
+    """True for a structure that exists on one side only because it lies past the end of the shorter image."""
+    other = ctx.tree_b if d.change == Change.REMOVED else ctx.tree_a if d.change == Change.ADDED else None
+    exts = d.extents_a if d.change == Change.REMOVED else d.extents_b
+    if other is None or not other.extents or not exts:
+        return False
+    end = other.extents[0].end
+    return all(e.offset >= end for e in exts)
