@@ -163,7 +163,7 @@ def test_cpio_format_owns_every_byte(tmp_path: Path) -> None:
     os.symlink("sh", tree / "bin" / "ash")
     for p in (tree / "init", tree / "bin" / "sh", tree / "bin", tree):
         os.utime(p, (1700000000, 1700000000), follow_symlinks=False)
-    names = "\n".join([".", "bin", "bin/ash", "bin/sh", "init"]) + "\n"
+    names = ".\nbin\nbin/ash\nbin/sh\ninit\n"
     archive = subprocess.run(["cpio", "--quiet", "-o", "-H", "newc"], input=names.encode(), cwd=tree,
                              capture_output=True, check=True).stdout
     img = tmp_path / "a.cpio"
