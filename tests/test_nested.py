@@ -212,3 +212,28 @@ def test_zstd_frame_walker_tells_complete_from_cut() -> None:
     assert out.size == 2 * len(payload) and out.error == ""
     out = decode("zstd", io.BytesIO(one[:-3]), 1 << 22)
     assert out.error.endswith("the last frame does not end")
+
+
+def test_parser_decoded_space_alone_and_in_a_comparison() -> None:
+    from imgdiff.engine.spaces import SpaceTable
+    from imgdiff.source import DiffMap, LayeredSource
+
+    ctx = ParseContext(src=BytesSource(b"outer"))
+    base = ctx.decoded_space("inode table", BytesSource(b"decoded!"), "sq")
+    assert base == VBASE and ctx.read(base + 2, 4) == b"code" and ctx.interesting(Extent(base, 1))
+    ran: list[int] = []
+    ctx.defer(lambda: ran.append(1))
+    assert ran == [1]  # parsing alone: nothing to wait for
+    # in a comparison, both sides' n-th space of the same name pair up and are compared before callbacks run
+    layered = {"a": LayeredSource(BytesSource(b"x")), "b": LayeredSource(BytesSource(b"x"))}
+    dm = DiffMap(base=0, length=1)
+    table = SpaceTable(layered, dm)
+    ca = ParseContext(src=layered["a"], diff=dm, side="a", spaces=table)
+    cb = ParseContext(src=layered["b"], diff=dm, side="b", spaces=table)
+    ba = ca.decoded_space("meta", BytesSource(b"same-differs"), "sq")
+    bb = cb.decoded_space("meta", BytesSource(b"same-DIFFERS"), "sq")
+    assert ba == bb and ca.interesting(Extent(ba, 4))  # not compared yet: everything may differ
+    seen: list[tuple[bool, bool]] = []
+    ca.defer(lambda: seen.append((ca.interesting(Extent(ba, 4)), ca.interesting(Extent(ba + 5, 7)))))
+    table.settle()
+    assert seen == [(False, True)] and dm.total == 0  # decoded bytes are not image bytes

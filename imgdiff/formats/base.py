@@ -62,6 +62,33 @@ class ParseContext:
             return raw_node(base, size, label)
         return self.nested(self, base, size, label)
 
+    def decoded_space(self, name: str, payload: Source, label: str) -> int:
+        """Make ``payload`` (bytes this parser decoded: a decompressed metadata block) readable at a decoded offset.
+
+        Returns the offset of its first byte: the parser declares fields at ``offset + k`` for byte ``k`` of the
+        payload, and declares the stored (compressed) bytes :class:`~imgdiff.model.Derived` with
+        ``covers=(Extent(offset, payload.size),)``.  The space pairs with the other side's space of the same
+        ``name`` opened by the same ``label`` (the n-th such call on each side), is compared once both sides are
+        parsed, and only then does :meth:`interesting` know which of its bytes differ: build detail in a
+        callback given to :meth:`defer`.
+        """
+        table = self.spaces
+        if table is None:  # parsing alone (no comparison): a private table for this side
+            from imgdiff.engine.spaces import SpaceTable
+            from imgdiff.source import DiffMap, LayeredSource
+
+            layered = LayeredSource(self.src)
+            table = self.spaces = SpaceTable({self.side: layered}, DiffMap(base=0, length=0), standalone=True)
+            self.src = layered
+        return table.open_named(self.side, label, name, payload).base
+
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the decoded spaces opened so far are compared (at once when parsing alone)."""
+        if self.spaces is None or self.spaces.standalone:
+            fn()
+        else:
+            self.spaces.deferred.append(fn)
+
 
 class Format(Protocol):
     """A format module: recognises its magic and parses a region into a node tree."""
