@@ -7,6 +7,7 @@ with ``SEEK_DATA``/``SEEK_HOLE``, and differing bytes are kept as merged ranges 
 from __future__ import annotations
 
 import bisect
+from array import array
 import errno
 import os
 import re
@@ -121,11 +122,23 @@ class ImageSource:
         self.close()
 
 
+class Int64s(array):  # type: ignore[type-arg]
+    """A machine-integer array (typecode ``"q"``) that also compares equal to a list of the same integers."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return self.tolist() == other
+        return bool(super().__eq__(other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(slots=True)
 class DiffMap:
     """Differing byte ranges between two aligned regions, in the A-side offset space.
 
-    ``starts``/``ends``/``counts`` are parallel sorted lists: the range ``[starts[i], ends[i])`` contains exactly
+    ``starts``/``ends``/``counts`` are parallel sorted machine-integer arrays (a shifted image has millions of
+    runs): the range ``[starts[i], ends[i])`` contains exactly
     ``counts[i]`` differing bytes (runs separated by fewer than :data:`MERGE_GAP` equal bytes are merged).
     ``delta`` converts an A offset into the B offset of the aligned byte (``b = a + delta``).
     """
@@ -133,9 +146,9 @@ class DiffMap:
     base: int
     length: int
     delta: int = 0
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)
+    starts: Int64s = field(default_factory=lambda: Int64s("q"))
+    ends: Int64s = field(default_factory=lambda: Int64s("q"))
+    counts: Int64s = field(default_factory=lambda: Int64s("q"))
     src_a: Source | None = None
     src_b: Source | None = None
 
