@@ -7,11 +7,11 @@ with ``SEEK_DATA``/``SEEK_HOLE``, and differing bytes are kept as merged ranges 
 from __future__ import annotations
 
 import bisect
-from array import array
 import errno
 import os
 import re
 import stat
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, Self
