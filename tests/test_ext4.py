@@ -306,7 +306,7 @@ EXPECTED = {
     "ext4-hash-seed": {"EXT002"},
     "ext4-htree": {"EXT002"},
     "ext4-file-mtime": {"EXT006"},
-    "ext4-file-content": {"EXT014"},
+    "ext4-file-content": {"EXT014", "EXT005"},
     "ext4-order": {"EXT009"},
     "ext4-kernel": {"EXT008"},
     "ext4-owner-mode": {"EXT011", "EXT012", "EXT005"},
@@ -315,6 +315,7 @@ EXPECTED = {
     "ext4-staging-times": {"EXT004", "EXT005"},
     "ext4-tree-mtimes": {"EXT004", "EXT007"},
     "ext4-stale-free": {"EXT015"},
+    "ext4-file-attrs": {"EXT014", "EXT012", "EXT011", "EXT006"},
 }
 
 
@@ -373,6 +374,27 @@ def test_content_finding_names_the_range_inside_the_file(analyzed) -> None:  # t
     assert cause.detail is not None and "0x9c40-0x9c42 (3 bytes)" in cause.detail
     assert cause.content_a is not None and cause.content_b is not None
     assert cause.content_b[0x9C40:0x9C43] == b"XYZ"
+
+
+def test_content_mode_owner_mtime_of_one_file_are_four_findings(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """One inode, four independent changes: the content finding folds only what the data determines."""
+    report = analyzed("ext4-file-attrs")
+    by_rule = {f.rule.id: f for f in report.findings}
+    assert sorted(by_rule) == ["EXT006", "EXT011", "EXT012", "EXT014"]
+    ino = "disk/ext4/inodes//usr/share/app/config"
+    content = by_rule["EXT014"]
+    assert [d.ref for d in content.causes] == ["disk/ext4/files//usr/share/app/config/data"]
+    assert content.causes[0].detail == "differing bytes in the file: 0x8-0xb (4 bytes), 0x14-0x14 (1 bytes)"
+    assert content.derived == []  # same size, same blocks: nothing in the inode follows from the data
+    [mode] = by_rule["EXT012"].causes
+    assert (mode.ref, mode.a, mode.b) == (f"{ino}/i_mode", 0o100666, 0o100444)
+    owner = {(d.field, d.a, d.b) for d in by_rule["EXT011"].causes}
+    assert owner == {("i_uid", 1234, 4321), ("i_gid", 1234, 4321)}
+    [mtime] = by_rule["EXT006"].causes
+    assert (mtime.ref, mtime.a, mtime.b) == (f"{ino}/i_mtime", 1700000000, 1700007200)
+    assert [d.field for d in by_rule["EXT006"].derived] == ["i_ctime"]
+    # every differing byte is in exactly one finding (the inode checksum goes with the first cause covering it)
+    assert sum(f.bytes for f in report.findings) == report.summary.bytes_differing == 18
 
 
 def test_order_finding(analyzed) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from imgdiff.model import Change, Difference
+from imgdiff.model import Change, Difference, Extent, merge_extents
 from imgdiff.ruleset.predicates import ExplainContext, predicate
 
 MKFS_SLACK = 2
@@ -32,6 +32,13 @@ FEW_FILES = 3
 """At most this many files with a differing i_mtime is "a file changed"; more is "the tree's times leak"."""
 
 _TIME_FIELDS = ("i_atime", "i_ctime", "i_mtime", "i_crtime")
+_ALLOCATION_FIELDS = frozenset({"i_blocks_lo", "i_blocks_high", "i_size_lo", "i_size_high"})
+"""Inode fields that change when a file's data needs another number of blocks."""
+_CONTENT_INODE_FIELDS = _ALLOCATION_FIELDS | {"(node)"}
+_MAP_FLAGS = 0x00040000 | 0x00080000 | 0x10000000
+"""``EXT4_HUGE_FILE_FL | EXT4_EXTENTS_FL | EXT4_INLINE_DATA_FL``: how the data is stored, set by its size."""
+_INLINE_XATTR = "xattr[system.data]."
+"""Field prefix of the ``system.data`` xattr: the part of an inline-data file past the 60 bytes of ``i_block``."""
 _SB_CLOCK = ("s_mkfs_time", "s_wtime", "s_lastcheck", "s_mkfs_time_hi", "s_wtime_hi", "s_lastcheck_hi")
 
 
@@ -45,6 +52,7 @@ class _Index:
         self.alias_paths: dict[str, set[str]] = defaultdict(set)
         self.added_removed: dict[str, set[str]] = defaultdict(set)
         self.content: dict[str, set[str]] = defaultdict(set)
+        self.resized: dict[str, set[str]] = defaultdict(set)
         self.kernel: set[str] = set()
         for d in diffs:
             if not d.kind.startswith("ext4."):
@@ -62,8 +70,12 @@ class _Index:
                     self.alias_paths[d.scope].update(str(p) for p in paths)
                 if d.field == "(node)" and d.change in (Change.ADDED, Change.REMOVED):
                     self.added_removed[d.scope].add(str(d.attrs.get("path", "")))
+                if d.field in _ALLOCATION_FIELDS:
+                    self.resized[d.scope].add(str(d.attrs.get("path", "")))
             if d.kind == "ext4.file" and d.field in ("data", "(node)") and d.change != Change.MOVED:
                 self.content[d.scope].add(str(d.attrs.get("path", "")))
+                if d.field == "(node)":
+                    self.resized[d.scope].add(str(d.attrs.get("path", "")))
 
     def sibling(self, d: Difference, name: str) -> Difference | None:
         """Return the difference of field ``name`` on the same node as ``d``."""
@@ -167,17 +179,44 @@ def ext4_mtime_companion(d: Difference, ctx: ExplainContext) -> bool:
     if d.attrs.get("file_type") == "dir" or d.attrs.get("reserved"):
         return False
     idx = _index(ctx)
-    if idx.sibling(d, "i_generation") is not None or str(d.attrs.get("path", "")) in idx.content.get(d.scope, ()):
-        return False  # the kernel or the content change explains these times
+    if idx.sibling(d, "i_generation") is not None:
+        return False  # the kernel population explains these times
     return idx.sibling(d, "i_mtime") is not None
 
 
 @predicate
 def ext4_inode_of_changed_file(d: Difference, ctx: ExplainContext) -> bool:
-    """True for inode fields (times, size, block map) of a file whose data differs."""
+    """True for what a file's data change determines in its inode: size, block count and block map.
+
+    That is ``i_size_*``, ``i_blocks_*``, ``i_block`` (extent root or block pointers), the storage flags
+    (extents/inline/huge) when only those bits differ, the ``system.data`` xattr (inline data past 60 bytes), the
+    inode itself when the file is added or removed, and the file's extent-tree blocks.  Mode, owner, generation,
+    times and other xattrs are not set by the data and keep their own findings.
+    """
     if d.kind not in ("ext4.inode", "ext4.extent_block"):
         return False
-    return str(d.attrs.get("path", "")) in _index(ctx).content.get(d.scope, ())
+    if str(d.attrs.get("path", "")) not in _index(ctx).content.get(d.scope, ()):
+        return False
+    if d.kind == "ext4.extent_block":
+        return True
+    name = d.field
+    if name in _CONTENT_INODE_FIELDS or name == "i_block" or name.startswith(("i_block.", _INLINE_XATTR)):
+        return True
+    if name == "i_flags":
+        return isinstance(d.a, int) and isinstance(d.b, int) and not (d.a ^ d.b) & ~_MAP_FLAGS
+    return False
+
+
+@predicate
+def ext4_content_reallocated(d: Difference, ctx: ExplainContext) -> bool:
+    """True when a file whose data differs also changed its block count or appeared/disappeared in this scope.
+
+    Used for the block bitmap and free space a content change moves: a file that keeps its blocks allocates
+    nothing, so a bitmap or free-space difference beside it has another cause.
+    """
+    idx = _index(ctx)
+    content = idx.content.get(d.scope)
+    return bool(content) and not content.isdisjoint(idx.resized.get(d.scope, ()))
 
 
 @predicate
@@ -228,11 +267,25 @@ def ext4_content_change(d: Difference, ctx: ExplainContext) -> bool:
 
 @predicate
 def ext4_xattr_difference(d: Difference, ctx: ExplainContext) -> bool:
-    """True for an extended-attribute field of an inode, or anything of an external xattr block."""
+    """True for an extended-attribute field of an inode, or anything of an external xattr block.
+
+    ``system.data`` is not an attribute anybody set: ext4 keeps the part of an inline-data file or directory past
+    the 60 bytes of ``i_block`` there (kernel fs/ext4/inline.c, e2fsprogs lib/ext2fs/inline_data.c), so it is
+    content, never a leaked attribute.
+    """
     del ctx
     if d.kind in ("ext4.xattr_block", "ext4.xattr_blocks"):
         return True
-    return d.kind == "ext4.inode" and d.field.startswith("xattr")
+    return d.kind == "ext4.inode" and d.field.startswith("xattr") and not d.field.startswith(_INLINE_XATTR)
+
+
+@predicate
+def ext4_xattr_block_companion(d: Difference, ctx: ExplainContext) -> bool:
+    """True for ``i_blocks_*`` of an inode whose external xattr block (``i_file_acl``) was added or removed."""
+    if d.kind != "ext4.inode" or d.field not in ("i_blocks_lo", "i_blocks_high"):
+        return False
+    idx = _index(ctx)
+    return idx.sibling(d, "i_file_acl_lo") is not None or idx.sibling(d, "i_file_acl_high") is not None
 
 
 @predicate
@@ -240,3 +293,53 @@ def ext4_unused_inode_slot(d: Difference, ctx: ExplainContext) -> bool:
     """True for an inode-table slot that is free in one image and used (by another path) in the other."""
     del ctx
     return d.kind == "ext4.inode" and bool(d.attrs.get("unused"))
+
+
+def _free_extents(d: Difference, ctx: ExplainContext) -> tuple[list[Extent], list[Extent]] | None:
+    """Return the free-space extents of both sides of ``d`` in A offsets, or None without a byte comparison."""
+    dm = ctx.diffmap
+    if dm is None:
+        return None
+    return list(merge_extents(d.extents_a)), list(merge_extents(e.shifted(-dm.delta) for e in d.extents_b))
+
+
+@predicate
+def ext4_free_space_moved(d: Difference, ctx: ExplainContext) -> bool:
+    """True for free space whose blocks are not the same in A and B (blocks were allocated or released)."""
+    if d.kind != "ext4.free" or d.change != Change.MODIFIED:
+        return False
+    sides = _free_extents(d, ctx)
+    return sides is not None and sides[0] != sides[1]
+
+
+@predicate
+def ext4_stale_free_bytes(d: Difference, ctx: ExplainContext) -> bool:
+    """True when bytes differ inside blocks that are free in both images (what is left there from before).
+
+    A block free on one side and in use on the other differs because of that use, not because of stale bytes:
+    only the blocks free on both sides count.
+    """
+    if d.kind not in ("ext4.free", "ext4.beyond_end") or d.change != Change.MODIFIED:
+        return False
+    sides = _free_extents(d, ctx)
+    dm = ctx.diffmap
+    if sides is None or dm is None:
+        return False
+    a, b = sides
+    both: list[Extent] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i].offset, b[j].offset), min(a[i].end, b[j].end)
+        if lo < hi:
+            both.append(Extent(lo, hi - lo))
+        if a[i].end <= b[j].end:
+            i += 1
+        else:
+            j += 1
+    return any(dm.count_in(e) for e in both)
+
+
+@predicate
+def ext4_content_reallocated_free(d: Difference, ctx: ExplainContext) -> bool:
+    """True for free space that moved while a file whose data differs changed its block count."""
+    return ext4_free_space_moved(d, ctx) and ext4_content_reallocated(d, ctx)
