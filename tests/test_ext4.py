@@ -165,6 +165,117 @@ def test_in_inode_xattrs(pair) -> None:  # type: ignore[no-untyped-def]
     assert values["xattr[user.origin].value"].value == b"builder-42"
 
 
+def _dissect(path: Path):  # type: ignore[no-untyped-def]
+    """Return dissect.extfs's view of ``path`` (an independent reader; AGPL, test-only oracle)."""
+    import logging
+
+    from dissect.extfs import ExtFS
+
+    logging.getLogger("dissect.extfs").setLevel(logging.ERROR)  # it logs every entry of an inline directory
+    return ExtFS(path.open("rb"))
+
+
+def test_symlink_targets_fast_and_slow(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("ext4-symlink-target")
+    slow_a = "/opt/" + "d" * 80 + "/bin/toolA"
+    for path, tool, slow in ((a, "toolA", slow_a), (b, "toolB", slow_a.replace("toolA", "toolB"))):
+        fs = _fs(path, [])
+        link = fs.child("inodes").child("/usr/bin/link")  # type: ignore[union-attr]
+        assert link is not None and link.attrs["file_type"] == "lnk"
+        target = link.field_named("i_block")
+        assert target is not None and target.value == f"/usr/bin/{tool}" and target.display == "symlink target"
+        assert target.size == 14  # the target's bytes only; the rest of i_block is i_block.unused
+        assert link.field_named("i_block.unused").size == 60 - 14  # type: ignore[union-attr]
+        node = fs.child("files").child("/usr/bin/slow")  # type: ignore[union-attr]
+        assert node is not None and node.attrs["file_type"] == "lnk"
+        data = node.field_named("data")
+        assert data is not None and data.value == slow and data.display == "symlink target" and data.size == 95
+        oracle = _dissect(path)
+        assert oracle.get("/usr/bin/link").link == target.value
+        assert oracle.get("/usr/bin/slow").link == data.value
+
+
+def test_device_numbers_old_and_new_encoding(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("ext4-device-number")
+    for path, minor in ((a, 1), (b, 2)):
+        inodes = _fs(path, []).child("inodes")
+        assert inodes is not None
+        console = inodes.child("/dev/console")
+        assert console is not None and console.attrs["file_type"] == "chr"
+        old, new = console.field_named("i_block[0]"), console.field_named("i_block[1]")
+        assert old is not None and new is not None
+        assert (old.value, old.display) == (5 * 256 + minor, f"device 5:{minor}")
+        assert (new.value, new.display) == (0, None)
+        big = inodes.child("/dev/big")  # minor 70000 does not fit the old 8-bit encoding
+        assert big is not None
+        old, new = big.field_named("i_block[0]"), big.field_named("i_block[1]")
+        assert old is not None and new is not None
+        assert old.value == 0 and old.display == "not used (the number is in i_block[1])"
+        assert new.value == 0x11110370 and new.display == "device 259:70000"
+        assert big.field_named("i_block.unused").size == 52  # type: ignore[union-attr]
+        oracle = _dissect(path)
+        for node in (console, big):
+            raw = oracle.get(str(node.attrs["path"])).inode.i_block
+            assert struct.unpack_from("<2I", raw) == (node.field_named("i_block[0]").value,  # type: ignore[union-attr]
+                                                      node.field_named("i_block[1]").value)  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(not have("debugfs"), reason="needs debugfs")
+def test_device_numbers_agree_with_debugfs(pair) -> None:  # type: ignore[no-untyped-def]
+    _a, b = pair("ext4-device-number")
+    inodes = _fs(b, []).child("inodes")
+    assert inodes is not None
+    for path in ("/dev/console", "/dev/big"):
+        out = subprocess.run(["debugfs", "-R", f"stat {path}", str(b)], capture_output=True, text=True,
+                             check=True).stdout
+        line = next(x for x in out.splitlines() if "Device major/minor number:" in x)
+        major, minor = (int(v) for v in line.split("number:")[1].split()[0].split(":"))
+        node = inodes.child(path)
+        assert node is not None
+        shown = [f.display for f in node.fields if f.name.startswith("i_block[") and (f.display or "").startswith("device")]
+        assert shown == [f"device {major}:{minor}"]
+
+
+def test_inline_data_files_and_directory(pair) -> None:  # type: ignore[no-untyped-def]
+    _a, b = pair("ext4-inline-data")
+    fs = _fs(b, [])
+    files = fs.child("files")
+    assert files is not None
+    expected = {"/etc/big": b"a" * 80 + b"Y" + b"a" * 19, "/etc/small": b"bbbbbbbbbbYbbbbbbbbb"}
+    raw = b.read_bytes()
+    oracle = _dissect(b)
+    for path, content in expected.items():
+        node = files.child(path)
+        assert node is not None and node.attrs["inline_data"] is True
+        data = node.field_named("data")
+        assert data is not None and data.value == hashlib.sha256(content).hexdigest()
+        assert b"".join(raw[e.offset : e.end] for e in data.extents) == content
+        inode = fs.child("inodes").child(path)  # type: ignore[union-attr]
+        assert inode is not None and inode.field_named("i_block") is None  # the file node owns i_block
+        names = {f.name for f in inode.fields}
+        assert "xattr[system.data].value" not in names and "xattr[system.data].e_value_size" in names
+        ino = int(inode.attrs["ino"])  # type: ignore[arg-type]
+        # dissect.extfs reads only i_block of an inline file; system.data holds the rest
+        o = oracle.get_inode(ino)
+        rest = b"".join(x.value for x in o.xattr if x.name == "system.data")
+        assert (o.open().read() + rest)[: o.size] == content
+    big = files.child("/etc/big")
+    assert big is not None
+    # 60 bytes in i_block, then the 40-byte system.data value inside the same 256-byte inode
+    assert [e.length for e in big.field_named("data").extents] == [60, 40]  # type: ignore[union-attr]
+    small = files.child("/etc/small")
+    assert small is not None and small.field_named("slack").size == 40  # type: ignore[union-attr]
+    etc = fs.child("dirs").child("/etc")  # type: ignore[union-attr]
+    assert etc is not None and etc.attrs["inline_data"] is True
+    names = sorted(c.key for c in etc.children if c.kind == "ext4.dirent" and not c.attrs.get("deleted"))
+    assert names == ["/etc/big", "/etc/os-release", "/etc/small"]
+    [block] = [c for c in etc.children if c.kind == "ext4.dir_block"]
+    assert block.field_named("parent_inode").value == 2  # type: ignore[union-attr]
+    if have("debugfs"):
+        out = subprocess.run(["debugfs", "-R", "ls /etc", str(b)], capture_output=True, text=True, check=True).stdout
+        assert {"big", "os-release", "small"} <= set(out.split())
+
+
 def test_journal_superblock(pair) -> None:  # type: ignore[no-untyped-def]
     a, _b = pair("ext4-kernel")
     j = _fs(a, []).child("journal")
@@ -178,7 +289,8 @@ def test_journal_superblock(pair) -> None:  # type: ignore[no-untyped-def]
 # -- invariants ------------------------------------------------------------------------------------------------
 
 COVERAGE_PAIRS = [("ext4-defaults", "a"), ("ext4-htree", "b"), ("ext4-kernel", "a"), ("ext4-xattr", "b"),
-                  ("ext4-hardlinks", "a"), ("ext4-order", "b")]
+                  ("ext4-hardlinks", "a"), ("ext4-order", "b"), ("ext4-inline-data", "b"), ("ext4-symlink-target", "a"),
+                  ("ext4-device-number", "b"), ("ext4-file-attrs", "a")]
 
 
 @pytest.mark.parametrize(("name", "side"), COVERAGE_PAIRS, ids=[f"{n}-{s}" for n, s in COVERAGE_PAIRS])
@@ -197,7 +309,7 @@ def test_every_byte_in_exactly_one_field(pair, name: str, side: str) -> None:  #
     assert not any(n.raw for n in _walk(root)) and not ctx.errors
 
 
-@pytest.mark.parametrize("name", ["ext4-defaults", "ext4-kernel", "ext4-htree"])
+@pytest.mark.parametrize("name", ["ext4-defaults", "ext4-kernel", "ext4-htree", "ext4-inline-data"])
 def test_node_extents_contain_their_fields_and_children(pair, name: str) -> None:  # type: ignore[no-untyped-def]
     root, _ctx = _tree(pair(name)[0])
 
@@ -316,6 +428,9 @@ EXPECTED = {
     "ext4-tree-mtimes": {"EXT004", "EXT007"},
     "ext4-stale-free": {"EXT015"},
     "ext4-file-attrs": {"EXT014", "EXT012", "EXT011", "EXT006"},
+    "ext4-symlink-target": {"EXT016"},
+    "ext4-device-number": {"EXT017"},
+    "ext4-inline-data": {"EXT014"},
 }
 
 
@@ -395,6 +510,40 @@ def test_content_mode_owner_mtime_of_one_file_are_four_findings(analyzed) -> Non
     assert [d.field for d in by_rule["EXT006"].derived] == ["i_ctime"]
     # every differing byte is in exactly one finding (the inode checksum goes with the first cause covering it)
     assert sum(f.bytes for f in report.findings) == report.summary.bytes_differing == 18
+
+
+def test_symlink_target_finding(analyzed) -> None:  # type: ignore[no-untyped-def]
+    report = analyzed("ext4-symlink-target")
+    [f] = report.findings
+    assert f.rule.id == "EXT016" and f.rule.layer == "content"
+    got = {(d.ref, d.a, d.b) for d in f.causes}
+    slow = "/opt/" + "d" * 80 + "/bin/tool"
+    assert got == {("disk/ext4/inodes//usr/bin/link/i_block", "/usr/bin/toolA", "/usr/bin/toolB"),
+                   ("disk/ext4/files//usr/bin/slow/data", slow + "A", slow + "B")}
+    assert {d.field for d in f.derived} == {"i_checksum_lo", "i_checksum_hi"}
+    assert f.bytes == report.summary.bytes_differing == 6
+
+
+def test_device_number_finding(analyzed) -> None:  # type: ignore[no-untyped-def]
+    report = analyzed("ext4-device-number")
+    [f] = report.findings
+    assert f.rule.id == "EXT017" and f.paths == ["/dev/console"]
+    [cause] = f.causes
+    assert (cause.field, cause.a, cause.b) == ("i_block[0]", 0x501, 0x502)
+    assert (cause.display_a, cause.display_b) == ("device 5:1", "device 5:2")
+    assert f.bytes == report.summary.bytes_differing == 5
+
+
+def test_inline_data_content_finding(analyzed) -> None:  # type: ignore[no-untyped-def]
+    report = analyzed("ext4-inline-data")
+    [f] = report.findings
+    assert f.rule.id == "EXT014" and f.paths == ["/etc/big", "/etc/small"]
+    detail = {d.attrs["path"]: d.detail for d in f.causes}
+    # byte 80 of /etc/big lies in the system.data xattr value, byte 10 of /etc/small in i_block
+    assert detail == {"/etc/big": "differing bytes in the file: 0x50-0x50 (1 bytes)",
+                      "/etc/small": "differing bytes in the file: 0xa-0xa (1 bytes)"}
+    assert not any(d.field.startswith("xattr") for d in f.causes + f.derived)
+    assert f.bytes == report.summary.bytes_differing == 10
 
 
 def test_order_finding(analyzed) -> None:  # type: ignore[no-untyped-def]

@@ -53,6 +53,7 @@ class _Index:
         self.added_removed: dict[str, set[str]] = defaultdict(set)
         self.content: dict[str, set[str]] = defaultdict(set)
         self.resized: dict[str, set[str]] = defaultdict(set)
+        self.links: dict[str, set[str]] = defaultdict(set)
         self.kernel: set[str] = set()
         for d in diffs:
             if not d.kind.startswith("ext4."):
@@ -72,6 +73,8 @@ class _Index:
                     self.added_removed[d.scope].add(str(d.attrs.get("path", "")))
                 if d.field in _ALLOCATION_FIELDS:
                     self.resized[d.scope].add(str(d.attrs.get("path", "")))
+            if d.attrs.get("file_type") == "lnk" and d.field in ("i_block", "data") and d.change == Change.MODIFIED:
+                self.links[d.scope].add(str(d.attrs.get("path", "")))
             if d.kind == "ext4.file" and d.field in ("data", "(node)") and d.change != Change.MOVED:
                 self.content[d.scope].add(str(d.attrs.get("path", "")))
                 if d.field == "(node)":
@@ -216,7 +219,7 @@ def ext4_content_reallocated(d: Difference, ctx: ExplainContext) -> bool:
     """
     idx = _index(ctx)
     content = idx.content.get(d.scope)
-    return bool(content) and not content.isdisjoint(idx.resized.get(d.scope, ()))
+    return content is not None and not content.isdisjoint(idx.resized.get(d.scope, ()))
 
 
 @predicate
@@ -343,3 +346,29 @@ def ext4_stale_free_bytes(d: Difference, ctx: ExplainContext) -> bool:
 def ext4_content_reallocated_free(d: Difference, ctx: ExplainContext) -> bool:
     """True for free space that moved while a file whose data differs changed its block count."""
     return ext4_free_space_moved(d, ctx) and ext4_content_reallocated(d, ctx)
+
+
+@predicate
+def ext4_device_node(d: Difference, ctx: ExplainContext) -> bool:
+    """True for a difference on a character or block device inode."""
+    del ctx
+    return d.kind == "ext4.inode" and d.attrs.get("file_type") in ("chr", "blk")
+
+
+@predicate
+def ext4_symlink_storage(d: Difference, ctx: ExplainContext) -> bool:
+    """True for what a symlink's target determines: its size, block count and where the target is stored.
+
+    Only for a link whose target differs (a fast link's ``i_block`` or a slow link's ``data``); its mode, owner and
+    times keep their own findings.
+    """
+    if d.attrs.get("file_type") != "lnk" or str(d.attrs.get("path", "")) not in _index(ctx).links.get(d.scope, ()):
+        return False
+    if d.kind in ("ext4.file", "ext4.extent_block"):
+        return True
+    name = d.field
+    if name in _CONTENT_INODE_FIELDS or name.startswith(("i_block", _INLINE_XATTR)):
+        return True
+    if name == "i_flags":
+        return isinstance(d.a, int) and isinstance(d.b, int) and not (d.a ^ d.b) & ~_MAP_FLAGS
+    return False
