@@ -361,6 +361,30 @@ def test_truncated_image_gives_a_partial_tree(pair, tmp_path: Path) -> None:  # 
     assert fs.child("superblock") is not None
 
 
+@pytest.mark.parametrize("cut", [3324, 140_000, 300_000])
+def test_truncated_image_is_one_error_per_structure(pair, tmp_path: Path, cut: int) -> None:  # type: ignore[no-untyped-def]
+    """A cut image: the bytes it lacks are the image-size finding's; what lies past the cut is one error per kind
+    of structure, never a difference per field of everything the longer image has there."""
+    a, _b = pair("ext4-kernel")
+    short = tmp_path / "cut.img"
+    short.write_bytes(a.read_bytes()[:cut])
+    for first, second, side in ((a, short, "B"), (short, a, "A")):
+        t0 = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "imgdiff", "explain", "--json", str(first), str(second)],
+                             cwd=ROOT, capture_output=True, text=True, check=False)
+        assert time.monotonic() - t0 < 20 and out.returncode == 1, out.stderr
+        assert len(out.stdout) < 10_000  # was 70 MB of per-field differences
+        doc = json.loads(out.stdout)
+        assert [(f["rule"], f["bytes"]) for f in doc["findings"]] == [("IMG001", 16777216 - cut)]
+        assert doc["summary"]["bytes_differing"] == 16777216 - cut
+        errors = doc["errors"]
+        assert errors[0] == (f"{side}: ext4 (image): filesystem is 16777216 bytes but the image holds {cut} of them: "
+                             "image truncated; structures past the end are not read")
+        past = {3324: "group descriptor table block 1", 140_000: "inode table of group 0",
+                300_000: "directory block of inode 12, 14"}[cut]
+        assert errors[1:] == [f"{side}: ext4 (image): {past}: past the end of the image ({cut} bytes), not read"]
+
+
 def test_bad_block_size_is_a_parse_error_not_a_traceback(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     a, _b = pair("ext4-hash-seed")
     data = bytearray(a.read_bytes())
@@ -431,6 +455,7 @@ EXPECTED = {
     "ext4-symlink-target": {"EXT016"},
     "ext4-device-number": {"EXT017"},
     "ext4-inline-data": {"EXT014"},
+    "ext4-resize-grown": {"EXT018"},
 }
 
 
@@ -544,6 +569,53 @@ def test_inline_data_content_finding(analyzed) -> None:  # type: ignore[no-untyp
                       "/etc/small": "differing bytes in the file: 0xa-0xa (1 bytes)"}
     assert not any(d.field.startswith("xattr") for d in f.causes + f.derived)
     assert f.bytes == report.summary.bytes_differing == 10
+
+
+def test_grown_filesystem_finding(analyzed) -> None:  # type: ignore[no-untyped-def]
+    report = analyzed("ext4-resize-grown")
+    [f] = report.findings
+    assert f.rule.id == "EXT018"
+    [cause] = f.causes
+    assert (cause.ref, cause.a, cause.b) == ("disk/ext4/superblock/s_blocks_count_lo", 32768, 65536)
+    folded = {(d.node_path.removeprefix("disk/ext4/"), d.field) for d in f.derived}
+    assert {("superblock", "s_inodes_count"), ("superblock", "s_overhead_clusters"),
+            ("superblock", "s_r_blocks_count_lo"), ("superblock", "s_free_blocks_count_lo"),
+            ("superblock@group:5", "(node)"), ("superblock@group:7", "(node)"), ("gdt/gd:4", "(node)"),
+            ("bbitmap:5", "(node)"), ("rgdt", "rgdt[0]"), ("inodes/ino:7", "i_blocks_lo"),
+            ("free:0", "unused")} <= folded
+    # the grown groups' free space is zeros on both sides: not "stale bytes"
+    assert "EXT015" not in {x.rule.id for x in report.findings}
+    # every differing byte belongs to one finding: the free space that moved and the metadata now stored there
+    # are in the same finding, so nothing is counted twice
+    assert f.bytes == report.summary.bytes_differing == 2063
+
+
+def _mkfs(path: Path, size: str) -> None:
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "1024", "-U", "6e7f8091-a2b3-44c5-96d7-e8f90a1b2c3d",
+                    "-E", "hash_seed=6e7f8091-a2b3-44c5-96d7-e8f90a1b2c3d", str(path), size], check=True,
+                   capture_output=True, env={"E2FSPROGS_FAKE_TIME": "1700000100", "PATH": "/usr/sbin:/sbin:/usr/bin:/bin"})
+
+
+@pytest.mark.skipif(not (have("mke2fs") and have("resize2fs") and have("debugfs")), reason="needs e2fsprogs")
+def test_grown_needs_resize2fs_evidence(tmp_path: Path) -> None:
+    """EXT018 fires for resize2fs output (with or without s_overhead_clusters), not for mke2fs at another size."""
+    from imgdiff.engine.analysis import analyze
+
+    env = {"E2FSPROGS_FAKE_TIME": "1700000100", "PATH": "/usr/sbin:/sbin:/usr/bin:/bin"}
+    small, fresh, grown = tmp_path / "small.img", tmp_path / "fresh.img", tmp_path / "grown.img"
+    for p in (small, fresh):
+        subprocess.run(["truncate", "-s", "64M", str(p)], check=True)
+    _mkfs(small, "32M")
+    _mkfs(fresh, "64M")  # made at the larger size: not grown
+    shutil.copy(small, grown)
+    subprocess.run(["resize2fs", str(grown)], check=True, capture_output=True, env=env)
+    fired = {f.rule.id for f in analyze(small, fresh).findings}
+    assert "EXT018" not in fired
+    assert {f.rule.id for f in analyze(small, grown).findings} == {"EXT018"}
+    # mke2fs before 1.46.0 left s_overhead_clusters 0: the kept reserved GDT area still shows the resize
+    for p in (small, grown):
+        subprocess.run(["debugfs", "-w", "-R", "ssv overhead_clusters 0", str(p)], check=True, capture_output=True)
+    assert {f.rule.id for f in analyze(small, grown).findings} == {"EXT018"}
 
 
 def test_order_finding(analyzed) -> None:  # type: ignore[no-untyped-def]

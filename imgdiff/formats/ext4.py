@@ -558,11 +558,17 @@ class Volume:
         if self.groups > MAX_GROUPS:
             raise ParseError(f"{self.groups} block groups is not plausible", where + 0x04, "s_blocks_count_lo")
         self.fs_bytes = self.blocks_count * self.bs
-        if self.fs_bytes > size:
+        self.avail = max(0, min(size, ctx.src.size - base))
+        """Bytes of the region this image really holds (less than ``size`` when the image is cut short)."""
+        self.limit = self._build_limit()
+        """Detail is built only below this region offset: past it this image has no bytes, or the other image
+        has none to pair them with (those bytes belong to the image-size difference)."""
+        if self.fs_bytes > self.avail:
             self.errors.append(
-                f"filesystem is {self.fs_bytes} bytes but the region is {size}: image truncated, "
-                "blocks past the end read as zero"
+                f"filesystem is {self.fs_bytes} bytes but the image holds {self.avail} of them: image truncated; "
+                "structures past the end are not read"
             )
+        self._missing: dict[str, list[int]] = {}
         self.dpb = self.bs // self.desc_size
         self.gdb_count = -(-self.groups // self.dpb)
         self.itb_per_group = -(-(self.ipg * self.inode_size) // self.bs)
@@ -589,6 +595,59 @@ class Volume:
         self._map_blocks()
         self._walk()
 
+    def _build_limit(self) -> int:
+        """Return the region offset past which nothing is built (see ``self.limit``)."""
+        limit = self.avail
+        diff = self.ctx.diff
+        if diff is not None:
+            other = diff.src_b if self.ctx.side == "a" else diff.src_a
+            if other is not None:
+                other_end = other.size - diff.delta if self.ctx.side == "a" else other.size + diff.delta
+                limit = min(limit, max(0, other_end - self.base))
+        return limit
+
+    def _past_end(self, what: str, number: int, first_block: int, nblocks: int = 1) -> bool:
+        """Return True (and remember it for one summary error) when a structure lies beyond the image's end.
+
+        ``what`` names the kind and the unit of ``number``: ``"inode table of group"``, ``"descriptor block"``.
+        """
+        if (first_block + nblocks) * self.bs <= self.avail:
+            return False
+        self._missing.setdefault(what, []).append(number)
+        return True
+
+    def _missing_errors(self) -> list[str]:
+        """Return one error per kind of structure that lies (partly) past the end of a truncated image."""
+        out = []
+        for what, numbers in self._missing.items():
+            ns = sorted(set(numbers))
+            listed = ", ".join(str(n) for n in ns[:8]) + (f" and {len(ns) - 8} more" if len(ns) > 8 else "")
+            out.append(f"{what} {listed}: past the end of the image ({self.avail} bytes), not read")
+        return out
+
+    def _clipped(self, node: Node | None) -> Node | None:
+        """Return ``node`` without what lies past ``self.limit`` (None when nothing is left).
+
+        Bytes past the end of this image do not exist; bytes past the end of the other image have nothing to pair
+        with and belong to the image-size difference, so a structure there is not described field by field.
+        """
+        if node is None or self.limit >= max(self.size, self.fs_bytes):
+            return node
+        end = self.base + self.limit
+        if node.extents and all(e.offset >= end for e in node.extents):
+            return None
+        if all(e.end <= end for e in node.extents):
+            return node
+        node.extents = tuple(Extent(e.offset, min(e.end, end) - e.offset) for e in node.extents if e.offset < end)
+        fields = []
+        for f in node.fields:
+            exts = tuple(Extent(e.offset, min(e.end, end) - e.offset) for e in f.extents if e.offset < end)
+            if exts:
+                fields.append(f._replace(extents=exts))
+        node.fields = tuple(fields)
+        node.children = [c for c in (self._clipped(c) for c in node.children) if c is not None]
+        return node
+
     # ---------------------------------------------------------------------------------------------- errors
 
     def report(self, node: Node) -> None:
@@ -604,8 +663,8 @@ class Volume:
             stack.extend(n.children)
 
     def lazy(self, node: Node, build: Callable[[str], Node | None]) -> _Lazy:
-        """Make ``node``'s children buildable by key, reporting their errors."""
-        lz = _Lazy(node, build, self.ctx.errors, self.report)
+        """Make ``node``'s children buildable by key (cut at ``self.limit``), reporting their errors."""
+        lz = _Lazy(node, lambda key: self._clipped(build(key)), self.ctx.errors, self.report)
         self._lazy_of[id(node)] = lz
         return lz
 
@@ -670,12 +729,16 @@ class Volume:
                     copies.setdefault(key, []).append((blk, i * self.dpb))
         self.gdt_copies = copies
         table = bytearray()
+        readable = 0
         for blk, _first in sorted(copies.get("gdt", []), key=lambda t: t[1]):
             table += self.read(blk * self.bs, self.bs)
+            if not self._past_end("group descriptor table block", blk, blk):
+                readable = len(table)
         for g in range(self.groups):
             off = g * self.desc_size
-            if off + 32 > len(table):
-                self.errors.append(f"group descriptor {g} lies outside the descriptor table")
+            if off + 32 > readable:
+                if off + 32 > len(table):
+                    self.errors.append(f"group descriptor {g} lies outside the descriptor table")
                 self.gd.append((0, 0, 0, EXT4_BG_INODE_UNINIT | EXT4_BG_BLOCK_UNINIT, 0))
                 continue
             bb, ib, it, flags, unused = _GD_SCAN.unpack_from(table, off)
@@ -701,7 +764,8 @@ class Volume:
             else:
                 nbytes = self.ipg // 8
                 blk, uninit = ib, flags & EXT4_BG_INODE_UNINIT
-            if uninit or not 0 < blk < self.blocks_count:
+            what = ("block" if which == "b" else "inode") + " bitmap of group"
+            if uninit or not 0 < blk < self.blocks_count or self._past_end(what, g, blk):
                 data = bytes(nbytes)
             else:
                 data = self.read(blk * self.bs, nbytes)
@@ -729,6 +793,10 @@ class Volume:
             itable = self.gd[g][2]
             if not 0 < itable < self.blocks_count:
                 continue
+            if self._past_end("inode table of group", g, itable, -(-(top * isz) // self.bs)):
+                top = max(0, min(top, (self.avail - itable * self.bs) // isz))
+                if not top:
+                    continue
             table = self.read(itable * self.bs, top * isz)
             mv = memoryview(table)
             first = g * self.ipg + 1
@@ -822,6 +890,8 @@ class Volume:
                 if not 0 < leaf < self.blocks_count or leaf in visited or len(visited) >= MAX_TREE_BLOCKS:
                     info.error(f"extent index to block {leaf} is invalid or repeated")
                     continue
+                if self._past_end("extent tree block of inode", info.ino, leaf):
+                    continue
                 visited.add(leaf)
                 info.tree.append((leaf, depth - 1, lblk, "eb"))
                 children.append((self.read(leaf * self.bs, self.bs), 0, depth - 1, level + 1))
@@ -856,6 +926,8 @@ class Volume:
                 return
             if not 0 < blk < self.blocks_count or blk in visited or len(visited) >= MAX_TREE_BLOCKS:
                 info.error(f"indirect block {blk} is invalid or repeated")
+                return
+            if self._past_end("indirect block of inode", info.ino, blk):
                 return
             visited.add(blk)
             info.tree.append((blk, level, lbase, "ind"))
@@ -976,7 +1048,7 @@ class Volume:
             ino, path, depth = queue.pop()
             info = self.inodes.get(ino)
             if info is None or info.mode & S_IFMT != S_IFDIR:
-                if ino == EXT4_ROOT_INO:
+                if ino == EXT4_ROOT_INO and self.gd[0][2] and self.inode_offset(ino) + self.inode_size <= self.avail:
                     self.errors.append("root directory inode 2 is not in use or not a directory")
                 continue
             for name, child, _ft in self.dir_entries(info, path):
@@ -1021,7 +1093,7 @@ class Volume:
                 yield from self._entries_in(raw, 4 if k == 0 else 0, n, path)
             return
         for _lblk, pblk, length, unwritten in info.runs:
-            if unwritten:
+            if unwritten or self._past_end("directory block of inode", info.ino, pblk, length):
                 continue
             data = self.read(pblk * self.bs, length * self.bs)
             for k in range(length):
@@ -1111,7 +1183,9 @@ class Volume:
         out: set[tuple[Any, ...]] = set()
         bs = self.bs
         for s, e in ranges:
-            rs, re_ = s - self.base, e - self.base
+            rs, re_ = s - self.base, min(e - self.base, self.limit)
+            if rs >= re_:
+                continue
             if re_ > self.fs_bytes:
                 out.add(("beyond",))
                 re_ = self.fs_bytes
@@ -1315,7 +1389,7 @@ class Volume:
                 top.add(f"unowned:{g}")
         if ("beyond",) in wanted or (full and self.size > self.fs_bytes):
             top.add("beyond")
-        msgs = list(dict.fromkeys(self.errors))
+        msgs = list(dict.fromkeys(self.errors + self._missing_errors()))
         for info in self.inodes.values():
             if info.errors:
                 msgs.extend(f"{self._label(info.ino)}: {m}" for m in info.errors)
@@ -1359,11 +1433,12 @@ class Volume:
         if key == "xattrs":
             return self._xattrs_node()
         if key == "journal":
-            return self._journal_node()
+            return self._journal_node() if self.journal_ino in self.inodes else None
         if key == "orphan":
-            return self._orphan_node()
+            return self._orphan_node() if self.orphan_ino in self.inodes else None
         if key == "resize:dind":
-            return self._resize_node()
+            info = self.inodes.get(EXT4_RESIZE_INO)
+            return self._resize_node() if info is not None and info.tree else None
         if key.startswith("free:"):
             g = _int_suffix(key)
             return self._free_node(g) if g is not None and 0 <= g < self.groups else None

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from imgdiff.model import Change, Difference, Extent, merge_extents
+from imgdiff.model import Change, Difference, Extent, Node, merge_extents
 from imgdiff.ruleset.predicates import ExplainContext, predicate
 
 MKFS_SLACK = 2
@@ -372,3 +372,138 @@ def ext4_symlink_storage(d: Difference, ctx: ExplainContext) -> bool:
     if name == "i_flags":
         return isinstance(d.a, int) and isinstance(d.b, int) and not (d.a ^ d.b) & ~_MAP_FLAGS
     return False
+
+
+# -- a filesystem grown after mkfs -----------------------------------------------------------------------------
+
+_COMPAT_RESIZE_INODE = 0x0010
+_INCOMPAT_64BIT = 0x0080
+_GEOMETRY_SB_FIELDS = frozenset({
+    "s_blocks_count_lo", "s_blocks_count_hi", "s_r_blocks_count_lo", "s_r_blocks_count_hi", "s_inodes_count",
+    "s_free_blocks_count_lo", "s_free_blocks_count_hi", "s_free_inodes_count", "s_overhead_clusters",
+    "s_reserved_gdt_blocks", "s_kbytes_written",
+})
+"""Superblock fields resize2fs sets from the new size (resize/resize2fs.c adjust_fs_info, adjust_reserved_gdt_blocks)
+and the write counter its writes advance."""
+
+
+def _sb_values(node: Node | None) -> dict[str, Any] | None:
+    return {f.name: f.value for f in node.fields} if node is not None else None
+
+
+def _superblocks(ctx: ExplainContext, node_path: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Return the field values of the superblock at ``node_path`` in both trees (cached per comparison)."""
+    key = "ext4-superblocks"
+    cached = ctx.cache.get(key)
+    if cached is None or cached[0] is not ctx.differences:
+        found: dict[str, list[Node | None]] = defaultdict(lambda: [None, None])
+        for side, tree in enumerate((ctx.tree_a, ctx.tree_b)):
+            if tree is None:
+                continue
+            for keys, node in tree.walk():
+                if node.kind == "ext4.superblock" and node.key == "superblock":
+                    found["/".join(keys)][side] = node
+        cached = (ctx.differences, dict(found))
+        ctx.cache[key] = cached
+    pair = cached[1].get(node_path)
+    if pair is None:
+        return None
+    a, b = _sb_values(pair[0]), _sb_values(pair[1])
+    return (a, b) if a is not None and b is not None else None
+
+
+def _blocks(sb: dict[str, Any]) -> int:
+    hi = sb.get("s_blocks_count_hi", 0) if sb.get("s_feature_incompat", 0) & _INCOMPAT_64BIT else 0
+    return int(sb["s_blocks_count_lo"]) | (int(hi) << 32)
+
+
+def _desc_per_block(sb: dict[str, Any]) -> tuple[int, int]:
+    """Return (block size, group descriptors per block)."""
+    bs = 1024 << int(sb["s_log_block_size"])
+    desc = (int(sb.get("s_desc_size") or 32)) if sb.get("s_feature_incompat", 0) & _INCOMPAT_64BIT else 32
+    return bs, bs // max(desc, 32)
+
+
+def _desc_blocks(sb: dict[str, Any]) -> int:
+    _bs, dpb = _desc_per_block(sb)
+    groups = -(-(_blocks(sb) - int(sb["s_first_data_block"])) // max(int(sb["s_blocks_per_group"]), 1))
+    return -(-groups // dpb)
+
+
+def _mkfs_reserved_gdt(sb: dict[str, Any]) -> int:
+    """Return the s_reserved_gdt_blocks mke2fs chooses for this size (lib/ext2fs/initialize.c
+    calc_reserved_gdt_blocks: room for 1024 times the size, at most one block of pointers)."""
+    bs, dpb = _desc_per_block(sb)
+    blocks = _blocks(sb)
+    max_blocks = 0xFFFFFFFF
+    if blocks < max_blocks // 1024:
+        max_blocks = blocks * 1024
+    rsv_groups = -(-(max_blocks - int(sb["s_first_data_block"])) // max(int(sb["s_blocks_per_group"]), 1))
+    rsv = -(-rsv_groups // dpb) - _desc_blocks(sb)
+    return min(rsv, bs // 4)
+
+
+def _grown(small: dict[str, Any], large: dict[str, Any]) -> bool:
+    """Return True when ``large`` is ``small``'s filesystem after resize2fs, by values only resize2fs leaves.
+
+    * e2fsprogs >= 1.46.0 mke2fs records ``s_overhead_clusters`` and resize2fs sets it to 0 (commit 59037c53:
+      misc/mke2fs.c, resize/resize2fs.c adjust_fs_info);
+    * with resize_inode, resize2fs keeps the descriptor area (descriptor + reserved GDT blocks) constant
+      (adjust_reserved_gdt_blocks), where mke2fs would reserve room for 1024 times the new size.
+    """
+    if large.get("s_overhead_clusters") == 0 and small.get("s_overhead_clusters"):
+        return True
+    if not small.get("s_feature_compat", 0) & large.get("s_feature_compat", 0) & _COMPAT_RESIZE_INODE:
+        return False
+    region_small = int(small["s_reserved_gdt_blocks"]) + _desc_blocks(small)
+    region_large = int(large["s_reserved_gdt_blocks"]) + _desc_blocks(large)
+    return (int(small["s_reserved_gdt_blocks"]) == _mkfs_reserved_gdt(small)
+            and int(large["s_reserved_gdt_blocks"]) != _mkfs_reserved_gdt(large)
+            and region_small == region_large)
+
+
+@predicate
+def ext4_grown_after_mkfs(d: Difference, ctx: ExplainContext) -> bool:
+    """True for the block count of a primary superblock when one side is the other's filesystem grown later.
+
+    The filesystem identity must be the same (s_uuid, s_mkfs_time, s_hash_seed do not differ), and the larger
+    side must carry what resize2fs leaves behind (see :func:`_grown`); a filesystem made at another size by
+    mke2fs does not match.
+    """
+    if d.kind != "ext4.superblock" or d.attrs.get("backup") or d.change != Change.MODIFIED:
+        return False
+    idx = _index(ctx)
+    if any(idx.sibling(d, name) is not None for name in ("s_uuid", "s_mkfs_time", "s_hash_seed")):
+        return False
+    sbs = _superblocks(ctx, d.node_path)
+    if sbs is None:
+        return False
+    a, b = sbs
+    try:
+        ba, bb = _blocks(a), _blocks(b)
+        if ba == bb:
+            return False
+        return _grown(a, b) if ba < bb else _grown(b, a)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+@predicate
+def ext4_geometry_superblock_field(d: Difference, ctx: ExplainContext) -> bool:
+    """True for a superblock field resize2fs sets from the new size (counts, reserved blocks, overhead)."""
+    del ctx
+    return d.kind == "ext4.superblock" and d.field in _GEOMETRY_SB_FIELDS
+
+
+@predicate
+def ext4_group_added_or_removed(d: Difference, ctx: ExplainContext) -> bool:
+    """True for a whole per-group structure present on one side only (a descriptor, bitmap, backup copy)."""
+    del ctx
+    return d.field == "(node)" and d.change in (Change.ADDED, Change.REMOVED)
+
+
+@predicate
+def ext4_resize_inode(d: Difference, ctx: ExplainContext) -> bool:
+    """True for the resize inode (7) and its block map of reserved GDT blocks, which resize2fs rewrites."""
+    del ctx
+    return d.attrs.get("special") == "resize_inode"
