@@ -618,6 +618,38 @@ def test_grown_needs_resize2fs_evidence(tmp_path: Path) -> None:
     assert {f.rule.id for f in analyze(small, grown).findings} == {"EXT018"}
 
 
+def _diff(kind: str, field: str, change: str = "modified", **attrs: object):  # type: ignore[no-untyped-def]
+    from imgdiff.model import Difference
+
+    return Difference(node_path=f"disk/ext4/x/{field}", kind=kind, field=field, change=change, a=1, b=2,
+                      extents_a=(), extents_b=(), location="", attrs=dict(attrs), scope="disk/ext4")
+
+
+def test_whole_kind_folds_leave_content_alone() -> None:
+    """The allocation-driven folds (kernel population, creation order, hash seed) take block maps and placement,
+    never a symlink target, a device number, a changed file's data or a live directory entry's inode."""
+    from imgdiff.ruleset.predicates import PREDICATES, ExplainContext, load_all
+
+    load_all()
+    ctx = ExplainContext()
+    block_map, relocated, htree = (PREDICATES[n] for n in ("ext4_block_map_field", "ext4_data_relocated",
+                                                            "ext4_htree_placement"))
+    assert block_map(_diff("ext4.inode", "i_block.extent[0].ee_start_lo", file_type="reg"), ctx)
+    assert block_map(_diff("ext4.inode", "i_block", file_type="reg"), ctx)  # indirect block pointers
+    assert not block_map(_diff("ext4.inode", "i_block", file_type="lnk"), ctx)  # a fast symlink's target
+    assert not block_map(_diff("ext4.inode", "i_block[0]", file_type="chr"), ctx)  # a device number
+    moved = _diff("ext4.file", "data", path="/a")
+    assert relocated(moved, ctx)  # same content elsewhere: the engine leaves detail empty
+    changed = _diff("ext4.file", "data", path="/a")
+    changed.detail = "differing bytes in the file: 0x0-0x0 (1 bytes)"
+    assert not relocated(changed, ctx)
+    assert htree(_diff("ext4.dirent", "rec_len", htree=True), ctx)
+    assert htree(_diff("ext4.dirent", "inode", "moved", htree=True), ctx)
+    assert not htree(_diff("ext4.dirent", "inode", htree=True), ctx)  # the path points to another inode
+    assert not htree(_diff("ext4.dirent", "(node)", "added", htree=True), ctx)  # an entry added: content
+    assert not htree(_diff("ext4.dirent", "rec_len", htree=False), ctx)
+
+
 def test_order_finding(analyzed) -> None:  # type: ignore[no-untyped-def]
     f = _finding(analyzed("ext4-order"), "EXT009")
     assert {"/etc/passwd", "/usr/bin/tool"} <= set(f.paths)

@@ -507,3 +507,55 @@ def ext4_resize_inode(d: Difference, ctx: ExplainContext) -> bool:
     """True for the resize inode (7) and its block map of reserved GDT blocks, which resize2fs rewrites."""
     del ctx
     return d.attrs.get("special") == "resize_inode"
+
+
+# -- narrowing whole-kind folds ---------------------------------------------------------------------------------
+
+
+@predicate
+def ext4_block_map_field(d: Difference, ctx: ExplainContext) -> bool:
+    """True for an inode's block map in ``i_block`` (extent root or block pointers), which allocation decides.
+
+    Not a fast symlink's target (``i_block`` of a link), nor a device's numbers (``i_block[0]``/``[1]``): those are
+    content with their own rules.
+    """
+    del ctx
+    if d.kind != "ext4.inode" or not d.field.startswith("i_block"):
+        return False
+    ftype = d.attrs.get("file_type")
+    if ftype == "lnk" and d.field in ("i_block", "i_block.unused"):
+        return False
+    return not (ftype in ("chr", "blk") and (d.field.startswith("i_block[") or d.field == "i_block.unused"))
+
+
+@predicate
+def ext4_data_relocated(d: Difference, ctx: ExplainContext) -> bool:
+    """True for file data stored at other blocks with the same content (not a content change).
+
+    The engine compares a file's ``data`` byte by byte and leaves ``detail`` empty when the content and the size
+    are equal; bytes of one file found where the other image keeps another file's are ``moved``.
+    """
+    del ctx
+    if d.kind == "ext4.extent_block" or d.change == Change.MOVED:
+        return True
+    if d.kind != "ext4.file" or d.change != Change.MODIFIED:
+        return False
+    return d.field != "data" or d.detail is None
+
+
+@predicate
+def ext4_htree_placement(d: Difference, ctx: ExplainContext) -> bool:
+    """True for what the hash decides in an indexed directory: where entries sit, not which entries there are.
+
+    Entries stored elsewhere (``moved``), the record lengths and slack that follow from the packing, the leaf
+    block tails, and unused or deleted entries; a live entry added or removed, or pointing to another inode, is
+    not the hash's doing.
+    """
+    del ctx
+    if d.kind not in ("ext4.dirent", "ext4.dir_block") or str(d.attrs.get("htree")) != "True":
+        return False
+    if d.change == Change.MOVED or d.kind == "ext4.dir_block":
+        return True
+    if d.field == "(node)":
+        return bool(d.attrs.get("deleted"))
+    return d.field in ("rec_len", "slack")
