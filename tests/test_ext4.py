@@ -290,7 +290,7 @@ def test_journal_superblock(pair) -> None:  # type: ignore[no-untyped-def]
 
 COVERAGE_PAIRS = [("ext4-defaults", "a"), ("ext4-htree", "b"), ("ext4-kernel", "a"), ("ext4-xattr", "b"),
                   ("ext4-hardlinks", "a"), ("ext4-order", "b"), ("ext4-inline-data", "b"), ("ext4-symlink-target", "a"),
-                  ("ext4-device-number", "b"), ("ext4-file-attrs", "a")]
+                  ("ext4-device-number", "b"), ("ext4-file-attrs", "a"), ("ext4-resize-grown", "b")]
 
 
 @pytest.mark.parametrize(("name", "side"), COVERAGE_PAIRS, ids=[f"{n}-{s}" for n, s in COVERAGE_PAIRS])

@@ -11,7 +11,14 @@ here look at the other differences of the same comparison (same node, same files
   ``st_ctime``/``st_atime``; e2fsprogs < 1.47.1 cannot clamp them);
 * one or a few files whose ``i_mtime`` differs (an input file changed) versus many (an unclamped tree);
 * inode renumbering (a path points to another inode number) versus hard links (a path that is a second name of
-  one inode on one side and its own inode on the other).
+  one inode on one side and its own inode on the other);
+* what a cause determines and may fold (the folding principle): a file's data determines its size, block count
+  and block map but not its mode, owner, generation, times or other xattrs; a symlink's target its size and
+  storage; allocation (kernel population, creation order, the htree hash) block maps and placement, never a
+  symlink target, a device number, a changed file's data or a live directory entry;
+* free space that moved (blocks allocated or released) versus stale bytes (differing bytes in blocks free on both
+  sides, checked against the byte comparison);
+* a filesystem grown after mkfs (resize2fs's own traces in the superblock) versus one made at another size.
 
 All timestamps compared are the 32-bit seconds fields; ``_extra`` (nanoseconds) differences follow their base field.
 """
