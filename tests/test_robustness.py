@@ -63,3 +63,89 @@ def test_character_device_input_exit_2(pair, dev: str) -> None:  # type: ignore[
     a, _ = pair("vfat-volid")
     msg = one_line_error(run("explain", dev, str(a)))
     assert msg == f"{dev}: is a character device, not an image file or block device; pass one of those"
+
+
+def cut(src: Path, dest: Path, length: int) -> Path:
+    with open(src, "rb") as fh:
+        dest.write_bytes(fh.read(length))
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("pair_name", "length", "fmt", "error"),
+    [
+        (
+            "vfat-volid",
+            2708,
+            "vfat (truncated)",
+            "B: vfat boot sector found, but the image ends at 2708 bytes; the volume needs 35651584 bytes (truncated?)",
+        ),
+        (
+            "gpt-geometry",
+            1017,
+            "gpt (truncated)",
+            "B: GPT header found, but the image ends at 1017 bytes; the disk needs 54525952 bytes (truncated?)",
+        ),
+        (
+            "ext4-defaults",
+            1777,
+            "ext4 (truncated)",
+            (
+                "B: ext4 superblock found, but the image ends at 1777 bytes; "
+                "the filesystem needs 25165824 bytes (truncated?)"
+            ),
+        ),
+        (  # the magic (bytes 1080-1081) survives, s_rev_level does not
+            "ext4-defaults",
+            1090,
+            "ext4 (truncated)",
+            (
+                "B: ext4 superblock found, but the image ends at 1090 bytes; "
+                "the filesystem needs 25165824 bytes (truncated?)"
+            ),
+        ),
+        (  # the GPT signature survives, the header's AlternateLBA does not
+            "gpt-geometry",
+            530,
+            "gpt (truncated)",
+            "B: GPT header found, but the image ends at 530 bytes; that is too short for the disk (truncated?)",
+        ),
+    ],
+)
+def test_truncated_image_whose_signature_survives(  # type: ignore[no-untyped-def]
+    pair, tmp_path: Path, pair_name: str, length: int, fmt: str, error: str
+) -> None:
+    """Too short for the parser, yet the magic is there: say what was found and what is missing (not `raw`)."""
+    from imgdiff.engine.analysis import analyze
+
+    a, b = pair(pair_name)
+    rep = analyze(a, cut(b, tmp_path / "b.img", length))
+    assert rep.b.format == fmt and rep.a.format == pair_name.split("-")[0]
+    assert rep.errors == [error]
+    assert rep.summary.bytes_compared == a.stat().st_size
+
+
+def test_truncated_vfat_that_fails_to_parse_says_both(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from imgdiff.engine.analysis import analyze
+
+    a, b = pair("vfat-volid")
+    rep = analyze(a, cut(b, tmp_path / "b.img", 5000))
+    assert rep.b.format == "vfat (truncated)"
+    [parse_error, truncated] = rep.errors
+    assert parse_error.startswith("B: image: vfat could not be parsed: ")  # the parser's own words
+    assert truncated == (
+        "B: vfat boot sector found, but the image ends at 5000 bytes; the volume needs 35651584 bytes (truncated?)"
+    )
+
+
+def test_truncated_partition_names_the_partition(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The disk is cut 2708 bytes into the ESP (which starts at LBA 2048): the ESP row says so."""
+    from imgdiff.engine.analysis import analyze
+
+    a, _ = pair("repart-esp-root-seeded")
+    rep = analyze(a, cut(a, tmp_path / "b.img", 2048 * 512 + 2708))
+    assert rep.b.format == "gpt"
+    assert rep.errors[0] == (
+        "B: esp: vfat boot sector found, but the region is 2708 bytes; the volume needs 41943040 bytes (truncated?)"
+    )
+    assert "B: partition 1 ends beyond the end of the image; truncated to the image" in rep.errors
