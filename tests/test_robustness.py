@@ -5,7 +5,9 @@ never a traceback, never a hang.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +151,77 @@ def test_truncated_partition_names_the_partition(pair, tmp_path: Path) -> None: 
         "B: esp: vfat boot sector found, but the region is 2708 bytes; the volume needs 41943040 bytes (truncated?)"
     )
     assert "B: partition 1 ends beyond the end of the image; truncated to the image" in rep.errors
+
+
+NAME = b"/n\xffme"
+"""A file name that is not UTF-8 (byte 0xff), as the ext4 directory entry holds it."""
+
+
+@pytest.fixture(scope="module")
+def ext4_odd_names(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two ext4 images by ``mke2fs -d``, identical but for the content of ``/n\\xffme`` and ``/café``."""
+    if not shutil.which("mke2fs"):
+        pytest.skip("mke2fs (e2fsprogs) is not installed")
+    top = tmp_path_factory.mktemp("odd-names")
+    images = []
+    for side, data in (("a", b"x"), ("b", b"y")):
+        tree = top / f"tree-{side}"
+        tree.mkdir()
+        for name in (NAME, "/café".encode()):
+            with open(os.fsencode(tree) + name, "wb") as fh:
+                fh.write(data)
+        img = top / f"{side}.img"
+        seed = "11111111-2222-3333-4444-555555555555"
+        subprocess.run(
+            ["mke2fs", "-q", "-F", "-t", "ext4", "-U", seed, "-E", f"hash_seed={seed}", "-d", str(tree), str(img), "4M"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "E2FSPROGS_FAKE_TIME": "1700000000"},
+        )
+        images.append(img)
+    return images[0], images[1]
+
+
+def test_non_utf8_file_name_gives_strict_utf8_json(ext4_odd_names: tuple[Path, Path]) -> None:
+    """The JSON writes the byte as the escape \\udcff (surrogateescape): strict UTF-8, and lossless."""
+    a, b = ext4_odd_names
+    r = run("explain", "--json", str(a), str(b))
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout.decode("utf-8", errors="strict"))
+    assert b'"/n\\udcffme"' in r.stdout and b'"/caf\xc3\xa9"' in r.stdout
+    assert doc["summary"] == {"bytes_compared": 4194304, "bytes_differing": 2, "bytes_unexplained": 0}
+    [f] = doc["findings"]
+    assert f["rule"] == "EXT014" and f["paths"] == ["/caf\u00e9", "/n\udcffme"]
+    assert [os.fsencode(p) for p in f["paths"]] == ["/café".encode(), NAME]
+
+
+@pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "ascii"}, {"LC_ALL": "C", "PYTHONUTF8": "0"}])
+def test_outputs_on_a_stdout_that_is_not_utf8(ext4_odd_names: tuple[Path, Path], env: dict[str, str]) -> None:
+    """Text and markdown show the byte as \\xff (and é, which ASCII lacks, as \\xe9); JSON escapes everything."""
+    a, b = ext4_odd_names
+    text = run("explain", str(a), str(b), env=env)
+    assert (text.returncode, text.stderr) == (1, b"")
+    assert b"    paths: /caf\\xe9, /n\\xffme\n" in text.stdout
+    md = run("report", str(a), str(b), env=env)
+    assert (md.returncode, md.stderr) == (1, b"")
+    assert b"`/caf\\xe9`, `/n\\xffme`" in md.stdout
+    js = run("explain", "--json", str(a), str(b), env=env)
+    assert (js.returncode, js.stderr) == (1, b"")
+    js.stdout.decode("ascii")  # every character escaped: valid in any ASCII-compatible encoding, UTF-8 included
+    assert json.loads(js.stdout)["findings"][0]["paths"] == ["/caf\u00e9", "/n\udcffme"]
+
+
+def test_non_utf8_image_path(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The image's own path (from argv, surrogateescape) takes the same road: JSON escape, text \\xff."""
+    a, b = pair("vfat-volid")
+    odd = os.fsencode(tmp_path) + b"/img\xff.img"
+    with open(odd, "wb") as fh:
+        fh.write(b.read_bytes())
+    r = run("explain", "--json", str(a), os.fsdecode(odd))
+    assert r.returncode == 1, r.stderr
+    assert os.fsencode(json.loads(r.stdout.decode("utf-8", errors="strict"))["b"]) == odd
+    r = run("explain", str(a), os.fsdecode(odd))
+    assert r.returncode == 1 and f" and {tmp_path}/img\\xff.img differ: ".encode() in r.stdout
+    missing = os.fsdecode(os.fsencode(tmp_path) + b"/gone\xff.img")
+    msg = one_line_error(run("explain", str(a), missing))
+    assert msg == f"{tmp_path}/gone\\xff.img: No such file or directory"
