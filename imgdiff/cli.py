@@ -125,6 +125,16 @@ def _output_file(path: str) -> Iterator[TextIO]:
         raise
 
 
+def _refuse_output_over_input(output: str | None, *inputs: str) -> None:
+    """Raise when ``-o`` names an input image (or a link to it): replacing it would destroy the input."""
+    if not output:
+        return
+    for path in inputs:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(output, path):
+                raise ImgdiffError(f"-o {output}: that is the input image {path}; choose another output file")
+
+
 def _write(text: str, output: str | None) -> None:
     """Write a text or markdown result: undecodable name bytes as ``\\xff``; on a stdout that is not UTF-8
     (``LC_ALL=C`` without UTF-8 mode, ``PYTHONIOENCODING=ascii``), other characters it cannot take as escapes."""
@@ -156,6 +166,7 @@ def _explain(args: argparse.Namespace, fmt: str) -> int:
 def _explain_paused(args: argparse.Namespace, fmt: str) -> int:
     from imgdiff.engine.analysis import analyze
 
+    _refuse_output_over_input(getattr(args, "output", None), args.a, args.b)
     progress = _Progress(sys.stderr)
     ctx = {"config": args.config} if getattr(args, "config", None) else {}
     try:

@@ -236,3 +236,18 @@ def test_output_file_replaced_only_when_complete(pair, tmp_path: Path) -> None: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]  # no temporary file left behind
     r = run("explain", "-o", str(tmp_path / "missing-dir" / "x.txt"), str(a), str(b))
     assert r.returncode == 2 and r.stderr.startswith("imgdiff: error:") and r.stderr.count("\n") == 1
+
+
+def test_output_over_an_input_image_is_refused(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`-o` naming an input (or a hard link to it) would replace the image with the result: exit 2, image intact."""
+    a, b = pair("gpt-name-attrs")
+    copy = tmp_path / "b.img"
+    copy.write_bytes(b.read_bytes())
+    link = tmp_path / "link.img"
+    os.link(copy, link)
+    before = sha(copy)
+    for out in (copy, link):
+        r = run("explain", "--json", "-o", str(out), str(a), str(copy))
+        assert (r.returncode, r.stdout) == (2, "")
+        assert r.stderr == f"imgdiff: error: -o {out}: that is the input image {copy}; choose another output file\n"
+    assert sha(copy) == before and sorted(p.name for p in tmp_path.iterdir()) == ["b.img", "link.img"]
