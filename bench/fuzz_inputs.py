@@ -23,6 +23,7 @@ stack of a run still busy after 20 s; the parent kills it at the hard timeout.  
 Usage (after ``bash .ci/setup``, which unpacks the fixtures; one process, fine on a shared machine)::
 
     .venv/bin/python bench/fuzz_inputs.py --minutes 20 [--seed N] [--pairs ext4-defaults,vfat-volid] [--work DIR]
+    .venv/bin/python bench/fuzz_inputs.py --minutes 8 --ops flip,set,zero,swap,extend   # no truncation
     .venv/bin/python bench/fuzz_inputs.py --replay DIR/findings.jsonl --index 3    # rerun one finding verbosely
 
 Findings go to ``DIR/findings.jsonl`` (default DIR: bench/work/fuzz, not committed), each with its recipe (the
@@ -236,8 +237,17 @@ def one_op(rng: random.Random, fx: Fixture) -> Op:
     return ["extend", rng.choice((1, 511, 512, 4096, 65536)), rng.choice((0, 0xFF, -1))]
 
 
+ALLOWED: set[str] = {"flip", "set", "zero", "swap", "trunc", "extend"}
+"""The op kinds a campaign uses (``--ops``)."""
+
+
 def ops_for(rng: random.Random, fx: Fixture) -> list[Op]:
-    ops = [one_op(rng, fx) for _ in range(rng.choice((1, 1, 1, 2, 2, 3)))]
+    ops: list[Op] = []
+    count = rng.choice((1, 1, 1, 2, 2, 3))
+    while len(ops) < count:
+        op = one_op(rng, fx)
+        if op[0] in ALLOWED:
+            ops.append(op)
     ops.sort(key=lambda op: op[0] == "trunc")  # truncate last: the other ops land inside the image
     return ops
 
@@ -481,7 +491,11 @@ def main() -> None:
     ap.add_argument("--hard", type=float, default=HARD, help="kill a run after this many seconds")
     ap.add_argument("--replay", help="findings.jsonl to replay one record of")
     ap.add_argument("--index", type=int, default=1)
+    ap.add_argument("--ops", default=",".join(sorted(ALLOWED)), help="op kinds to use, e.g. flip,set,zero,swap")
     args = ap.parse_args()
+    ALLOWED.intersection_update(args.ops.split(","))
+    if not ALLOWED:
+        sys.exit("--ops: no known op kind")
     if args.replay:
         replay(args)
     else:
