@@ -55,7 +55,7 @@ from __future__ import annotations
 import struct
 
 from imgdiff.formats.base import ParseContext
-from imgdiff.formats.ext4.c_ext4 import EXT4_SUPER_MAGIC, EXT4_SUPERBLOCK_OFFSET
+from imgdiff.formats.ext4.c_ext4 import EXT4_SUPER_MAGIC, EXT4_SUPERBLOCK_OFFSET, INCOMPAT_64BIT
 from imgdiff.formats.ext4.common import C_SB
 from imgdiff.formats.ext4.targets import build
 from imgdiff.formats.ext4.volume import Volume
@@ -76,6 +76,20 @@ def recognizes(head: bytes, size: int) -> bool:
     magic = struct.unpack_from("<H", sb, C_SB.offset("s_magic"))[0]
     rev = struct.unpack_from("<I", sb, C_SB.offset("s_rev_level"))[0]
     return magic == EXT4_SUPER_MAGIC and rev <= 1
+
+
+def signature(head: bytes) -> tuple[str, str, int] | None:
+    """Return ``("ext4 superblock", "filesystem", bytes s_blocks_count says)`` when ``head`` holds the superblock
+    magic whatever the region's size (so a truncated image is reported as such), else None (0 bytes: unknown)."""
+    magic_end = EXT4_SUPERBLOCK_OFFSET + C_SB.offset("s_magic") + 2
+    if len(head) < magic_end or not recognizes(head[:2048].ljust(2048, b"\0"), 1 << 62):
+        return None
+    sb = head[EXT4_SUPERBLOCK_OFFSET : EXT4_SUPERBLOCK_OFFSET + 1024].ljust(1024, b"\0")
+    blocks = struct.unpack_from("<I", sb, C_SB.offset("s_blocks_count_lo"))[0]
+    if struct.unpack_from("<I", sb, C_SB.offset("s_feature_incompat"))[0] & INCOMPAT_64BIT:
+        blocks |= struct.unpack_from("<I", sb, C_SB.offset("s_blocks_count_hi"))[0] << 32
+    log = struct.unpack_from("<I", sb, C_SB.offset("s_log_block_size"))[0]
+    return "ext4 superblock", "filesystem", blocks << (10 + log) if log <= 6 else 0
 
 
 def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:

@@ -154,7 +154,8 @@ _GD_SCAN_HI, _GD_SCAN_HI_NAMES = C_GD.subset(
 )
 
 def _cstr(raw: bytes) -> str:
-    return bytes(raw).split(b"\0", 1)[0].decode("utf-8", errors="backslashreplace")
+    # surrogateescape: a byte that is not UTF-8 survives losslessly (os.fsencode gives it back); see _name
+    return bytes(raw).split(b"\0", 1)[0].decode("utf-8", errors="surrogateescape")
 
 def _uuid(raw: bytes) -> str:
     return str(uuid.UUID(bytes=bytes(raw)))
@@ -383,7 +384,9 @@ def _reader(data: bytes, base: int) -> Callable[[int, int], bytes]:
     return read
 
 def _name(raw: bytes) -> str:
-    return bytes(raw).decode("utf-8", errors="backslashreplace")
+    # surrogateescape (PEP 383), as Python decodes file names: lossless; the JSON writes such a byte as \udcff,
+    # text and markdown show it as \xff (report.text.printable)
+    return bytes(raw).decode("utf-8", errors="surrogateescape")
 
 def _int_suffix(key: str) -> int | None:
     tail = key.rsplit(":", 1)[-1]
