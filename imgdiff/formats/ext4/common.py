@@ -227,10 +227,16 @@ def _inode_fields(raw: bytes, absoff: int, limit: int) -> list[Field]:
     """
     if len(raw) < C_INODE.size:
         raw = bytes(raw) + bytes(C_INODE.size - len(raw))
-    vals = C_INODE.struct.unpack_from(raw, 0)
+    return _inode_member_fields(C_INODE.struct.unpack_from(raw, 0), absoff, limit)
+
+
+def _inode_member_fields(vals: tuple[Any, ...], absoff: int, limit: int, only: str | None = None) -> list[Field]:
+    """Return the fields of the unpacked inode ``vals`` up to ``limit`` (just member ``only`` if given)."""
     out: list[Field] = []
     append = out.append
     for name, moff, size, i, code, xi in _inode_plan(limit):
+        if only is not None and name != only:
+            continue
         v = vals[i]
         if code == 0:
             disp: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from imgdiff.formats.compiled import Record
 from imgdiff.formats.compiled import blob_display as _blob_display
 from imgdiff.formats.compiled import blob_value as _blob
 from imgdiff.formats.ext4.c_ext4 import (
@@ -28,6 +29,7 @@ from imgdiff.formats.ext4.common import (
     _disjoint,
     _gap_fields,
     _inode_fields,
+    _inode_member_fields,
     _name,
     _reader,
     _xattr_value,
@@ -53,8 +55,30 @@ def inodes_node(vol: Volume) -> Node:
     vol.lazy(node, build)
     return node
 
+class InodeRecord(Record):
+    """The fixed members of an inode table slot (``i_block`` excepted) with the inode displays, built on demand."""
+
+    __slots__ = ()
+
+    def __init__(self, raw: bytes, base: int, limit: int) -> None:
+        super().__init__(C_INODE, raw, base, limit=limit, skip=_SKIP_IBLOCK)
+
+    def fields(self) -> list[Field]:
+        """Return every fixed member as a field (the bulk recipe of :func:`_inode_fields`)."""
+        return _inode_fields(self.raw, self.base, self.limit or C_INODE.size)
+
+    def _field(self, k: int, vals: tuple[Any, ...]) -> Field:
+        name = C_INODE.members[k][0]
+        for f in _inode_member_fields(vals, self.base, self.limit or C_INODE.size, name):
+            return f
+        return super()._field(k, vals)
+
+
+_SKIP_IBLOCK = frozenset({"i_block"})
+
+
 def inode_node(vol: Volume, ino: int) -> Node:
-    """Return the node of inode ``ino`` with every field (used or not)."""
+    """Return the node of inode ``ino`` with every field (used or not): the fixed members as a record."""
     off = vol.inode_offset(ino)
     isz = vol.inode_size
     raw = vol.read(off, isz)
@@ -71,8 +95,8 @@ def inode_node(vol: Volume, ino: int) -> Node:
                 errors.append(f"i_extra_isize {extra} is not plausible")
             extra = 0
         limit = EXT4_GOOD_OLD_INODE_SIZE + max(extra, 2)
-    fields = _inode_fields(raw, absoff, limit)
-    fields.extend(iblock_fields(vol, raw, absoff, vals, info))
+    record = InodeRecord(raw, absoff, limit)
+    fields = iblock_fields(vol, raw, absoff, vals, info)
     # The bytes after the fixed fields: in-inode extended attributes or unused space.
     xstart = limit
     if xstart < isz:
@@ -115,6 +139,7 @@ def inode_node(vol: Volume, ino: int) -> Node:
         derived=tuple(derived),
         attrs=attrs,
         errors=errors,
+        record=record,
     )
 
 def iblock_fields(vol: Volume, raw: bytes, absoff: int, vals: dict[str, Any], info: InodeInfo | None) -> list[Field]:
