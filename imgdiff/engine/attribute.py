@@ -155,6 +155,16 @@ class TreeIndex:
                             yield self.owner_keys[i], f, Extent(flo, fhi - flo)
             i += 1
 
+    def keys_in(self, ext: Extent) -> Iterator[Keys]:
+        """Yield the key chain of each node owning a field extent that overlaps ``ext`` (records stay unbuilt)."""
+        starts, owner_keys = self.starts, self.owner_keys
+        hi_ext = ext.offset + ext.length
+        i = bisect.bisect_right(self.ends, ext.offset)
+        n = len(starts)
+        while i < n and starts[i] < hi_ext:
+            yield owner_keys[i]
+            i += 1
+
     def lookup(self, keys: Keys) -> NodeInfo | None:
         """Return the node at ``keys``, building it lazily through ``Node.expand`` when needed."""
         info = self.nodes.get(keys)
@@ -252,10 +262,10 @@ class Attributor:
         """
         touched: dict[Keys, None] = {}
         for r in self.dm.ranges():
-            for keys, _f, _o in self.ia.fields_in(r):
-                touched.setdefault(keys, None)
-            for keys, _f, _o in self.ib.fields_in(r.shifted(self.dm.delta)):
-                touched.setdefault(keys, None)
+            for keys in self.ia.keys_in(r):
+                touched[keys] = None
+            for keys in self.ib.keys_in(r.shifted(self.dm.delta)):
+                touched[keys] = None
         diffs: list[Difference] = []
         for i, keys in enumerate(touched):
             if progress is not None and i % 1000 == 0:

@@ -215,9 +215,12 @@ def _inode_plan(limit: int) -> tuple[tuple[str, int, int, int, int, int], ...]:
         out.append((name, moff, size, i, codes.get(name, 0), xi))
     plan = tuple(out)
     _INODE_PLANS[limit] = plan
+    for step in plan:
+        _INODE_PLAN_INDEX[(limit, step[0])] = step
     return plan
 
 _INODE_PLANS: dict[int, tuple[tuple[str, int, int, int, int, int], ...]] = {}
+_INODE_PLAN_INDEX: dict[tuple[int, str], tuple[str, int, int, int, int, int]] = {}
 
 def _inode_fields(raw: bytes, absoff: int, limit: int) -> list[Field]:
     """Return the fields of an inode's fixed members up to ``limit`` (``i_block`` excepted) with displays.
@@ -234,9 +237,13 @@ def _inode_member_fields(vals: tuple[Any, ...], absoff: int, limit: int, only: s
     """Return the fields of the unpacked inode ``vals`` up to ``limit`` (just member ``only`` if given)."""
     out: list[Field] = []
     append = out.append
-    for name, moff, size, i, code, xi in _inode_plan(limit):
-        if only is not None and name != only:
-            continue
+    plan = _inode_plan(limit)
+    if only is not None:
+        step = _INODE_PLAN_INDEX.get((limit, only))
+        if step is None:
+            return out
+        plan = (step,)
+    for name, moff, size, i, code, xi in plan:
         v = vals[i]
         if code == 0:
             disp: str | None = None

@@ -14,16 +14,15 @@ from imgdiff.model import Extent, Field, Node, Value, merge_extents
 
 
 def container(vol: Volume, key: str, kind: str, label: str, build: Callable[[int], Node | None], dirs: bool) -> Node:
-    exts: list[Extent] = []
-    for ino, info in vol.inodes.items():
-        if ino in (vol.journal_ino, vol.orphan_ino, EXT4_RESIZE_INO):
-            continue
-        if (info.mode & S_IFMT == S_IFDIR) != dirs:
-            continue
-        exts.extend(Extent(vol.abs(p), n * vol.bs) for _l, p, n, _u in info.runs)
-        exts.extend(Extent(vol.abs(b), vol.bs) for b, _lv, _l, _k in info.tree)
-        exts.extend(Extent(vol.base + o, n) for o, n in info.inline)
-    node = Node(kind=kind, key=key, label=label, extents=merge_extents(exts))
+    # the blocks the owner map gives to files (or directories), and the inline contents in inode slots
+    exts = vol.owned_extents(("dir",) if dirs else ("file",))
+    inline = [
+        Extent(vol.base + o, n)
+        for ino, info in vol.inodes.items()
+        if info.inline and (info.mode & S_IFMT == S_IFDIR) == dirs and ino not in (vol.journal_ino, vol.orphan_ino)
+        for o, n in info.inline
+    ]
+    node = Node(kind=kind, key=key, label=label, extents=merge_extents([*exts, *inline]) if inline else exts)
 
     def by_key(k: str) -> Node | None:
         ino = vol.ino_of(k)

@@ -30,6 +30,7 @@ from imgdiff.formats.ext4.common import (
     _gap_fields,
     _inode_fields,
     _inode_member_fields,
+    _inode_plan,
     _name,
     _reader,
     _xattr_value,
@@ -68,8 +69,9 @@ class InodeRecord(Record):
         return _inode_fields(self.raw, self.base, self.limit or C_INODE.size)
 
     def _field(self, k: int, vals: tuple[Any, ...]) -> Field:
-        name = C_INODE.members[k][0]
-        for f in _inode_member_fields(vals, self.base, self.limit or C_INODE.size, name):
+        limit = self.limit or C_INODE.size
+        _inode_plan(limit)  # fills the per-name index
+        for f in _inode_member_fields(vals, self.base, limit, C_INODE.members[k][0]):
             return f
         return super()._field(k, vals)
 
@@ -81,7 +83,7 @@ def inode_node(vol: Volume, ino: int) -> Node:
     """Return the node of inode ``ino`` with every field (used or not): the fixed members as a record."""
     off = vol.inode_offset(ino)
     isz = vol.inode_size
-    raw = vol.read(off, isz)
+    raw = vol.inode_raw(ino)
     absoff = vol.base + off
     vals = C_INODE.unpack(raw)
     info = vol.inodes.get(ino)

@@ -97,10 +97,10 @@ class InodeInfo:
         return MODE_TYPES.get(self.mode & S_IFMT, "unknown")
 
     def error(self, msg: str) -> None:
-        """Record a problem found while mapping this inode."""
+        """Record a problem found while mapping this inode (once: the object may be shared by both sides)."""
         if self.errors is None:
             self.errors = []
-        if len(self.errors) < 16:
+        if len(self.errors) < 16 and msg not in self.errors:
             self.errors.append(msg)
 
 class _Lazy:
@@ -136,6 +136,10 @@ class _Lazy:
         found = self.expand(key)
         if found is not None:
             self.node.children.append(found)
+
+_ITABLE_CHUNK = 1 << 16
+"""Bytes of inode table read at a time by :meth:`Volume.inode_raw`."""
+
 
 class Volume:
     """One ext2/3/4 filesystem in a region of an image: geometry, bulk scans and node builders."""
@@ -226,10 +230,39 @@ class Volume:
         self._ends: list[int] = []
         self._tags: list[tuple[Any, ...]] = []
         self._bitmaps: dict[tuple[str, int], bytes] = {}
+        self._itable_cache: dict[int, bytes] = {}
+        self._entries: dict[int, list[tuple[str, int, int]]] | None = None
+        """Side A's directory entries per directory inode, kept for side B to reuse (see :meth:`_find_peer`)."""
+        self.walk_errors: list[str] = []
         self._read_groups()
+        self.peer = self._find_peer()
+        self._shared_all = False
+        """True when every used inode is side A's own object (all inode tables and tree blocks equal)."""
         self._scan_inodes()
         self._map_blocks()
         self._walk()
+
+    def _find_peer(self) -> Volume | None:
+        """Return side A's volume of the same region when B may reuse its scans (same geometry), else None.
+
+        Most pairs are close: a rebuilt image whose inode tables and directories hardly differ.  Side B then takes
+        side A's per-inode results for every inode table whose bytes are equal, and A's directory entries for
+        every directory whose blocks are equal, instead of scanning them again.
+        """
+        found = self.ctx.peer("ext4", self.base, self.size, self)
+        if self.ctx.side == "a" and self.ctx.spaces is not None and not self.ctx.spaces.standalone:
+            self._entries = {}
+        if not isinstance(found, Volume):
+            return None
+        same = (found.bs, found.groups, found.ipg, found.inode_size, found.bpg, found.first_data_block,
+                found.inodes_count, found.gd, found.gdt_copies, found.journal_ino, found.orphan_ino)
+        mine = (self.bs, self.groups, self.ipg, self.inode_size, self.bpg, self.first_data_block,
+                self.inodes_count, self.gd, self.gdt_copies, self.journal_ino, self.orphan_ino)
+        return found if same == mine else None
+
+    def _differs(self, off: int, n: int) -> bool:
+        """Return True when bytes ``[off, off + n)`` of the region (filesystem offsets) differ from the other side."""
+        return n > 0 and self.ctx.interesting(Extent(self.base + off, n))
 
     def _build_limit(self) -> int:
         """Return the region offset past which nothing is built (see ``self.limit``)."""
@@ -310,6 +343,38 @@ class Volume:
     def read(self, offset: int, size: int) -> bytes:
         """Return ``size`` bytes at filesystem-relative ``offset`` (zero past the end of the image)."""
         return self.ctx.read(self.base + offset, size)
+
+    def inode_raw(self, ino: int) -> bytes:
+        """Return the bytes of inode ``ino``'s slot, read through a small cache of inode table chunks.
+
+        Building thousands of inode nodes one ``pread`` each cost more than building them; neighbouring inodes
+        share a 64 KiB chunk.
+        """
+        off = self.inode_offset(ino)
+        chunk = off - off % _ITABLE_CHUNK
+        data = self._itable_cache.get(chunk)
+        if data is None:
+            if len(self._itable_cache) >= 64:
+                self._itable_cache.clear()
+            data = self._itable_cache[chunk] = self.read(chunk, _ITABLE_CHUNK)
+        rel = off - chunk
+        if rel + self.inode_size <= len(data):
+            return data[rel : rel + self.inode_size]
+        return self.read(off, self.inode_size)
+
+    def owned_extents(self, kinds: tuple[str, ...]) -> tuple[Extent, ...]:
+        """Return the merged extents of the blocks whose owner tag is one of ``kinds`` (``"file"``, ``"dir"``)."""
+        out: list[Extent] = []
+        bs, base = self.bs, self.base
+        for start, end, tag in zip(self._starts, self._ends, self._tags, strict=True):
+            if tag[0] in kinds:
+                off, n = base + start * bs, (end - start) * bs
+                if out and out[-1].end >= off:
+                    if off + n > out[-1].end:
+                        out[-1] = Extent(out[-1].offset, off + n - out[-1].offset)
+                else:
+                    out.append(Extent(off, n))
+        return tuple(out)
 
     def abs(self, block: int, offset: int = 0) -> int:
         """Return the absolute image offset of byte ``offset`` of filesystem block ``block``."""
@@ -427,13 +492,34 @@ class Volume:
                 top = max(0, min(top, (self.avail - itable * self.bs) // isz))
                 if not top:
                     continue
+            first = g * self.ipg + 1
+            peer = self.peer
+            if peer is not None and bits == peer.bitmap("i", g):
+                # the same used inodes: side A's result for every inode whose slot (and tree blocks) are equal
+                whole = not self._differs(itable * self.bs, top * isz)
+                remap = False
+                for idx in range(top):
+                    if (value >> idx) & 1:
+                        ino = first + idx
+                        info = peer.inodes.get(ino)
+                        if (
+                            info is None
+                            or (not whole and self._differs(itable * self.bs + idx * isz, isz))
+                            or any(self._differs(b * self.bs, self.bs) for b, _v, _l, _k in info.tree)
+                        ):
+                            remap = True
+                            continue
+                        self.inodes[ino] = info
+                if not remap:
+                    continue
             table = self.read(itable * self.bs, top * isz)
             mv = memoryview(table)
-            first = g * self.ipg + 1
             for idx in range(top):
                 if not (value >> idx) & 1:
                     continue
                 ino = first + idx
+                if ino in self.inodes:
+                    continue
                 if ino > self.inodes_count:
                     break
                 (mode, size_lo, links, blocks_lo, flags, iblock, gen, acl_lo, size_hi, acl_hi) = _SCAN.unpack_from(
@@ -584,6 +670,14 @@ class Volume:
 
     def _map_blocks(self) -> None:
         """Build the sorted map block range -> owner for static metadata and everything inodes refer to."""
+        peer = self.peer
+        if peer is not None and len(peer.inodes) == len(self.inodes) and all(
+            peer.inodes.get(ino) is info for ino, info in self.inodes.items()
+        ):
+            self._shared_all = True  # every inode is A's: so is every block's owner
+            self._starts, self._ends, self._tags = peer._starts, peer._ends, peer._tags
+            self.xattr_owners = peer.xattr_owners
+            return
         spans: list[tuple[int, int, tuple[Any, ...]]] = []
         if self.bs == 1024:
             spans.append((0, 1, ("boot",)))
@@ -665,6 +759,15 @@ class Volume:
 
     def _walk(self) -> None:
         """Walk the tree from the root directory, naming every reachable inode by its paths."""
+        peer = self.peer
+        if peer is not None and self._shared_all and not any(
+            self._dir_differs(info) for info in self.inodes.values() if info.mode & S_IFMT == S_IFDIR
+        ):
+            self.paths, self.ino_paths = peer.paths, peer.ino_paths  # every directory is A's, byte for byte
+            self.walk_errors = peer.walk_errors
+            self.errors.extend(peer.walk_errors)
+            return
+        errors_before = len(self.errors)
         paths: dict[str, int] = {"/": EXT4_ROOT_INO}
         ino_paths: dict[int, list[str]] = {EXT4_ROOT_INO: ["/"]}
         queue: list[tuple[int, str, int]] = [(EXT4_ROOT_INO, "/", 0)]
@@ -708,9 +811,30 @@ class Volume:
             lst.sort()
         self.paths = paths
         self.ino_paths = ino_paths
+        self.walk_errors = self.errors[errors_before:]
+
+    def _dir_differs(self, info: InodeInfo) -> bool:
+        """Return True when a byte of the directory's blocks (or its inline entries) differs from the other side."""
+        if any(self._differs(p * self.bs, n * self.bs) for _l, p, n, _u in info.runs):
+            return True
+        return any(self._differs(o, n) for o, n in info.inline) if info.inline else False
 
     def dir_entries(self, info: InodeInfo, path: str = "") -> Iterable[tuple[str, int, int]]:
         """Yield ``(name, inode, file_type)`` of the live entries of a directory, in on-disk order."""
+        peer = self.peer
+        if peer is not None and peer._entries is not None and peer.inodes.get(info.ino) is info:
+            cached = peer._entries.get(info.ino)
+            if cached is not None and not self._dir_differs(info):
+                yield from cached
+                return
+        if self._entries is not None:
+            entries = list(self._read_entries(info, path))
+            self._entries[info.ino] = entries
+            yield from entries
+            return
+        yield from self._read_entries(info, path)
+
+    def _read_entries(self, info: InodeInfo, path: str = "") -> Iterable[tuple[str, int, int]]:
         if info.flags & EXT4_INLINE_DATA_FL:
             for k, (off, n) in enumerate(info.inline):
                 raw = self.read(off, n)
