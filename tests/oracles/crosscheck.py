@@ -1,0 +1,456 @@
+"""Independent-oracle cross-checks: imgdiff's ext4 and FAT parsers against dissect.extfs and dissect.fat.
+
+Used by ``tests/test_oracles.py`` (the fixture images) and by ``tests/oracles/e2fsprogs_crosscheck.py`` (the
+e2fsprogs test images).  Not a test module itself.
+
+:func:`crosscheck_image` parses an image with imgdiff (``ParseContext(diff=None)``: every node built), finds every
+ext4 and FAT filesystem in imgdiff's tree (bare, or a GPT/MBR partition), opens the same byte range read-only
+with dissect through a :class:`~dissect.util.stream.RangeStream`, and compares, path by path:
+
+* ext4: the set of paths, path -> inode number, ``i_mode``, uid/gid (32-bit), ``i_links_count``, ``i_size``,
+  symlink targets, extended attributes (name -> value) and the SHA-256 of each regular file's content;
+* FAT: the set of paths (long names as stored; 8.3 names with the DIR_NTRes case bits applied), file/dir,
+  ``DIR_Attr``, ``DIR_FileSize``, the first cluster, the raw write/creation times and the SHA-256 of the content.
+
+Known dissect gaps (``/work/shared/reference/libraries.md``) are not reported as disagreements, they are worked
+around or left out, each one named here:
+
+* dissect.fat ignores DIR_NTRes (``loader`` reads as ``LOADER``): the harness applies the two case bits itself;
+* dissect.fat reads only FAT #1 and skips deleted entries: imgdiff's deleted entries are not compared;
+* dissect.extfs's ``ext4_inode`` is fixed at 256 bytes, so on 128-byte inodes its ``i_extra``/``i_extra_isize``
+  come from the next inode: its in-inode xattrs are then not read (``XATTR_128``), only the external block's;
+* names: dissect decodes with ``surrogateescape``, imgdiff with ``backslashreplace``; dissect's names are
+  re-decoded the imgdiff way before comparing (the bytes on disk are the same).
+
+Values are compared exactly; a disagreement is ``(path, field, dissect's value, imgdiff's value)``.  A value
+that a reader could not produce is the string ``"<error: ...>"``; a path one reader lacks is the field ``path``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from imgdiff.formats import parse_image
+from imgdiff.formats.base import ParseContext
+from imgdiff.formats.compiled import blob_value
+from imgdiff.model import Extent, Node
+from imgdiff.source import ImageSource
+
+MAX_ENTRIES = 200_000
+"""Directory entries a dissect walk visits at most (a hostile image must not hang the check)."""
+MAX_DEPTH = 256
+READ_CHUNK = 1 << 20
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+XATTR_128 = "in-inode xattrs on 128-byte inodes (dissect.extfs reads a fixed 256-byte inode)"
+
+Values = dict[str, Any]
+"""One path's compared fields: ``{"ino": 12, "mode": 0o100644, "xattr:user.x": b"...", ...}``."""
+
+
+@dataclass
+class Disagreement:
+    """One field of one path on which the two readers disagree."""
+
+    path: str
+    field: str
+    dissect: Any
+    imgdiff: Any
+
+
+@dataclass
+class FsResult:
+    """The cross-check of one filesystem: where it is, how many paths were compared, what disagreed."""
+
+    fmt: str
+    """``"ext4"`` or ``"vfat"``."""
+    base: int
+    size: int
+    paths: int
+    """Paths both readers have (compared field by field)."""
+    fields: int
+    """Field values compared on those paths."""
+    disagreements: list[Disagreement] = field(default_factory=list)
+    imgdiff_errors: list[str] = field(default_factory=list)
+    dissect_errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Comparisons left out because of a named dissect gap."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# imgdiff's view
+
+
+def imgdiff_tree(path: Path) -> tuple[Node, list[str]]:
+    """Parse ``path`` with every node built; return the root and the parse errors."""
+    with ImageSource(str(path)) as src:
+        ctx = ParseContext(src=src, diff=None)
+        root = parse_image(ctx)
+    return root, list(ctx.errors)
+
+
+def filesystems(root: Node) -> list[Node]:
+    """Return imgdiff's ext4 and vfat nodes in the tree, in image order."""
+    found = [n for _k, n in root.walk() if n.kind in ("ext4", "vfat")]
+    return sorted(found, key=lambda n: n.extents[0].offset)
+
+
+def _fv(node: Node, name: str) -> Any:
+    f = node.field_named(name)
+    return None if f is None else f.value
+
+
+def ext4_ours(fs: Node, read: Callable[[int, int], bytes]) -> dict[str, Values]:
+    """Return imgdiff's ext4 values per path (every name of a hard-linked inode is a path).
+
+    ``read(offset, size)`` reads the image: a slow symlink's target is read at the extents of its ``data`` field.
+    """
+    inodes = fs.child("inodes")
+    files = fs.child("files")
+    xblocks = fs.child("xattrs")
+    data: dict[str, Any] = {}
+    data_ext: dict[str, tuple[Extent, ...]] = {}
+    if files is not None:
+        for f in files.children:
+            d = f.field_named("data")
+            if d is not None:
+                data[f.key] = d.value
+                data_ext[f.key] = d.extents
+    external: dict[str, dict[str, Any]] = {}
+    if xblocks is not None:
+        for xb in xblocks.children:
+            owners = xb.attrs.get("owners") or (xb.key,)
+            values = _xattr_values(xb)
+            for o in owners:  # type: ignore[union-attr]
+                external[str(o)] = values
+    out: dict[str, Values] = {}
+    if inodes is None:
+        return out
+    for n in inodes.children:
+        if n.attrs.get("unused"):
+            continue
+        paths = n.attrs.get("paths") or ((n.attrs.get("path"),) if n.attrs.get("path") else ())
+        if not paths:
+            continue
+        mode = int(_fv(n, "i_mode") or 0)
+        v: Values = {
+            "ino": n.attrs.get("ino"),
+            "mode": mode,
+            "uid": int(_fv(n, "i_uid") or 0) | (int(_fv(n, "i_uid_high") or 0) << 16),
+            "gid": int(_fv(n, "i_gid") or 0) | (int(_fv(n, "i_gid_high") or 0) << 16),
+            "links": _fv(n, "i_links_count"),
+            "size": int(_fv(n, "i_size_lo") or 0) | (int(_fv(n, "i_size_high") or 0) << 32),
+        }
+        xattrs = _xattr_values(n)
+        xattrs.update({k: val for k, val in external.get(n.key, {}).items() if k not in xattrs})
+        for k, val in xattrs.items():
+            v["xattr:" + k] = val
+        ftype = stat.S_IFMT(mode)
+        content = data.get(n.key)
+        ib = n.field_named("i_block")
+        if ftype == stat.S_IFLNK:
+            if ib is not None and ib.display == "symlink target":
+                v["link"] = ib.value
+            elif n.key in data_ext:  # a slow symlink: the bytes imgdiff's block map names as its data
+                raw = b"".join(read(e.offset, e.length) for e in data_ext[n.key])[: v["size"]]
+                v["link"] = raw.decode("utf-8", errors="backslashreplace")
+            else:
+                v["link"] = "" if v["size"] == 0 else "<imgdiff: no target>"
+        elif ftype == stat.S_IFREG:
+            if content is not None:
+                v["sha256"] = content
+            elif v["size"] == 0:
+                v["sha256"] = EMPTY_SHA256
+            elif ib is not None and ib.display == "inline data":
+                v["sha256"] = _inline_sha(ib.value, xattrs.get("system.data"), v["size"])
+            else:
+                v["sha256"] = "<imgdiff: no data field>"
+        for p in paths:  # type: ignore[union-attr]
+            out[str(p)] = v
+    return out
+
+
+def _xattr_values(n: Node) -> dict[str, Any]:
+    """``{name: value}`` from fields named ``xattr[<name>].value`` (entries without a value field read b"")."""
+    out: dict[str, Any] = {}
+    for f in n.fields:
+        if f.name.startswith("xattr[") and f.name.endswith("].e_name_len"):
+            out.setdefault(f.name[6:-12], b"")
+        elif f.name.startswith("xattr[") and f.name.endswith("].value"):
+            out[f.name[6:-7]] = f.value
+    return out
+
+
+def _inline_sha(iblock: Any, system_data: Any, size: int) -> str:
+    if not isinstance(iblock, bytes):
+        return "<imgdiff: inline data summarised>"
+    content = iblock[:size]
+    if size > len(iblock):
+        if not isinstance(system_data, bytes):
+            return "<imgdiff: inline data continues in a summarised system.data>"
+        content += system_data[: size - len(iblock)]
+    return hashlib.sha256(content).hexdigest()
+
+
+def vfat_ours(fs: Node) -> dict[str, Values]:
+    """Return imgdiff's FAT values per path (files and directories; no dot, label or deleted entries)."""
+    data: dict[str, Any] = {}
+    out: dict[str, Values] = {}
+    for _k, n in fs.walk():
+        if n.kind == "vfat.file":
+            d = n.field_named("data")
+            data[n.key] = d.value if d is not None else None
+    for _k, n in fs.walk():
+        if n.kind != "vfat.dirent" or n.attrs.get("dot") or n.attrs.get("file_type") not in ("file", "dir"):
+            continue
+        path = str(n.attrs["path"])
+        is_dir = n.attrs["file_type"] == "dir"
+        v: Values = {
+            "type": "dir" if is_dir else "file",
+            "attr": _fv(n, "DIR_Attr"),
+            "cluster": n.attrs.get("first_cluster"),
+            "wrt": (_fv(n, "DIR_WrtDate"), _fv(n, "DIR_WrtTime")),
+            "crt": (_fv(n, "DIR_CrtDate"), _fv(n, "DIR_CrtTime"), _fv(n, "DIR_CrtTimeTenth")),
+        }
+        if not is_dir:
+            v["size"] = _fv(n, "DIR_FileSize")
+            v["sha256"] = data.get(path, "<imgdiff: no file node>")
+        out[path] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dissect's view
+
+
+def _name(s: str) -> str:
+    """dissect's name (surrogateescape) decoded the way imgdiff decodes names (UTF-8, backslashreplace)."""
+    return s.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+
+
+def _err(exc: BaseException) -> str:
+    return f"<error: {type(exc).__name__}: {str(exc)[:80]}>"
+
+
+def _sha(fh: BinaryIO, size: int) -> str:
+    h = hashlib.sha256()
+    left = size
+    while left > 0:
+        chunk = fh.read(min(READ_CHUNK, left))
+        if not chunk:
+            return f"<short read: {size - left} of {size} bytes>"
+        h.update(chunk)
+        left -= len(chunk)
+    return h.hexdigest()
+
+
+def ext4_theirs(fh: BinaryIO, base: int, size: int, errors: list[str], skipped: list[str]) -> dict[str, Values]:
+    """Return dissect.extfs's values per path for the ext4 at ``[base, base + size)`` of ``fh``."""
+    from dissect.extfs import ExtFS
+    from dissect.util.stream import RangeStream
+
+    fs = ExtFS(RangeStream(fh, base, size))
+    small_inodes = fs.sb.s_inode_size <= 128
+    if small_inodes:
+        skipped.append(XATTR_128)
+    out: dict[str, Values] = {}
+    seen_dirs: set[int] = {2}
+    stack: list[tuple[Any, str, int]] = [(fs.root, "/", 0)]
+    count = 0
+    out["/"] = _ext4_values(fs, fs.root, small_inodes, errors)
+    while stack:
+        node, path, depth = stack.pop()
+        try:
+            entries = list(node.iterdir())
+        except Exception as exc:  # noqa: BLE001 - any failure of the oracle is a finding, not a crash
+            errors.append(f"{path}: iterdir: {_err(exc)}")
+            continue
+        for child in entries:
+            count += 1
+            if count > MAX_ENTRIES:
+                errors.append(f"more than {MAX_ENTRIES} entries; walk stopped")
+                return out
+            name = _name(child.filename or "")
+            if name in (".", ".."):
+                continue
+            cpath = ("/" if path == "/" else path + "/") + name
+            if cpath in out:
+                errors.append(f"{cpath}: duplicate entry")
+                continue
+            out[cpath] = v = _ext4_values(fs, child, small_inodes, errors)
+            if stat.S_ISDIR(v["mode"]) and child.inum not in seen_dirs and depth < MAX_DEPTH:
+                seen_dirs.add(child.inum)
+                stack.append((child, cpath, depth + 1))
+    return out
+
+
+def _ext4_values(fs: Any, node: Any, small_inodes: bool, errors: list[str]) -> Values:
+    try:
+        ino = node.inode
+    except Exception as exc:  # noqa: BLE001
+        return {"ino": node.inum, "mode": 0, "read": _err(exc)}
+    mode = ino.i_mode
+    v: Values = {
+        "ino": node.inum,
+        "mode": mode,
+        "uid": ino.i_uid | (ino.i_uid_high << 16),
+        "gid": ino.i_gid | (ino.i_gid_high << 16),
+        "links": ino.i_links_count,
+        "size": ino.i_size_lo | (ino.i_size_high << 32),
+    }
+    try:
+        xattrs = _dissect_xattrs(fs, node, small_inodes)
+    except Exception as exc:  # noqa: BLE001
+        xattrs = {"<all>": _err(exc)}
+    for k, val in xattrs.items():
+        v["xattr:" + k] = val
+    ftype = stat.S_IFMT(mode)
+    try:
+        if ftype == stat.S_IFLNK:
+            v["link"] = _name(node.link)
+        elif ftype == stat.S_IFREG:
+            v["sha256"] = _sha(node.open(), v["size"])
+    except Exception as exc:  # noqa: BLE001
+        v["link" if ftype == stat.S_IFLNK else "sha256"] = _err(exc)
+    return v
+
+
+def _dissect_xattrs(fs: Any, node: Any, small_inodes: bool) -> dict[str, Any]:
+    """xattrs as dissect reads them; on 128-byte inodes only the external block (see ``XATTR_128``)."""
+    from dissect.extfs.c_ext import c_ext
+    from dissect.extfs.extfs import XAttr, _iter_xattr
+    from dissect.util.stream import RangeStream
+
+    if not small_inodes:
+        return {x.name: blob_value(x.value) for x in node.xattr}
+    ino = node.inode
+    out: dict[str, Any] = {}
+    if ino.i_file_acl_lo or ino.i_file_acl_high:
+        block = (ino.i_file_acl_high << 32) | ino.i_file_acl_lo
+        buf = RangeStream(fs.fh, block * fs.block_size, fs.block_size)
+        hdr = c_ext.ext4_xattr_header(buf)
+        if hdr.h_magic != c_ext.EXT4_XATTR_MAGIC:
+            raise ValueError("Invalid xattr magic value")
+        for x in _iter_xattr(node, buf, buf.size):
+            assert isinstance(x, XAttr)
+            out[x.name] = blob_value(x.value)
+    return out
+
+
+NTRES_LOWER_BASE = 0x08
+NTRES_LOWER_EXT = 0x10
+
+
+def vfat_theirs(fh: BinaryIO, base: int, size: int, errors: list[str]) -> dict[str, Values]:
+    """Return dissect.fat's values per path for the FAT at ``[base, base + size)`` of ``fh``."""
+    from dissect.fat import FATFS
+    from dissect.util.stream import RangeStream
+
+    fs = FATFS(RangeStream(fh, base, size), encoding="cp850")
+    out: dict[str, Values] = {}
+    stack: list[tuple[Any, str, int]] = [(fs.root, "/", 0)]
+    seen: set[int] = set()
+    count = 0
+    while stack:
+        node, path, depth = stack.pop()
+        try:
+            entries = list(node.iterdir())
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"{path}: iterdir: {_err(exc)}")
+            continue
+        for e in entries:
+            count += 1
+            if count > MAX_ENTRIES:
+                errors.append(f"more than {MAX_ENTRIES} entries; walk stopped")
+                return out
+            d = e.dirent
+            if d.DIR_Attr & 0x08 and not d.DIR_Attr & 0x10:  # volume label
+                continue
+            if e.name in (".", ".."):
+                continue
+            name = e.name if e.ldirents else _ntres_case(e.short_name, d.DIR_NTRes)
+            cpath = ("/" if path == "/" else path + "/") + name
+            if cpath in out:
+                errors.append(f"{cpath}: duplicate entry")
+                continue
+            is_dir = bool(d.DIR_Attr & 0x10)
+            cluster = (d.DIR_FstClusHI << 16 | d.DIR_FstClusLO) if fs.type.name == "FAT32" else d.DIR_FstClusLO
+            v: Values = {
+                "type": "dir" if is_dir else "file",
+                "attr": d.DIR_Attr,
+                "cluster": cluster,
+                "wrt": (d.DIR_WrtDate, d.DIR_WrtTime),
+                "crt": (d.DIR_CrtDate, d.DIR_CrtTime, d.DIR_CrtTimeTenth),
+            }
+            if not is_dir:
+                v["size"] = d.DIR_FileSize
+                try:
+                    v["sha256"] = _sha(e.open(), d.DIR_FileSize) if d.DIR_FileSize else EMPTY_SHA256
+                except Exception as exc:  # noqa: BLE001
+                    v["sha256"] = _err(exc)
+            out[cpath] = v
+            if is_dir and cluster not in seen and depth < MAX_DEPTH:
+                seen.add(cluster)
+                stack.append((e, cpath, depth + 1))
+    return out
+
+
+def _ntres_case(short: str, ntres: int) -> str:
+    """Apply the DIR_NTRes lower-case bits that dissect.fat ignores to its 8.3 name."""
+    base, dot, ext = short.partition(".")
+    if ntres & NTRES_LOWER_BASE:
+        base = base.lower()
+    if ntres & NTRES_LOWER_EXT:
+        ext = ext.lower()
+    return base + dot + ext
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the comparison
+
+
+def compare(theirs: dict[str, Values], ours: dict[str, Values], result: FsResult) -> None:
+    """Fill ``result`` with the paths and fields on which dissect (``theirs``) and imgdiff (``ours``) differ."""
+    for p in sorted(set(theirs) | set(ours)):
+        if p not in ours:
+            result.disagreements.append(Disagreement(p, "path", "present", "absent"))
+            continue
+        if p not in theirs:
+            result.disagreements.append(Disagreement(p, "path", "absent", "present"))
+            continue
+        result.paths += 1
+        a, b = theirs[p], ours[p]
+        for k in sorted(set(a) | set(b)):
+            result.fields += 1
+            if a.get(k, "<absent>") != b.get(k, "<absent>"):
+                result.disagreements.append(Disagreement(p, k, a.get(k, "<absent>"), b.get(k, "<absent>")))
+
+
+def crosscheck_image(path: Path) -> list[FsResult]:
+    """Cross-check every ext4 and FAT filesystem imgdiff finds in ``path`` with dissect."""
+    root, errors = imgdiff_tree(path)
+    results: list[FsResult] = []
+    with open(path, "rb") as fh:
+        for fs in filesystems(root):
+            ext = fs.extents[0]
+            res = FsResult(fs.kind, ext.offset, ext.length, 0, 0)
+            res.imgdiff_errors = list(fs.errors) or [e for e in errors if e.startswith(f"{fs.kind} ")]
+            try:
+                if fs.kind == "ext4":
+                    ours = ext4_ours(fs, lambda off, n: os.pread(fh.fileno(), n, off))
+                    theirs = ext4_theirs(fh, ext.offset, ext.length, res.dissect_errors, res.skipped)
+                else:
+                    ours = vfat_ours(fs)
+                    theirs = vfat_theirs(fh, ext.offset, ext.length, res.dissect_errors)
+            except Exception as exc:  # noqa: BLE001
+                res.dissect_errors.append(f"dissect could not open it: {_err(exc)}")
+                results.append(res)
+                continue
+            compare(theirs, ours, res)
+            results.append(res)
+    return results
