@@ -8,17 +8,26 @@ ext4 and FAT filesystem in imgdiff's tree (bare, or a GPT/MBR partition), opens 
 with dissect through a :class:`~dissect.util.stream.RangeStream`, and compares, path by path:
 
 * ext4: the set of paths, path -> inode number, ``i_mode``, uid/gid (32-bit), ``i_links_count``, ``i_size``,
-  symlink targets, extended attributes (name -> value) and the SHA-256 of each regular file's content;
+  symlink targets, extended attributes (``xattr:<name>`` in the inode, ``xattr_block:<name>`` in the external
+  block; a value kept in an EA inode as the SHA-256 of that inode's data) and the SHA-256 of each regular file's
+  content (inline data: ``i_block`` plus ``system.data``, as imgdiff's fields hold them);
 * FAT: the set of paths (long names as stored; 8.3 names with the DIR_NTRes case bits applied), file/dir,
   ``DIR_Attr``, ``DIR_FileSize``, the first cluster, the raw write/creation times and the SHA-256 of the content.
 
-Known dissect gaps (``/work/shared/reference/libraries.md``) are not reported as disagreements, they are worked
-around or left out, each one named here:
+Known dissect gaps (``/work/shared/reference/libraries.md`` and what the e2fsprogs images showed) are worked
+around or left out, never reported as disagreements; each one is named here:
 
 * dissect.fat ignores DIR_NTRes (``loader`` reads as ``LOADER``): the harness applies the two case bits itself;
+  it runs with code page cp850, the one imgdiff (and mkfs.fat/mtools) use;
 * dissect.fat reads only FAT #1 and skips deleted entries: imgdiff's deleted entries are not compared;
-* dissect.extfs's ``ext4_inode`` is fixed at 256 bytes, so on 128-byte inodes its ``i_extra``/``i_extra_isize``
-  come from the next inode: its in-inode xattrs are then not read (``XATTR_128``), only the external block's;
+* dissect.extfs's ``ext4_inode`` is a fixed 256-byte layout whose ``i_extra`` starts at byte 160, so its own
+  in-inode xattrs are right only for 256-byte inodes with ``i_extra_isize`` 32 (wrong for 28, 512-byte inodes,
+  ...): the harness reads the area the kernel reads (``128 + i_extra_isize`` to the end of the inode, at the
+  inode table dissect located) and parses it with dissect's entry parser ``_iter_xattr``;
+* dissect.extfs uses ``s_inode_size`` as stored, which is 0 on revision-0 filesystems (128-byte inodes): the
+  harness sets it to 128 (``REV0``);
+* xattr names with no known prefix: dissect says ``unknown_prefix<name>``, imgdiff ``<index>:<name>``; index 8
+  is ``system.richacl`` (dissect has no prefix for it): dissect's names are rewritten the imgdiff way;
 * names: dissect decodes with ``surrogateescape``, imgdiff with ``backslashreplace``; dissect's names are
   re-decoded the imgdiff way before comparing (the bytes on disk are the same).
 
@@ -29,7 +38,7 @@ that a reader could not produce is the string ``"<error: ...>"``; a path one rea
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,12 +51,17 @@ from imgdiff.formats.compiled import blob_value
 from imgdiff.model import Extent, Node
 from imgdiff.source import ImageSource
 
-MAX_ENTRIES = 200_000
+MAX_ENTRIES = 5_000_000
 """Directory entries a dissect walk visits at most (a hostile image must not hang the check)."""
 MAX_DEPTH = 256
 READ_CHUNK = 1 << 20
+HASH_LIMIT = 1 << 30
+"""Regular files larger than this (only a corrupt i_size on these small images) are not hashed by either reader."""
+LINK_MAX = 4096
+"""Symlink targets are compared up to this many bytes (the kernel's PATH_MAX; a corrupt i_size can be huge)."""
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-XATTR_128 = "in-inode xattrs on 128-byte inodes (dissect.extfs reads a fixed 256-byte inode)"
+XATTR_MAGIC = 0xEA020000
+REV0 = "revision 0 filesystem: dissect.extfs is told s_inode_size 128 (it uses the on-disk 0)"
 
 Values = dict[str, Any]
 """One path's compared fields: ``{"ino": 12, "mode": 0o100644, "xattr:user.x": b"...", ...}``."""
@@ -86,18 +100,18 @@ class FsResult:
 # imgdiff's view
 
 
-def imgdiff_tree(path: Path) -> tuple[Node, list[str]]:
-    """Parse ``path`` with every node built; return the root and the parse errors."""
-    with ImageSource(str(path)) as src:
-        ctx = ParseContext(src=src, diff=None)
-        root = parse_image(ctx)
-    return root, list(ctx.errors)
-
-
 def filesystems(root: Node) -> list[Node]:
     """Return imgdiff's ext4 and vfat nodes in the tree, in image order."""
     found = [n for _k, n in root.walk() if n.kind in ("ext4", "vfat")]
     return sorted(found, key=lambda n: n.extents[0].offset)
+
+
+def _kid(node: Node, key: str) -> Node | None:
+    """The built child ``key`` of ``node`` (no lazy expansion: the tree is fully built)."""
+    for c in node.children:
+        if c.key == key:
+            return c
+    return None
 
 
 def _fv(node: Node, name: str) -> Any:
@@ -110,32 +124,23 @@ def ext4_ours(fs: Node, read: Callable[[int, int], bytes]) -> dict[str, Values]:
 
     ``read(offset, size)`` reads the image: a slow symlink's target is read at the extents of its ``data`` field.
     """
-    inodes = fs.child("inodes")
-    files = fs.child("files")
-    xblocks = fs.child("xattrs")
+    inodes, files, xblocks = _kid(fs, "inodes"), _kid(fs, "files"), _kid(fs, "xattrs")
     data: dict[str, Any] = {}
     data_ext: dict[str, tuple[Extent, ...]] = {}
-    if files is not None:
-        for f in files.children:
-            d = f.field_named("data")
-            if d is not None:
-                data[f.key] = d.value
-                data_ext[f.key] = d.extents
+    for f in files.children if files is not None else ():
+        d = f.field_named("data")
+        if d is not None:
+            data[f.key] = d.value
+            data_ext[f.key] = d.extents
     external: dict[str, dict[str, Any]] = {}
-    if xblocks is not None:
-        for xb in xblocks.children:
-            owners = xb.attrs.get("owners") or (xb.key,)
-            values = _xattr_values(xb)
-            for o in owners:  # type: ignore[union-attr]
-                external[str(o)] = values
+    for xb in xblocks.children if xblocks is not None else ():
+        values = _xattr_values(xb, data)
+        for o in xb.attrs.get("owners") or (xb.key,):  # type: ignore[union-attr]
+            external[str(o)] = values
     out: dict[str, Values] = {}
-    if inodes is None:
-        return out
-    for n in inodes.children:
-        if n.attrs.get("unused"):
-            continue
+    for n in inodes.children if inodes is not None else ():
         paths = n.attrs.get("paths") or ((n.attrs.get("path"),) if n.attrs.get("path") else ())
-        if not paths:
+        if n.attrs.get("unused") or not paths:
             continue
         mode = int(_fv(n, "i_mode") or 0)
         v: Values = {
@@ -146,28 +151,34 @@ def ext4_ours(fs: Node, read: Callable[[int, int], bytes]) -> dict[str, Values]:
             "links": _fv(n, "i_links_count"),
             "size": int(_fv(n, "i_size_lo") or 0) | (int(_fv(n, "i_size_high") or 0) << 32),
         }
-        xattrs = _xattr_values(n)
-        xattrs.update({k: val for k, val in external.get(n.key, {}).items() if k not in xattrs})
-        for k, val in xattrs.items():
-            v["xattr:" + k] = val
+        inline = _xattr_values(n, data)
+        v.update({"xattr:" + k: val for k, val in inline.items()})
+        v.update({"xattr_block:" + k: val for k, val in external.get(n.key, {}).items()})
         ftype = stat.S_IFMT(mode)
-        content = data.get(n.key)
         ib = n.field_named("i_block")
+        inline_data = ib is not None and ib.display == "inline data"
         if ftype == stat.S_IFLNK:
             if ib is not None and ib.display == "symlink target":
                 v["link"] = ib.value
+            elif inline_data:
+                raw = _inline_bytes(ib.value, inline.get("system.data"), v["size"])  # type: ignore[union-attr]
+                v["link"] = raw.decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else raw
             elif n.key in data_ext:  # a slow symlink: the bytes imgdiff's block map names as its data
-                raw = b"".join(read(e.offset, e.length) for e in data_ext[n.key])[: v["size"]]
+                want = min(v["size"], LINK_MAX)
+                raw = b"".join(read(e.offset, e.length) for e in data_ext[n.key])[:want]
                 v["link"] = raw.decode("utf-8", errors="backslashreplace")
             else:
                 v["link"] = "" if v["size"] == 0 else "<imgdiff: no target>"
         elif ftype == stat.S_IFREG:
-            if content is not None:
-                v["sha256"] = content
+            if v["size"] > HASH_LIMIT:
+                v["sha256"] = f"<not hashed: {v['size']} bytes>"
+            elif n.key in data:
+                v["sha256"] = data[n.key]
             elif v["size"] == 0:
                 v["sha256"] = EMPTY_SHA256
-            elif ib is not None and ib.display == "inline data":
-                v["sha256"] = _inline_sha(ib.value, xattrs.get("system.data"), v["size"])
+            elif inline_data:
+                raw = _inline_bytes(ib.value, inline.get("system.data"), v["size"])  # type: ignore[union-attr]
+                v["sha256"] = hashlib.sha256(raw).hexdigest() if isinstance(raw, bytes) else raw
             else:
                 v["sha256"] = "<imgdiff: no data field>"
         for p in paths:  # type: ignore[union-attr]
@@ -175,18 +186,30 @@ def ext4_ours(fs: Node, read: Callable[[int, int], bytes]) -> dict[str, Values]:
     return out
 
 
-def _xattr_values(n: Node) -> dict[str, Any]:
-    """``{name: value}`` from fields named ``xattr[<name>].value`` (entries without a value field read b"")."""
-    out: dict[str, Any] = {}
+def _xattr_values(n: Node, data: dict[str, Any]) -> dict[str, Any]:
+    """``{name: value}`` of the xattr entries in ``n``'s fields (``xattr[<name>].*``).
+
+    A value kept in an EA inode (``e_value_inum``) is that inode's ``data`` SHA-256 as ``"ea_inode:<hex>"``.
+    """
+    entries: dict[str, dict[str, Any]] = {}
     for f in n.fields:
-        if f.name.startswith("xattr[") and f.name.endswith("].e_name_len"):
-            out.setdefault(f.name[6:-12], b"")
-        elif f.name.startswith("xattr[") and f.name.endswith("].value"):
-            out[f.name[6:-7]] = f.value
+        if f.name.startswith("xattr[") and "]." in f.name:
+            name, _, part = f.name[6:].rpartition("].")
+            entries.setdefault(name, {})[part] = f.value
+    out: dict[str, Any] = {}
+    for name, e in entries.items():
+        inum = e.get("e_value_inum") or 0
+        if inum:
+            out[name] = "ea_inode:" + str(data.get(f"ino:{inum}", f"<imgdiff: EA inode {inum} has no data field>"))
+        elif "value" in e:
+            out[name] = e["value"]
+        else:
+            out[name] = b"" if not e.get("e_value_size") else "<imgdiff: no value field>"
     return out
 
 
-def _inline_sha(iblock: Any, system_data: Any, size: int) -> str:
+def _inline_bytes(iblock: Any, system_data: Any, size: int) -> bytes | str:
+    """A file's inline data from imgdiff's ``i_block`` blob and its ``system.data`` xattr value."""
     if not isinstance(iblock, bytes):
         return "<imgdiff: inline data summarised>"
     content = iblock[:size]
@@ -194,7 +217,7 @@ def _inline_sha(iblock: Any, system_data: Any, size: int) -> str:
         if not isinstance(system_data, bytes):
             return "<imgdiff: inline data continues in a summarised system.data>"
         content += system_data[: size - len(iblock)]
-    return hashlib.sha256(content).hexdigest()
+    return content
 
 
 def vfat_ours(fs: Node) -> dict[str, Values]:
@@ -227,7 +250,6 @@ def vfat_ours(fs: Node) -> dict[str, Values]:
 # ---------------------------------------------------------------------------------------------------------------
 # dissect's view
 
-
 def _name(s: str) -> str:
     """dissect's name (surrogateescape) decoded the way imgdiff decodes names (UTF-8, backslashreplace)."""
     return s.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
@@ -255,14 +277,14 @@ def ext4_theirs(fh: BinaryIO, base: int, size: int, errors: list[str], skipped: 
     from dissect.util.stream import RangeStream
 
     fs = ExtFS(RangeStream(fh, base, size))
-    small_inodes = fs.sb.s_inode_size <= 128
-    if small_inodes:
-        skipped.append(XATTR_128)
+    if fs.sb.s_rev_level == 0:  # GOOD_OLD_REV: s_inode_size is 0 on disk and means 128 (dissect reads it as 0)
+        fs.sb.s_inode_size = 128
+        skipped.append(REV0)
     out: dict[str, Values] = {}
     seen_dirs: set[int] = {2}
     stack: list[tuple[Any, str, int]] = [(fs.root, "/", 0)]
     count = 0
-    out["/"] = _ext4_values(fs, fs.root, small_inodes, errors)
+    out["/"] = _ext4_values(fs, fs.root)
     while stack:
         node, path, depth = stack.pop()
         try:
@@ -282,14 +304,14 @@ def ext4_theirs(fh: BinaryIO, base: int, size: int, errors: list[str], skipped: 
             if cpath in out:
                 errors.append(f"{cpath}: duplicate entry")
                 continue
-            out[cpath] = v = _ext4_values(fs, child, small_inodes, errors)
+            out[cpath] = v = _ext4_values(fs, child)
             if stat.S_ISDIR(v["mode"]) and child.inum not in seen_dirs and depth < MAX_DEPTH:
                 seen_dirs.add(child.inum)
                 stack.append((child, cpath, depth + 1))
     return out
 
 
-def _ext4_values(fs: Any, node: Any, small_inodes: bool, errors: list[str]) -> Values:
+def _ext4_values(fs: Any, node: Any) -> Values:
     try:
         ino = node.inode
     except Exception as exc:  # noqa: BLE001
@@ -304,42 +326,78 @@ def _ext4_values(fs: Any, node: Any, small_inodes: bool, errors: list[str]) -> V
         "size": ino.i_size_lo | (ino.i_size_high << 32),
     }
     try:
-        xattrs = _dissect_xattrs(fs, node, small_inodes)
+        v.update({"xattr:" + k: val for k, val in _inode_xattrs(fs, node).items()})
     except Exception as exc:  # noqa: BLE001
-        xattrs = {"<all>": _err(exc)}
-    for k, val in xattrs.items():
-        v["xattr:" + k] = val
+        v["xattr:<all>"] = _err(exc)
+    try:
+        v.update({"xattr_block:" + k: val for k, val in _block_xattrs(fs, node).items()})
+    except Exception as exc:  # noqa: BLE001
+        v["xattr_block:<all>"] = _err(exc)
     ftype = stat.S_IFMT(mode)
     try:
         if ftype == stat.S_IFLNK:
-            v["link"] = _name(node.link)
+            raw = node.open().read(min(v["size"], LINK_MAX))
+            v["link"] = raw.decode("utf-8", errors="backslashreplace")
         elif ftype == stat.S_IFREG:
-            v["sha256"] = _sha(node.open(), v["size"])
+            if v["size"] > HASH_LIMIT:
+                v["sha256"] = f"<not hashed: {v['size']} bytes>"
+            else:
+                v["sha256"] = _sha(node.open(), v["size"])
     except Exception as exc:  # noqa: BLE001
         v["link" if ftype == stat.S_IFLNK else "sha256"] = _err(exc)
     return v
 
 
-def _dissect_xattrs(fs: Any, node: Any, small_inodes: bool) -> dict[str, Any]:
-    """xattrs as dissect reads them; on 128-byte inodes only the external block (see ``XATTR_128``)."""
+def _xattr_dict(xattrs: Any) -> dict[str, Any]:
+    """dissect XAttr objects as ``{name: value}``, named and valued the way imgdiff names and values them."""
+    out: dict[str, Any] = {}
+    for x in xattrs:
+        idx, raw = x.entry.e_name_index, _name(x.entry.e_name.decode("utf-8", errors="surrogateescape"))
+        if x.prefix != "unknown_prefix":
+            name = x.name
+        elif idx == 8:  # EXT4_XATTR_INDEX_RICHACL: dissect has no prefix for it
+            name = "system.richacl" + raw
+        else:
+            name = f"{idx}:{raw}"
+        out[name] = ("ea_inode:" + hashlib.sha256(x.value).hexdigest()) if x.entry.e_value_inum else blob_value(x.value)
+    return out
+
+
+def _inode_xattrs(fs: Any, node: Any) -> dict[str, Any]:
+    """The in-inode xattrs: dissect's entry parser over the area the kernel reads (module docstring)."""
+    from dissect.extfs.extfs import _iter_xattr
+
+    isize = fs.sb.s_inode_size
+    extra = node.inode.i_extra_isize if isize > 128 else 0
+    start = 128 + extra
+    if extra == 0 or extra % 4 or start + 4 > isize:
+        return {}  # the kernel looks for in-inode xattrs only after a valid, non-zero i_extra_isize
+    group, index = divmod(node.inum - 1, fs.sb.s_inodes_per_group)
+    gd = fs._read_group_desc(group)
+    table = gd.bg_inode_table_lo | ((gd.bg_inode_table_hi << 32) if hasattr(gd, "bg_inode_table_hi") else 0)
+    fs.fh.seek(table * fs.block_size + index * isize + start)
+    area = fs.fh.read(isize - start)
+    if int.from_bytes(area[:4], "little") != XATTR_MAGIC:
+        return {}
+    buf = io.BytesIO(area)
+    buf.seek(4)
+    return _xattr_dict(_iter_xattr(node, buf, len(area), 4))
+
+
+def _block_xattrs(fs: Any, node: Any) -> dict[str, Any]:
+    """The xattrs of the inode's external xattr block, as dissect reads them."""
     from dissect.extfs.c_ext import c_ext
-    from dissect.extfs.extfs import XAttr, _iter_xattr
+    from dissect.extfs.extfs import _iter_xattr
     from dissect.util.stream import RangeStream
 
-    if not small_inodes:
-        return {x.name: blob_value(x.value) for x in node.xattr}
     ino = node.inode
-    out: dict[str, Any] = {}
-    if ino.i_file_acl_lo or ino.i_file_acl_high:
-        block = (ino.i_file_acl_high << 32) | ino.i_file_acl_lo
-        buf = RangeStream(fs.fh, block * fs.block_size, fs.block_size)
-        hdr = c_ext.ext4_xattr_header(buf)
-        if hdr.h_magic != c_ext.EXT4_XATTR_MAGIC:
-            raise ValueError("Invalid xattr magic value")
-        for x in _iter_xattr(node, buf, buf.size):
-            assert isinstance(x, XAttr)
-            out[x.name] = blob_value(x.value)
-    return out
+    block = (ino.i_file_acl_high << 32) | ino.i_file_acl_lo
+    if not block:
+        return {}
+    buf = RangeStream(fs.fh, block * fs.block_size, fs.block_size)
+    if c_ext.ext4_xattr_header(buf).h_magic != c_ext.EXT4_XATTR_MAGIC:
+        raise ValueError("Invalid xattr magic value")
+    return _xattr_dict(_iter_xattr(node, buf, buf.size))
 
 
 NTRES_LOWER_BASE = 0x08
@@ -433,16 +491,17 @@ def compare(theirs: dict[str, Values], ours: dict[str, Values], result: FsResult
 
 def crosscheck_image(path: Path) -> list[FsResult]:
     """Cross-check every ext4 and FAT filesystem imgdiff finds in ``path`` with dissect."""
-    root, errors = imgdiff_tree(path)
     results: list[FsResult] = []
-    with open(path, "rb") as fh:
+    with ImageSource(str(path)) as src, open(path, "rb") as fh:
+        ctx = ParseContext(src=src, diff=None)
+        root = parse_image(ctx)
         for fs in filesystems(root):
             ext = fs.extents[0]
             res = FsResult(fs.kind, ext.offset, ext.length, 0, 0)
-            res.imgdiff_errors = list(fs.errors) or [e for e in errors if e.startswith(f"{fs.kind} ")]
+            res.imgdiff_errors = list(dict.fromkeys(fs.errors + [e for e in ctx.errors if e.startswith(f"{fs.kind} ")]))
             try:
                 if fs.kind == "ext4":
-                    ours = ext4_ours(fs, lambda off, n: os.pread(fh.fileno(), n, off))
+                    ours = ext4_ours(fs, src.read)
                     theirs = ext4_theirs(fh, ext.offset, ext.length, res.dissect_errors, res.skipped)
                 else:
                     ours = vfat_ours(fs)
