@@ -12,7 +12,7 @@ import builtins
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 Value = int | str | bytes | bool | float | None | tuple["Value", ...]
 """A decoded field value.  Bytes are rendered as hex, tuples as lists."""
@@ -112,6 +112,30 @@ class Derived:
     seeds: tuple[str, ...] = ()
 
 
+class FieldSource(Protocol):
+    """Fields described but not built (a :class:`imgdiff.formats.compiled.Record`): see :attr:`Node.record`."""
+
+    def fields(self) -> list[Field]:
+        """Return every field."""
+        ...
+
+    def fields_in(self, ext: Extent) -> list[Field]:
+        """Return the fields whose bytes overlap ``ext``."""
+        ...
+
+    def spans(self) -> list[Extent]:
+        """Return the contiguous byte ranges the fields occupy."""
+        ...
+
+    def comparable(self, other: FieldSource) -> bool:
+        """Return True when the two describe the same members (so they compare member by member)."""
+        ...
+
+    def diff(self, other: FieldSource) -> list[tuple[Field, Field]]:
+        """Return the pairs of fields whose bytes differ."""
+        ...
+
+
 @dataclass(slots=True)
 class Node:
     """One parsed structure (a GPT header, a partition, an inode, a directory entry, a file's data)."""
@@ -135,16 +159,29 @@ class Node:
     """Optional lazy lookup of a child by key for children not built up front (large tables)."""
     errors: list[str] = field(default_factory=list)
     """What could not be parsed inside this node (partial result)."""
+    record: FieldSource | None = None
+    """More fields, described by a fixed layout and built on demand (bulk objects: inodes, directory entries).
+    :meth:`all_fields` returns them with :attr:`fields`; the engine compares records member by member."""
     _by_key: dict[str, Node] = field(default_factory=dict, repr=False, compare=False)
     """Index of ``children`` by key, extended by :meth:`child` with children appended since."""
     _indexed: int = field(default=0, repr=False, compare=False)
 
     def field_named(self, name: str) -> Field | None:
-        """Return the field called ``name`` or None."""
+        """Return the field called ``name`` (among :attr:`fields` and the record's) or None."""
         for f in self.fields:
             if f.name == name:
                 return f
+        if self.record is not None:
+            for f in self.record.fields():
+                if f.name == name:
+                    return f
         return None
+
+    def all_fields(self) -> tuple[Field, ...]:
+        """Return every field of the node: the record's (built now) and :attr:`fields`, in offset order."""
+        if self.record is None:
+            return self.fields
+        return tuple(sorted((*self.record.fields(), *self.fields), key=lambda f: f.extents[0].offset if f.extents else 0))
 
     def child(self, key: str) -> Node | None:
         """Return the child with ``key``, expanding lazily if needed, or None."""
@@ -227,6 +264,18 @@ class Difference:
         return f"{self.node_path}/{self.field}"
 
 
+class ByteSource(Protocol):
+    """Anything a report can read bytes of a side from (see :class:`imgdiff.source.Source`)."""
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Return up to ``size`` bytes at ``offset``."""
+        ...
+
+    def close(self) -> None:
+        """Release the source."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class RuleInfo:
     """What a finding needs to know about the rule that produced it."""
@@ -272,7 +321,19 @@ class ImageInfo:
 
     path: str
     size: int
+    """Size in bytes (of the decompressed image when the input was compressed)."""
     format: str
+    decompressed: str = ""
+    """The input's compression (``"zstd"``, ``"xz"``, ``"gzip"``, ``"bzip2"``) when it was decompressed first."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceInfo:
+    """A decoded space of the comparison: where its offsets start, what it holds, its size on each side."""
+
+    base: int
+    label: str
+    sizes: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -297,6 +358,26 @@ class Report:
     tree_a: Node | None = None
     tree_b: Node | None = None
     context: dict[str, str] = field(default_factory=dict)
+    spaces: list[SpaceInfo] = field(default_factory=list)
+    """Decoded spaces (decompressed streams, relocated image files) whose offsets some extents use."""
+    sources: tuple[ByteSource, ByteSource] | None = None
+    """Readers of both sides (image and decoded spaces) when the analysis kept them open; see :meth:`close`."""
+
+    def read(self, side: str, offset: int, size: int) -> bytes | None:
+        """Return bytes of side ``"a"``/``"b"`` at ``offset`` (decoded spaces included), or None when closed."""
+        if self.sources is None:
+            return None
+        return self.sources[0 if side == "a" else 1].read(offset, size)
+
+    def close(self) -> None:
+        """Close the sources kept open by the analysis (idempotent)."""
+        if self.sources is not None:
+            for src in self.sources:
+                src.close()
+                base = getattr(src, "base", None)
+                if base is not None:
+                    base.close()
+            self.sources = None
 
     @property
     def identical(self) -> bool:

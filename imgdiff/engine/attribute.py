@@ -17,8 +17,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from imgdiff.model import Change, Difference, Extent, Field, Node, Value, merge_extents, subtract_extents
-from imgdiff.source import DiffMap, ImageSource, _xor_runs
+from imgdiff.model import (
+    Change,
+    Difference,
+    Extent,
+    Field,
+    FieldSource,
+    Node,
+    Value,
+    merge_extents,
+    subtract_extents,
+)
+from imgdiff.source import VBASE, DiffMap, Source, _xor_runs
 
 Keys = tuple[str, ...]
 
@@ -53,7 +63,7 @@ class TreeIndex:
     starts: array[int] = field(default_factory=lambda: array("q"))
     ends: array[int] = field(default_factory=lambda: array("q"))
     owner_keys: list[Keys] = field(default_factory=list)
-    owner_fields: list[Field] = field(default_factory=list)
+    owner_fields: list[Field | FieldSource] = field(default_factory=list)
     nodes: dict[Keys, NodeInfo] = field(default_factory=dict)
     _differs: Callable[[Extent], bool] | None = None
 
@@ -94,7 +104,15 @@ class TreeIndex:
             scope = "/".join(keys)
         self.nodes[keys] = NodeInfo(keys, node, " / ".join(here_labels) or node.label, scope or "/".join(keys))
         differs = self._differs
-        if node.fields and (differs is None or not node.extents or any(differs(e) for e in node.extents)):
+        touched = differs is None or not node.extents or any(differs(e) for e in node.extents)
+        if node.record is not None and touched:
+            rs, re_, rk, rf = rows
+            for span in node.record.spans():  # one row per run of members, not one per member
+                rs.append(span.offset)
+                re_.append(span.end)
+                rk.append(keys)
+                rf.append(node.record)
+        if node.fields and touched:
             rs, re_, rk, rf = rows
             for f in node.fields:
                 exts = f.extents
@@ -116,14 +134,25 @@ class TreeIndex:
             self._visit(c, keys, here_labels, scope, rows)
 
     def fields_in(self, ext: Extent) -> Iterator[tuple[Keys, Field, Extent]]:
-        """Yield ``(node keys, field, overlap)`` for each field extent overlapping ``ext``."""
+        """Yield ``(node keys, field, overlap)`` for each field extent overlapping ``ext``.
+
+        A record's row stands for all its members: the members overlapping ``ext`` are built here.
+        """
         starts, ends = self.starts, self.ends
         lo_ext, hi_ext = ext.offset, ext.offset + ext.length
         i = bisect.bisect_right(ends, lo_ext)
         n = len(starts)
         while i < n and starts[i] < hi_ext:
             lo, hi = max(starts[i], lo_ext), min(ends[i], hi_ext)
-            yield self.owner_keys[i], self.owner_fields[i], Extent(lo, hi - lo)
+            owner = self.owner_fields[i]
+            if isinstance(owner, Field):
+                yield self.owner_keys[i], owner, Extent(lo, hi - lo)
+            else:
+                for f in owner.fields_in(Extent(lo, hi - lo)):
+                    for off, length in f.extents:
+                        flo, fhi = max(off, lo), min(off + length, hi)
+                        if flo < fhi:
+                            yield self.owner_keys[i], f, Extent(flo, fhi - flo)
             i += 1
 
     def lookup(self, keys: Keys) -> NodeInfo | None:
@@ -146,9 +175,17 @@ class TreeIndex:
         return info
 
     def deepest(self, offset: int) -> NodeInfo:
-        """Return the deepest built node whose extents contain ``offset``."""
+        """Return the deepest built node whose extents contain ``offset``.
+
+        The search starts at the root, or, for an offset in a decoded space, at the node that owns that space.
+        """
         node: Node = self.root
         keys: Keys = (self.root.key,)
+        if offset >= VBASE:
+            for k, info in self.nodes.items():
+                if info.node.kind == "decoded" and any(e.offset <= offset < e.end for e in info.node.extents):
+                    node, keys = info.node, k
+                    break
         while True:
             nxt = None
             for c in node.children:
@@ -167,13 +204,22 @@ class _Rows(NamedTuple):
     starts: array[int]
     ends: array[int]
     keys: list[Keys]
-    fields: list[Field]
+    fields: list[Field | FieldSource]
 
 
 def count_bytes(dm: DiffMap, extents_a: tuple[Extent, ...] | list[Extent], extents_b: tuple[Extent, ...] | list[Extent]) -> int:
-    """Return the differing bytes inside the union of A extents and B extents (mapped to A offsets)."""
+    """Return the differing bytes of the input images inside the union of A extents and B extents.
+
+    B extents are mapped to A offsets; decoded spaces (offsets from :data:`~imgdiff.source.VBASE` on) are not
+    bytes of the inputs and are not counted.
+    """
     merged = merge_extents(list(extents_a) + [e.shifted(-dm.delta) for e in extents_b])
-    return sum(dm.count_in(e) for e in merged)
+    total = 0
+    for e in merged:
+        if e.offset >= VBASE:
+            break
+        total += dm.count_in(e if e.end <= VBASE else Extent(e.offset, VBASE - e.offset))
+    return total
 
 
 def _subtract(ext: Extent, covered: Sequence[Extent], ends: list[int]) -> list[Extent]:
@@ -188,7 +234,7 @@ def _subtract(ext: Extent, covered: Sequence[Extent], ends: list[int]) -> list[E
 class Attributor:
     """Compute the differences between two indexed trees given the byte comparison."""
 
-    def __init__(self, tree_a: Node, tree_b: Node, dm: DiffMap, src_a: ImageSource, src_b: ImageSource) -> None:
+    def __init__(self, tree_a: Node, tree_b: Node, dm: DiffMap, src_a: Source, src_b: Source) -> None:
         self.ia = TreeIndex.build(tree_a, dm.intersects)
         self.ib = TreeIndex.build(tree_b, lambda e: dm.intersects(e.shifted(-dm.delta)))
         self.dm = dm
@@ -251,18 +297,25 @@ class Attributor:
         na, nb = ia.node, ib.node
         der_a = {d.field: d for d in na.derived}
         der_b = {d.field: d for d in nb.derived}
-        names_b = {f.name: f for f in nb.fields}
         out: list[Difference] = []
         seen: set[str] = set()
         attrs = dict(nb.attrs)
         attrs.update(na.attrs)
-        for fa in na.fields:
+        fields_a, fields_b = na.fields, nb.fields
+        ra, rb = na.record, nb.record
+        if ra is not None and rb is not None and ra.comparable(rb):
+            for ma, mb in ra.diff(rb):  # member by member from the raw bytes: no field built for equal members
+                out.append(self._field_diff(path, ia, ma, mb, attrs, der_a.get(ma.name), der_b.get(mb.name)))
+        elif ra is not None or rb is not None:
+            fields_a, fields_b = na.all_fields(), nb.all_fields()
+        names_b = {f.name: f for f in fields_b}
+        for fa in fields_a:
             seen.add(fa.name)
             fb = names_b.get(fa.name)
             if fb is not None and fb.value == fa.value and self._same_bytes(fa, fb):
                 continue
             out.append(self._field_diff(path, ia, fa, fb, attrs, der_a.get(fa.name), der_b.get(fa.name)))
-        for fb in nb.fields:
+        for fb in fields_b:
             if fb.name not in seen:
                 out.append(self._field_diff(path, ib, None, fb, attrs, None, der_b.get(fb.name)))
         return out
@@ -544,7 +597,7 @@ def _file_range(extents: tuple[Extent, ...], offset: int, size: int) -> tuple[Ex
     return tuple(out)
 
 
-def _read_prefix(src: ImageSource, extents: tuple[Extent, ...], limit: int) -> bytes:
+def _read_prefix(src: Source, extents: tuple[Extent, ...], limit: int) -> bytes:
     parts: list[bytes] = []
     got = 0
     for e in extents:
@@ -556,11 +609,11 @@ def _read_prefix(src: ImageSource, extents: tuple[Extent, ...], limit: int) -> b
     return b"".join(parts)
 
 
-def _read(src: ImageSource, extents: tuple[Extent, ...]) -> bytes:
+def _read(src: Source, extents: tuple[Extent, ...]) -> bytes:
     return b"".join(src.read(e.offset, e.length) for e in extents)
 
 
-def _stream(src: ImageSource, extents: tuple[Extent, ...], chunk: int = 1 << 20) -> Iterator[bytes]:
+def _stream(src: Source, extents: tuple[Extent, ...], chunk: int = 1 << 20) -> Iterator[bytes]:
     for e in extents:
         pos = e.offset
         while pos < e.end:

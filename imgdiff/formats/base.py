@@ -16,27 +16,35 @@ from typing import TYPE_CHECKING, Any, Protocol
 import construct as c
 
 from imgdiff.model import Extent, Field, Node, Value
+from imgdiff.source import VBASE
 
 if TYPE_CHECKING:
-    from imgdiff.source import DiffMap, ImageSource
+    from imgdiff.engine.spaces import SpaceTable
+    from imgdiff.source import DiffMap, Source
 
 
 @dataclass(slots=True)
 class ParseContext:
     """Everything a parser may use: the image, what differs, nested parsing, error collection."""
 
-    src: ImageSource
+    src: Source
     diff: DiffMap | None = None
     """Differing ranges in A offsets; ``side`` says how to map them onto this image."""
     side: str = "a"
     errors: list[str] = field(default_factory=list)
     nested: Callable[[ParseContext, int, int, str], Node] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    spaces: SpaceTable | None = None
+    """The decoded spaces of this comparison (offsets at or above :data:`~imgdiff.source.VBASE`), if any."""
+    depth: int = 0
+    """How many images this region is nested in (a partition's filesystem is 0, a file image inside it 1)."""
 
     def interesting(self, ext: Extent) -> bool:
         """Return True when bytes inside ``ext`` (this image's offsets) differ from the other image."""
         if self.diff is None:
             return True
+        if ext.offset >= VBASE and (self.spaces is None or not self.spaces.compared(ext.offset)):
+            return True  # a decoded space not compared yet: everything may differ
         if self.side == "b":
             ext = ext.shifted(-self.diff.delta)
         return self.diff.intersects(ext)
@@ -53,6 +61,33 @@ class ParseContext:
         if self.nested is None:
             return raw_node(base, size, label)
         return self.nested(self, base, size, label)
+
+    def decoded_space(self, name: str, payload: Source, label: str) -> int:
+        """Make ``payload`` (bytes this parser decoded: a decompressed metadata block) readable at a decoded offset.
+
+        Returns the offset of its first byte: the parser declares fields at ``offset + k`` for byte ``k`` of the
+        payload, and declares the stored (compressed) bytes :class:`~imgdiff.model.Derived` with
+        ``covers=(Extent(offset, payload.size),)``.  The space pairs with the other side's space of the same
+        ``name`` opened by the same ``label`` (the n-th such call on each side), is compared once both sides are
+        parsed, and only then does :meth:`interesting` know which of its bytes differ: build detail in a
+        callback given to :meth:`defer`.
+        """
+        table = self.spaces
+        if table is None:  # parsing alone (no comparison): a private table for this side
+            from imgdiff.engine.spaces import SpaceTable
+            from imgdiff.source import DiffMap, LayeredSource
+
+            layered = LayeredSource(self.src)
+            table = self.spaces = SpaceTable({self.side: layered}, DiffMap(base=0, length=0), standalone=True)
+            self.src = layered
+        return table.open_named(self.side, label, name, payload).base
+
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the decoded spaces opened so far are compared (at once when parsing alone)."""
+        if self.spaces is None or self.spaces.standalone:
+            fn()
+        else:
+            self.spaces.deferred.append(fn)
 
 
 class Format(Protocol):
