@@ -27,12 +27,8 @@ UNCLASSIFIED = "unclassified"
 RULE_IDS = frozenset(r.id for r in load_rules().rules)
 _LINE = re.compile(r"^(?P<id>\S+)\s+(?P<reason>\S.*)$")
 
-KNOWN_WRONG: dict[str, str] = {
-    "ext4-file-content": (
-        "EXT014 folds the i_ctime the edit set (mtime equal, mke2fs -d copies st_ctime: EXT005's cause); "
-        "fixing the content would not remove it, so EXT005 must fire too"
-    ),
-}
+KNOWN_WRONG: dict[str, str] = {}
+"""``{pair: why imgdiff is wrong there}``: a strict xfail each, removed when the fix lands."""
 
 
 def parse_expected(path: Path) -> dict[str, str]:

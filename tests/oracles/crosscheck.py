@@ -49,7 +49,8 @@ from imgdiff.formats import parse_image
 from imgdiff.formats.base import ParseContext
 from imgdiff.formats.compiled import blob_value
 from imgdiff.model import Extent, Node
-from imgdiff.source import ImageSource
+from imgdiff.source import LayeredSource, Source
+from imgdiff.streams import open_input
 
 MAX_ENTRIES = 5_000_000
 """Directory entries a dissect walk visits at most (a hostile image must not hang the check)."""
@@ -489,19 +490,61 @@ def compare(theirs: dict[str, Values], ours: dict[str, Values], result: FsResult
                 result.disagreements.append(Disagreement(p, k, a.get(k, "<absent>"), b.get(k, "<absent>")))
 
 
+class SourceIO(io.RawIOBase):
+    """A read-only, seekable file object over an imgdiff :class:`~imgdiff.source.Source` (what dissect reads).
+
+    It reads through imgdiff's input layer, so a compressed input is read decompressed and a filesystem in a
+    decoded space at its decoded offset, exactly the bytes imgdiff parsed.
+    """
+
+    def __init__(self, src: Source, size: int) -> None:
+        super().__init__()
+        self.src = src
+        self.size = size
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buf: Any) -> int:
+        data = self.src.read(self.pos, len(buf))
+        n = len(data)
+        buf[:n] = data
+        self.pos += n
+        return n
+
+
 def crosscheck_image(path: Path) -> list[FsResult]:
-    """Cross-check every ext4 and FAT filesystem imgdiff finds in ``path`` with dissect."""
+    """Cross-check every ext4 and FAT filesystem imgdiff finds in ``path`` with dissect.
+
+    The input is opened the way ``imgdiff explain`` opens it (a compressed image is decompressed); an image held
+    inside a file is parsed by the engine only when comparing two images, so only the outer filesystem is checked.
+    """
     results: list[FsResult] = []
-    with ImageSource(str(path)) as src, open(path, "rb") as fh:
+    base_src = open_input(str(path))
+    src = LayeredSource(base_src)
+    try:
         ctx = ParseContext(src=src, diff=None)
         root = parse_image(ctx)
         for fs in filesystems(root):
             ext = fs.extents[0]
             res = FsResult(fs.kind, ext.offset, ext.length, 0, 0)
             res.imgdiff_errors = list(dict.fromkeys(fs.errors + [e for e in ctx.errors if e.startswith(f"{fs.kind} ")]))
+            fh = io.BufferedReader(SourceIO(ctx.src, ext.offset + ext.length), 1 << 16)
             try:
                 if fs.kind == "ext4":
-                    ours = ext4_ours(fs, src.read)
+                    ours = ext4_ours(fs, ctx.src.read)
                     theirs = ext4_theirs(fh, ext.offset, ext.length, res.dissect_errors, res.skipped)
                 else:
                     ours = vfat_ours(fs)
@@ -512,4 +555,7 @@ def crosscheck_image(path: Path) -> list[FsResult]:
                 continue
             compare(theirs, ours, res)
             results.append(res)
+    finally:
+        src.close()
+        base_src.close()
     return results
