@@ -127,7 +127,8 @@ def _usr_tree(dest: Path, extra: bool = False) -> Path:
     subprocess.run(["find", str(dest), "-exec", "touch", "-h", "-d", "@1700000000", "{}", "+"], check=True)
     time.sleep(1.1)
     # read everything once: relatime updates an atime not newer than the mtime on the first read only
-    subprocess.run(f"find {dest} -type f -print0 | xargs -0 cat > /dev/null; ls -R {dest} > /dev/null",
+    subprocess.run(f"find {dest} -type f -print0 | xargs -0 cat > /dev/null; ls -R {dest} > /dev/null; "
+                   f"find {dest} -type l -print0 | xargs -0 readlink > /dev/null",
                    shell=True, check=False)
     return dest
 

@@ -217,7 +217,8 @@ _GD_SCAN_HI, _GD_SCAN_HI_NAMES = C_GD.subset(
 
 
 def _cstr(raw: bytes) -> str:
-    return bytes(raw).split(b"\0", 1)[0].decode("utf-8", errors="backslashreplace")
+    # surrogateescape: a byte that is not UTF-8 survives losslessly (os.fsencode gives it back); see _name
+    return bytes(raw).split(b"\0", 1)[0].decode("utf-8", errors="surrogateescape")
 
 
 def _uuid(raw: bytes) -> str:
@@ -413,6 +414,20 @@ def recognizes(head: bytes, size: int) -> bool:
     magic = struct.unpack_from("<H", sb, C_SB.offset("s_magic"))[0]
     rev = struct.unpack_from("<I", sb, C_SB.offset("s_rev_level"))[0]
     return magic == EXT4_SUPER_MAGIC and rev <= 1
+
+
+def signature(head: bytes) -> tuple[str, str, int] | None:
+    """Return ``("ext4 superblock", "filesystem", bytes s_blocks_count says)`` when ``head`` holds the superblock
+    magic whatever the region's size (so a truncated image is reported as such), else None (0 bytes: unknown)."""
+    magic_end = EXT4_SUPERBLOCK_OFFSET + C_SB.offset("s_magic") + 2
+    if len(head) < magic_end or not recognizes(head[:2048].ljust(2048, b"\0"), 1 << 62):
+        return None
+    sb = head[EXT4_SUPERBLOCK_OFFSET : EXT4_SUPERBLOCK_OFFSET + 1024].ljust(1024, b"\0")
+    blocks = struct.unpack_from("<I", sb, C_SB.offset("s_blocks_count_lo"))[0]
+    if struct.unpack_from("<I", sb, C_SB.offset("s_feature_incompat"))[0] & INCOMPAT_64BIT:
+        blocks |= struct.unpack_from("<I", sb, C_SB.offset("s_blocks_count_hi"))[0] << 32
+    log = struct.unpack_from("<I", sb, C_SB.offset("s_log_block_size"))[0]
+    return "ext4 superblock", "filesystem", blocks << (10 + log) if log <= 6 else 0
 
 
 def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
@@ -2702,7 +2717,9 @@ def _reader(data: bytes, base: int) -> Callable[[int, int], bytes]:
 
 
 def _name(raw: bytes) -> str:
-    return bytes(raw).decode("utf-8", errors="backslashreplace")
+    # surrogateescape (PEP 383), as Python decodes file names: lossless; the JSON writes such a byte as \udcff,
+    # text and markdown show it as \xff (report.text.printable)
+    return bytes(raw).decode("utf-8", errors="surrogateescape")
 
 
 def _int_suffix(key: str) -> int | None:
