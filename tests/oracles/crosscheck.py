@@ -28,8 +28,11 @@ around or left out, never reported as disagreements; each one is named here:
   harness sets it to 128 (``REV0``);
 * xattr names with no known prefix: dissect says ``unknown_prefix<name>``, imgdiff ``<index>:<name>``; index 8
   is ``system.richacl`` (dissect has no prefix for it): dissect's names are rewritten the imgdiff way;
-* names: dissect decodes with ``surrogateescape``, imgdiff with ``backslashreplace``; dissect's names are
-  re-decoded the imgdiff way before comparing (the bytes on disk are the same).
+* the inline-data xattr ``system.data`` is not compared as an xattr: imgdiff owns its value as part of the
+  file's ``data`` (compared through the content SHA-256) or the directory's entries (compared as paths).
+
+Names and symlink targets are compared as text decoded the way both readers decode them (UTF-8 with
+``surrogateescape``, lossless).
 
 Values are compared exactly; a disagreement is ``(path, field, dissect's value, imgdiff's value)``.  A value
 that a reader could not produce is the string ``"<error: ...>"``; a path one reader lacks is the field ``path``.
@@ -62,6 +65,7 @@ LINK_MAX = 4096
 """Symlink targets are compared up to this many bytes (the kernel's PATH_MAX; a corrupt i_size can be huge)."""
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 XATTR_MAGIC = 0xEA020000
+INLINE_DATA_XATTR = "system.data"
 REV0 = "revision 0 filesystem: dissect.extfs is told s_inode_size 128 (it uses the on-disk 0)"
 
 Values = dict[str, Any]
@@ -153,7 +157,7 @@ def ext4_ours(fs: Node, read: Callable[[int, int], bytes]) -> dict[str, Values]:
             "size": int(_fv(n, "i_size_lo") or 0) | (int(_fv(n, "i_size_high") or 0) << 32),
         }
         inline = _xattr_values(n, data)
-        v.update({"xattr:" + k: val for k, val in inline.items()})
+        v.update({"xattr:" + k: val for k, val in inline.items() if k != INLINE_DATA_XATTR})
         v.update({"xattr_block:" + k: val for k, val in external.get(n.key, {}).items()})
         ftype = stat.S_IFMT(mode)
         ib = n.field_named("i_block")
@@ -161,13 +165,12 @@ def ext4_ours(fs: Node, read: Callable[[int, int], bytes]) -> dict[str, Values]:
         if ftype == stat.S_IFLNK:
             if ib is not None and ib.display == "symlink target":
                 v["link"] = ib.value
+            elif n.key in data_ext:  # slow or inline: the bytes imgdiff names as the symlink's data, in order
+                want = min(v["size"], LINK_MAX)
+                v["link"] = _text(b"".join(read(e.offset, e.length) for e in data_ext[n.key])[:want])
             elif inline_data:
                 raw = _inline_bytes(ib.value, inline.get("system.data"), v["size"])  # type: ignore[union-attr]
-                v["link"] = raw.decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else raw
-            elif n.key in data_ext:  # a slow symlink: the bytes imgdiff's block map names as its data
-                want = min(v["size"], LINK_MAX)
-                raw = b"".join(read(e.offset, e.length) for e in data_ext[n.key])[:want]
-                v["link"] = raw.decode("utf-8", errors="backslashreplace")
+                v["link"] = _text(raw) if isinstance(raw, bytes) else raw
             else:
                 v["link"] = "" if v["size"] == 0 else "<imgdiff: no target>"
         elif ftype == stat.S_IFREG:
@@ -251,9 +254,9 @@ def vfat_ours(fs: Node) -> dict[str, Values]:
 # ---------------------------------------------------------------------------------------------------------------
 # dissect's view
 
-def _name(s: str) -> str:
-    """dissect's name (surrogateescape) decoded the way imgdiff decodes names (UTF-8, backslashreplace)."""
-    return s.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+def _text(raw: bytes) -> str:
+    """Bytes of a name or symlink target as both readers decode them (UTF-8, surrogateescape: lossless)."""
+    return bytes(raw).decode("utf-8", errors="surrogateescape")
 
 
 def _err(exc: BaseException) -> str:
@@ -298,7 +301,7 @@ def ext4_theirs(fh: BinaryIO, base: int, size: int, errors: list[str], skipped: 
             if count > MAX_ENTRIES:
                 errors.append(f"more than {MAX_ENTRIES} entries; walk stopped")
                 return out
-            name = _name(child.filename or "")
+            name = child.filename or ""
             if name in (".", ".."):
                 continue
             cpath = ("/" if path == "/" else path + "/") + name
@@ -327,7 +330,7 @@ def _ext4_values(fs: Any, node: Any) -> Values:
         "size": ino.i_size_lo | (ino.i_size_high << 32),
     }
     try:
-        v.update({"xattr:" + k: val for k, val in _inode_xattrs(fs, node).items()})
+        v.update({"xattr:" + k: val for k, val in _inode_xattrs(fs, node).items() if k != INLINE_DATA_XATTR})
     except Exception as exc:  # noqa: BLE001
         v["xattr:<all>"] = _err(exc)
     try:
@@ -337,8 +340,7 @@ def _ext4_values(fs: Any, node: Any) -> Values:
     ftype = stat.S_IFMT(mode)
     try:
         if ftype == stat.S_IFLNK:
-            raw = node.open().read(min(v["size"], LINK_MAX))
-            v["link"] = raw.decode("utf-8", errors="backslashreplace")
+            v["link"] = _text(node.open().read(min(v["size"], LINK_MAX)))
         elif ftype == stat.S_IFREG:
             if v["size"] > HASH_LIMIT:
                 v["sha256"] = f"<not hashed: {v['size']} bytes>"
@@ -353,7 +355,7 @@ def _xattr_dict(xattrs: Any) -> dict[str, Any]:
     """dissect XAttr objects as ``{name: value}``, named and valued the way imgdiff names and values them."""
     out: dict[str, Any] = {}
     for x in xattrs:
-        idx, raw = x.entry.e_name_index, _name(x.entry.e_name.decode("utf-8", errors="surrogateescape"))
+        idx, raw = x.entry.e_name_index, _text(x.entry.e_name)
         if x.prefix != "unknown_prefix":
             name = x.name
         elif idx == 8:  # EXT4_XATTR_INDEX_RICHACL: dissect has no prefix for it

@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.directory is None or not args.directory.is_dir():
         ap.error("a directory of images is required")
+    sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]  # non-UTF-8 names
     results = run_all(args.directory, args.timeout)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))
