@@ -20,6 +20,7 @@ REGISTRY: tuple[str, ...] = (
     "imgdiff.formats.vfat",
     "imgdiff.formats.verity",
     "imgdiff.formats.verity.signature",
+    "imgdiff.formats.luks2",
 )
 """The format modules tried on a region (a partition, a whole image, a nested file), most specific first.
 
