@@ -21,6 +21,7 @@ REGISTRY: tuple[str, ...] = (
     "imgdiff.formats.verity",
     "imgdiff.formats.verity.signature",
     "imgdiff.formats.luks2",
+    "imgdiff.formats.erofs",
 )
 """The format modules tried on a region (a partition, a whole image, a nested file), most specific first.
 
