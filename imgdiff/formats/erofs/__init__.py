@@ -102,6 +102,7 @@ def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
     root.children.append(_superblock(ctx, base, sbraw, sb, bs))
     owned: list[Extent] = [Extent(0, EROFS_SUPER_OFFSET), Extent(EROFS_SUPER_OFFSET, 128 + 16 * int(sb["sb_extslots"]))]
     eager = len(fs.inodes) <= EAGER
+    data_exts: set[Extent] = set()
     inodes: list[Node] = []
     dirs: list[Node] = []
     files: list[Node] = []
@@ -139,6 +140,7 @@ def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
             continue
         fext = [e for _o, e in ino.data] + ino.slack
         owned.extend(fext)
+        data_exts.update(fext)  # chunk-based files may share deduplicated chunks
         if not fext and ino.file_type not in ("reg", "lnk"):
             continue
         if eager or b.differs(fext):
@@ -164,7 +166,8 @@ def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
                         "all zero" if not boot.strip(b"\0") else "non-zero"))
     merged = merge_extents(e for e in owned if e.length > 0)
     unused = [Extent(base + e.offset, e.length) for e in subtract_extents(Extent(0, size), merged, presorted=True)]
-    overlap = _overlaps(merged, owned)
+    meta = [e for e in owned if e.length > 0 and e not in data_exts]
+    overlap = _overlaps(merge_extents(meta), meta)
     if overlap:
         root.errors.append(f"{overlap} byte(s) are claimed by two structures")
     if unused:
