@@ -199,3 +199,22 @@ def test_hostile_images_do_not_crash(pair) -> None:  # type: ignore[no-untyped-d
     loop[off : off + 8] = (36).to_bytes(8, "little")  # /etc -> the root directory's NID
     node = erofs.parse(ParseContext(src=BytesSource(bytes(loop))), 0, len(loop), "x")
     assert node.kind == "erofs"
+
+
+def test_microlzma_cluster_decodes() -> None:
+    """MicroLZMA (erofs -zlzma, not made by erofs-utils 1.5): a raw LZMA1 stream whose first byte, always 0, carries
+    the inverted properties byte; erofs pads the cluster with leading zeros."""
+    import lzma
+
+    from imgdiff.formats.erofs.zdata import Cluster, decode_cluster
+
+    payload = b"".join(b"line %d\n" % i for i in range(2000))
+    raw = lzma.compress(payload, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA1, "dict_size": 1 << 20}])
+    assert raw[0] == 0
+    props = 3 + 9 * (0 + 5 * 2)  # lc=3 lp=0 pb=2, the defaults
+    micro = bytes([~props & 0xFF]) + raw[1:]
+    block = bytes(-len(micro) % 4096) + micro
+    c = Cluster(la=0, llen=len(payload), pa=0, plen=len(block), plain=False)
+    assert decode_cluster(block, c, 1, True) == payload
+    with pytest.raises(ValueError, match="lzma"):
+        decode_cluster(bytes(4095) + b"\x01", c, 1, True)

@@ -40,8 +40,10 @@ from imgdiff.formats.erofs.scan import Fs, Inode, Reader
 from imgdiff.model import Derived, Extent, Field, Node, Value
 from imgdiff.source import BytesSource
 
-MAX_DECODED = 1 << 30
+MAX_DECODED = 256 << 20
 """Decoded bytes per file at most (larger compressed files keep their clusters undecoded)."""
+MAX_LCLUSTERS = 1 << 24
+"""Logical clusters per file at most (64 GiB of 4 KiB clusters): a hostile i_size cannot make the walk hang."""
 
 
 @dataclass(slots=True)
@@ -111,7 +113,7 @@ def map_inode(r: Reader, fs: Fs, ino: Inode) -> None:
     lclusterbits = bs.bit_length() - 1 + (h[7] & 7)
     lc = 1 << lclusterbits
     total = -(-ino.size // lc) if ino.size else 0
-    if total > r.size // 2 + 16:
+    if total > min(r.size // 2 + 16, MAX_LCLUSTERS):
         ino.errors.append(f"compressed inode {ino.nid}: {total} logical clusters is not plausible")
         ino.meta_end = hpos + 8
         return
@@ -233,6 +235,8 @@ class Spaces:
         attrs["algorithm"] = {0: "lz4", 1: "lzma"}.get(info.algorithm, str(info.algorithm))
         differs = any(self.ctx.interesting(e) for e in stored)
         decoded: bytes | None = None
+        if differs and ino.size > MAX_DECODED:
+            node.errors.append(f"{ino.path}: {ino.size} bytes: larger than {MAX_DECODED}, not decoded")
         if differs and ino.size <= MAX_DECODED:
             zero = bool(getattr(b, "zero_padding", True))
             parts = bytearray(ino.size)
