@@ -132,13 +132,14 @@ def test_every_byte_has_exactly_one_owner(pair, name: str) -> None:  # type: ign
 def test_rules_per_pair(analyzed) -> None:  # type: ignore[no-untyped-def]
     got = {}
     for name in ("erofs-defaults", "erofs-build-time", "erofs-owner", "erofs-xattr-order", "erofs-lz4-settings",
-                 "erofs-lz4-content"):
+                 "erofs-lz4-content", "erofs-sde-differs"):
         r = analyzed(name)
         assert r.summary.bytes_unexplained == 0, name
         got[name] = sorted(f.rule.id for f in r.findings)
     assert got == {
         "erofs-defaults": ["EROFS001", "EROFS002"], "erofs-build-time": ["EROFS002"], "erofs-owner": ["EROFS003"],
         "erofs-xattr-order": ["EROFS004"], "erofs-lz4-settings": ["EROFS005"], "erofs-lz4-content": ["EROFS006"],
+        "erofs-sde-differs": ["EROFS007"],
     }
 
 

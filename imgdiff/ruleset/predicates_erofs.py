@@ -1,4 +1,5 @@
-"""erofs checks: equal xattr sets stored in another order, and a UUID systemd-repart derived from its partition.
+"""erofs checks: the mkfs clock versus a given time, equal xattr sets stored in another order, and a UUID that
+systemd-repart derived from its partition.
 
 systemd-repart formats erofs with ``-U`` set to v4(HMAC-SHA256(partition UUID, "file-system-uuid")) (the same
 derivation as for ext4 and vfat, :mod:`imgdiff.ruleset.predicates_gpt`).
@@ -11,15 +12,36 @@ from imgdiff.ruleset.predicates import ExplainContext, predicate
 from imgdiff.ruleset.predicates_gpt import derive_fs_uuid
 
 
-def _inodes(ctx: ExplainContext, side: str) -> dict[str, Node]:
-    """Return ``{node path: node}`` of the built erofs inodes of one side (once per comparison)."""
-    key = f"erofs_inodes_{side}"
+def _nodes(ctx: ExplainContext, side: str) -> dict[str, Node]:
+    """Return ``{node path: node}`` of the built erofs superblocks and inodes of one side (once per comparison)."""
+    key = f"erofs_nodes_{side}"
     cached = ctx.cache.get(key)
     if cached is None:
         root = ctx.tree_a if side == "a" else ctx.tree_b
-        cached = {"/".join(k): n for k, n in root.walk() if n.kind == "erofs.inode"} if root is not None else {}
+        kinds = ("erofs.inode", "erofs.superblock")
+        cached = {"/".join(k): n for k, n in root.walk() if n.kind in kinds} if root is not None else {}
         ctx.cache[key] = cached
     return cached  # type: ignore[no-any-return]
+
+
+def _nsec(node: Node | None) -> int | None:
+    f = node.field_named("build_time_nsec") if node is not None else None
+    return f.value if f is not None and isinstance(f.value, int) else None
+
+
+@predicate
+def erofs_build_clock(d: Difference, ctx: ExplainContext) -> bool:
+    """True when a side's build time has a sub-second part: mkfs.erofs read its clock (-T and SOURCE_DATE_EPOCH
+    give whole seconds and a zero build_time_nsec)."""
+    na, nb = _nsec(_nodes(ctx, "a").get(d.node_path)), _nsec(_nodes(ctx, "b").get(d.node_path))
+    return bool(na) or bool(nb)
+
+
+@predicate
+def erofs_fixed_time_differs(d: Difference, ctx: ExplainContext) -> bool:
+    """True when both build times are whole seconds (given by -T or SOURCE_DATE_EPOCH) and they differ."""
+    na, nb = _nsec(_nodes(ctx, "a").get(d.node_path)), _nsec(_nodes(ctx, "b").get(d.node_path))
+    return na == 0 and nb == 0
 
 
 def _xattrs(node: Node | None) -> dict[str, Value] | None:
@@ -33,7 +55,7 @@ def erofs_same_xattr_set(d: Difference, ctx: ExplainContext) -> bool:
     """True when the inode holds the same xattr names and values on both sides (only their order differs)."""
     paths = [p for p in (d.node_path, d.a, d.b) if isinstance(p, str) and p.startswith("disk")] or [d.node_path]
     for path in dict.fromkeys(paths):
-        a, b = _xattrs(_inodes(ctx, "a").get(path)), _xattrs(_inodes(ctx, "b").get(path))
+        a, b = _xattrs(_nodes(ctx, "a").get(path)), _xattrs(_nodes(ctx, "b").get(path))
         if a is None or b is None or a != b:
             return False
     return True

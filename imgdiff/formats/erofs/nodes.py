@@ -25,8 +25,9 @@ from imgdiff.model import Derived, Extent, Field, Node, Value, subtract_extents
 IBODY = Compiled(EROFS_XATTR_IBODY_HEADER)
 XENTRY = Compiled(EROFS_XATTR_ENTRY)
 MAX_XATTRS = 4096
-EAGER = 20_000
-"""Images with at most this many inodes build every node; larger ones build differing ones and the rest lazily."""
+EAGER = 0
+"""Images with at most this many inodes build every node; others build the nodes whose bytes differ and the rest
+on demand (building every file node would also make the engine look into every file for nested images)."""
 
 
 def _time(v: object) -> str | None:
