@@ -132,15 +132,28 @@ def test_every_byte_has_exactly_one_owner(pair, name: str) -> None:  # type: ign
 def test_rules_per_pair(analyzed) -> None:  # type: ignore[no-untyped-def]
     got = {}
     for name in ("erofs-defaults", "erofs-build-time", "erofs-owner", "erofs-xattr-order", "erofs-lz4-settings",
-                 "erofs-lz4-content", "erofs-sde-differs"):
+                 "erofs-lz4-content", "erofs-sde-differs", "erofs-owner-extended"):
         r = analyzed(name)
         assert r.summary.bytes_unexplained == 0, name
         got[name] = sorted(f.rule.id for f in r.findings)
     assert got == {
         "erofs-defaults": ["EROFS001", "EROFS002"], "erofs-build-time": ["EROFS002"], "erofs-owner": ["EROFS003"],
         "erofs-xattr-order": ["EROFS004"], "erofs-lz4-settings": ["EROFS005"], "erofs-lz4-content": ["EROFS006"],
-        "erofs-sde-differs": ["EROFS007"],
+        "erofs-sde-differs": ["EROFS007"], "erofs-owner-extended": ["EROFS003", "EROFS008"],
     }
+
+
+def test_inode_format_change_folds_the_layout_shift(analyzed) -> None:  # type: ignore[no-untyped-def]
+    report = analyzed("erofs-owner-extended")
+    fmt, owner = sorted(report.findings, key=lambda f: f.rule.id, reverse=True)
+    assert (fmt.rule.id, owner.rule.id) == ("EROFS008", "EROFS003")
+    assert {d.field for d in fmt.causes} == {"i_format"} and len(fmt.causes) == 16
+    assert fmt.note == "extended because of uid/gid above 65535: 16 inode(s) (/, /etc, /etc/os-release, ...)"
+    # the owner values are the owner finding's, never folded into the layout shift
+    assert {d.field for d in owner.causes} == {"i_uid", "i_gid"} and len(owner.causes) == 32
+    assert not any(d.field in ("i_uid", "i_gid") for d in fmt.derived)
+    # a byte that holds an owner in A and (shifted) other metadata in B counts for both findings
+    assert (fmt.bytes, owner.bytes, report.summary.bytes_differing) == (4164, 114, 4229)
 
 
 def test_content_change_under_lz4_is_one_finding(analyzed) -> None:  # type: ignore[no-untyped-def]
