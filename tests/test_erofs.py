@@ -98,7 +98,8 @@ def test_inodes_and_contents_match_dump_and_fsck(pair, name: str, tmp_path: Path
 
 
 @needs_tools
-@pytest.mark.parametrize("opts", [["--chunksize=8192"], ["-zlz4hc", "-C16384"], ["-zlz4"]])
+@pytest.mark.parametrize("opts", [["--chunksize=8192"], ["-zlz4hc", "-C16384"], ["-zlz4"],
+                                  ["-zlz4hc", "-Eztailpacking"]])
 def test_chunked_and_big_pcluster_files_decode(tmp_path: Path, opts: list[str]) -> None:
     root = _stage(tmp_path)
     img = tmp_path / "x.img"
@@ -106,6 +107,8 @@ def test_chunked_and_big_pcluster_files_decode(tmp_path: Path, opts: list[str]) 
                     str(root)], capture_output=True, check=True)
     fs, ctx = _parse(img)
     assert not ctx.errors
+    exts = [e for _k, n in fs.walk() for f in n.fields for e in f.extents if e.offset < VBASE]
+    assert merge_extents(exts) == (Extent(0, img.stat().st_size),)  # every byte owned
     files = _kind(fs, "erofs.file")
     for path in ("/usr/lib/big.bin", "/usr/bin/tool", "/usr/lib/libfoo.so"):
         assert _file_bytes(ctx, files[path]) == (root / path.lstrip("/")).read_bytes(), path

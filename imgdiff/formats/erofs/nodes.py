@@ -63,6 +63,8 @@ class Builder:
         """Return the region extents of an inode's metadata (core, xattrs, inline tail/indexes, slot padding)."""
         end = -(-ino.meta_end // 32) * 32
         inline = [e for _o, e in ino.data if ino.loc <= e.offset < end]
+        clusters = getattr(ino.zinfo, "clusters", ())
+        inline += [Extent(c.pa, c.plen) for c in clusters if ino.loc <= c.pa < end]
         return subtract_extents(Extent(ino.loc, end - ino.loc), inline)
 
     def inode(self, ino: Inode) -> Node:
@@ -87,10 +89,11 @@ class Builder:
                                 f"{ino.index.length} bytes"))
             pos = ino.index.end
         elif ino.compressed and ino.meta_end > pos:
-            raw = self.r.read(pos, ino.meta_end - pos)
-            fields.append(Field("z_erofs_indexes", blob_value(raw), (self.a(Extent(pos, ino.meta_end - pos)),),
-                                f"{ino.meta_end - pos} bytes: map header and cluster indexes"))
-            pos = ino.meta_end
+            idx_end = getattr(getattr(ino.zinfo, "indexes", None), "end", ino.meta_end)
+            raw = self.r.read(pos, idx_end - pos)
+            fields.append(Field("z_erofs_indexes", blob_value(raw), (self.a(Extent(pos, idx_end - pos)),),
+                                f"{idx_end - pos} bytes: map header and cluster indexes"))
+            pos = ino.meta_end  # a tail-packed cluster after the indexes belongs to the file
         else:
             pos = max(pos, ino.meta_end)  # an inline tail belongs to the file's data
         end = -(-ino.meta_end // 32) * 32

@@ -117,8 +117,6 @@ def map_inode(r: Reader, fs: Fs, ino: Inode) -> None:
         ino.errors.append(f"compressed inode {ino.nid}: {total} logical clusters is not plausible")
         ino.meta_end = hpos + 8
         return
-    if advise & Z_EROFS_ADVISE_INLINE_PCLUSTER:
-        ino.errors.append(f"compressed inode {ino.nid}: tail-packed inline pclusters are not decoded")
     big = bool(advise & Z_EROFS_ADVISE_BIG_PCLUSTER_1)
     entries: list[tuple[int, int, int, int]] = []
     if ino.layout == EROFS_INODE_FLAT_COMPRESSION:
@@ -157,7 +155,9 @@ def map_inode(r: Reader, fs: Fs, ino: Inode) -> None:
         ino.meta_end = ebase + total * 8
         idx = Extent(hpos + 8, ino.meta_end - hpos - 8)
     info = ZInfo(header=Extent(hpos, 8), indexes=idx, algorithm=alg, advise=advise)
+    tail = int.from_bytes(h[2:4], "little") if advise & Z_EROFS_ADVISE_INLINE_PCLUSTER else 0
     heads = [(lcn, e) for lcn, e in enumerate(entries) if e[0] != Z_EROFS_VLE_CLUSTER_TYPE_NONHEAD]
+    last = max((n for n, (lcn, e) in enumerate(heads) if lcn * lc + e[1] < ino.size), default=-1)
     for n, (lcn, (typ, ofs, pblk, _d)) in enumerate(heads):
         la = lcn * lc + ofs
         if la >= ino.size:
@@ -168,12 +168,14 @@ def map_inode(r: Reader, fs: Fs, ino: Inode) -> None:
             d0 = entries[lcn + 1][3]
             if d0 & Z_EROFS_VLE_DI_D0_CBLKCNT:
                 plen_blocks = max(1, d0 & ~Z_EROFS_VLE_DI_D0_CBLKCNT)
-        pa = pblk * bs
-        if pa + plen_blocks * bs > r.size or nxt <= la:
+        pa, plen = pblk * bs, plen_blocks * bs
+        if tail and n == last:  # ztailpacking: the last cluster follows the indexes in the inode
+            pa, plen = ino.meta_end, tail
+            ino.meta_end += tail
+        elif pa + plen > r.size or nxt <= la:
             ino.errors.append(f"compressed inode {ino.nid}: cluster at lcn {lcn} is not plausible")
             continue
-        info.clusters.append(Cluster(la=la, llen=min(nxt, ino.size) - la, pa=pa, plen=plen_blocks * bs,
-                                     plain=typ == 0))
+        info.clusters.append(Cluster(la=la, llen=min(nxt, ino.size) - la, pa=pa, plen=plen, plain=typ == 0))
     ino.zinfo = info
 
 
