@@ -166,6 +166,10 @@ def link_disk(disk: Node) -> None:
         else:
             tree.attrs["data_partition"] = data.key
             _tie_level0(tree, data.extents[0].offset)
+            need = int(tree.attrs["data_blocks"]) * int(tree.attrs["data_block_size"])  # type: ignore[arg-type]
+            if data.extents[0].length < need:
+                tree.errors.append(f"the data partition ({data.extents[0].length} bytes) is shorter than the "
+                                   f"{need} bytes the hash tree covers")
         halves = {_guid_of(raw[:16]): "first", _guid_of(raw[-16:]): "last"}
         for ent in entries:
             f = ent.field_named("UniquePartitionGUID")
