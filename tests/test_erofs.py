@@ -235,3 +235,10 @@ def test_microlzma_cluster_decodes() -> None:
     assert decode_cluster(block, c, 1, True) == payload
     with pytest.raises(ValueError, match="lzma"):
         decode_cluster(bytes(4095) + b"\x01", c, 1, True)
+
+
+def test_signature_probe_reports_the_size_the_superblock_claims(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("erofs-owner")
+    head = a.read_bytes()[:65536]
+    assert erofs.signature(head) == ("erofs superblock", "filesystem", 73728)
+    assert erofs.signature(head[:1100]) is None and erofs.signature(bytes(4096)) is None

@@ -131,3 +131,10 @@ def test_corrupted_checksum_and_hostile_headers(pair) -> None:  # type: ignore[n
     garbage[4096 : 4096 + 9] = b"{nonsense"
     node = luks2.parse(ParseContext(src=BytesSource(bytes(garbage))), 0, len(garbage), "x")
     assert any("JSON area" in e for e in node.children[0].errors)
+
+
+def test_signature_probe(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("luks2-keyfile")
+    head = a.read_bytes()[:4096]
+    assert luks2.signature(head) == ("LUKS2 header", "volume", 32768)
+    assert luks2.signature(b"SKUL\xba\xbe" + bytes(100)) is None

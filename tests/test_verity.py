@@ -140,3 +140,10 @@ def test_hostile_superblocks_do_not_crash() -> None:
     sb[80:82] = (32).to_bytes(2, "little")
     node = verity_format.parse(ParseContext(src=BytesSource(bytes(sb) + bytes(8192))), 0, 8704, "x")
     assert node.errors and "runs past the end" in node.errors[0]
+
+
+def test_signature_probe(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("verity-data-byte")
+    head = a.read_bytes()[(2048 + 8192) * 512 :][:4096]
+    assert verity_format.signature(head) == ("verity superblock", "hash device", 10 * 4096)
+    assert verity_format.signature(head[:100]) is None

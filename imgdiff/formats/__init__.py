@@ -19,7 +19,7 @@ REGISTRY: tuple[str, ...] = (
     "imgdiff.formats.ext4",
     "imgdiff.formats.vfat",
     "imgdiff.formats.verity",
-    "imgdiff.formats.verity.signature",
+    "imgdiff.formats.verity.sig",
     "imgdiff.formats.luks2",
     "imgdiff.formats.erofs",
 )

@@ -70,6 +70,15 @@ def recognizes(head: bytes, size: int) -> bool:
     return size >= 2048 and len(head) >= 1028 and int.from_bytes(head[1024:1028], "little") == EROFS_SUPER_MAGIC_V1
 
 
+def signature(head: bytes) -> tuple[str, str, int] | None:
+    """Return ``("erofs superblock", "filesystem", bytes the superblock's block count says)`` whatever the size."""
+    if len(head) < EROFS_SUPER_OFFSET + 128 or not recognizes(head, 1 << 62):
+        return None
+    sb = SB.unpack(head[EROFS_SUPER_OFFSET : EROFS_SUPER_OFFSET + 128])
+    bits = int(sb["blkszbits"])
+    return "erofs superblock", "filesystem", int(sb["blocks"]) << bits if 9 <= bits <= 16 else 0
+
+
 def _flags(v: int, names: dict[int, str]) -> str:
     out = [n for bit, n in names.items() if v & bit]
     rest = v & ~sum(names)

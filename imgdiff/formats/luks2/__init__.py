@@ -60,6 +60,14 @@ def recognizes(head: bytes, size: int) -> bool:
     return size >= 2 * 16384 and head[:6] == LUKS2_MAGIC_1ST and head[6:8] == b"\x00\x02"
 
 
+def signature(head: bytes) -> tuple[str, str, int] | None:
+    """Return ``("LUKS2 header", "volume", both metadata copies' bytes)`` whatever the region's size."""
+    if len(head) < 16 or head[:6] != LUKS2_MAGIC_1ST or head[6:8] != b"\x00\x02":
+        return None
+    hdr_size = int.from_bytes(head[8:16], "big")
+    return "LUKS2 header", "volume", 2 * hdr_size if hdr_size in LUKS2_HDR_OFFSETS else 0
+
+
 def _cstr(raw: object) -> str:
     return bytes(raw).split(b"\0", 1)[0].decode("utf-8", errors="replace")  # type: ignore[call-overload]
 

@@ -11,7 +11,7 @@ salt, so a salt change is one finding and a data change takes the whole tree wit
 another partition: :func:`imgdiff.formats.verity.tree.link_disk` (called by the GPT parser once every partition
 is parsed) gives level 0 its covered data extents and declares the GPT partition GUIDs that systemd-repart takes
 from the root hash (data partition: its first 128 bits; hash partition: its last 128 bits) derived from it.  The
-signature partition (``Verity=signature``) is :mod:`imgdiff.formats.verity.signature`.
+signature partition (``Verity=signature``) is :mod:`imgdiff.formats.verity.sig` (not ``signature``: that name is the format protocol's truncation probe).
 
 Tree (keys in brackets)::
 
@@ -50,6 +50,19 @@ MAX_FIELDS = 200_000
 def recognizes(head: bytes, size: int) -> bool:
     """Return True when the region starts with a version 1 verity superblock."""
     return size >= VERITY_SB_SIZE and head[:8] == VERITY_SIGNATURE and head[8:12] == b"\x01\x00\x00\x00"
+
+
+def signature(head: bytes) -> tuple[str, str, int] | None:
+    """Return ``("verity superblock", "hash device", bytes the hash tree needs)`` whatever the region's size."""
+    if not recognizes(head, VERITY_SB_SIZE) or len(head) < VERITY_SB_SIZE:
+        return None
+    sb = SB.unpack(head)
+    try:
+        geo = Geometry.of(int(sb["data_blocks"]), int(sb["data_block_size"]), int(sb["hash_block_size"]),
+                          _cstr(sb["algorithm"]))
+    except ValueError:
+        return "verity superblock", "hash device", 0
+    return "verity superblock", "hash device", geo.tree_end
 
 
 def _cstr(raw: bytes) -> str:
