@@ -235,6 +235,8 @@ def test_microlzma_cluster_decodes() -> None:
     assert decode_cluster(block, c, 1, True) == payload
     with pytest.raises(ValueError, match="lzma"):
         decode_cluster(bytes(4095) + b"\x01", c, 1, True)
+    with pytest.raises(ValueError, match="lc \\+ lp"):  # liblzma refuses lc=4 lp=1 (a mutated image found it)
+        decode_cluster(bytes([~(4 + 9) & 0xFF]) + raw[1:], c, 1, True)
 
 
 def test_signature_probe_reports_the_size_the_superblock_claims(pair) -> None:  # type: ignore[no-untyped-def]

@@ -200,9 +200,11 @@ def decode_cluster(raw: bytes, c: Cluster, algorithm: int, zero_padding: bool) -
         if props >= 9 * 5 * 5:
             raise ValueError("lzma: bad MicroLZMA properties byte")
         lc, lp, pb = props % 9, (props // 9) % 5, props // 45
-        dec = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[
-            {"id": lzma.FILTER_LZMA1, "dict_size": 8 << 20, "lc": lc, "lp": lp, "pb": pb}])
+        if lc + lp > 4:
+            raise ValueError("lzma: lc + lp > 4 in the MicroLZMA properties byte")
         try:
+            dec = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[
+                {"id": lzma.FILTER_LZMA1, "dict_size": 8 << 20, "lc": lc, "lp": lp, "pb": pb}])
             return dec.decompress(b"\0" + src[1:], max_length=c.llen)
         except lzma.LZMAError as exc:
             raise ValueError(f"lzma: {exc}") from None
