@@ -18,6 +18,10 @@ from imgdiff.model import Node
 REGISTRY: tuple[str, ...] = (
     "imgdiff.formats.ext4",
     "imgdiff.formats.vfat",
+    "imgdiff.formats.verity",
+    "imgdiff.formats.verity.sig",
+    "imgdiff.formats.luks2",
+    "imgdiff.formats.erofs",
 )
 """The format modules tried on a region (a partition, a whole image, a nested file), most specific first.
 

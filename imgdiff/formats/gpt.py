@@ -26,6 +26,7 @@ from imgdiff.formats.c_gpt import (
     OSTYPE_GPT_PROTECTIVE,
 )
 from imgdiff.formats.gpt_types import PARTITION_TYPES
+from imgdiff.formats.verity.tree import link_disk as link_verity
 from imgdiff.model import Derived, Extent, Field, Node
 
 NAME = "gpt"
@@ -129,6 +130,7 @@ def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
         pnode.children.append(ctx.parse_nested(base + pstart, plen, tname))
         disk.children.append(pnode)
         owned.append(Extent(base + pstart, plen))
+    link_verity(disk)  # dm-verity: hash tree -> data partition, root hash -> partition GUIDs
     for gap in _gaps(owned, base, base + size):
         disk.children.append(raw_node(gap.offset, gap.length, "unpartitioned space", key=f"gap@{gap.offset - base}"))
     ctx.errors.extend(disk.errors)
