@@ -31,7 +31,8 @@ def container(vol: Volume, key: str, kind: str, label: str, build: Callable[[int
         info = vol.inodes[ino]
         if ino in (vol.journal_ino, vol.orphan_ino, EXT4_RESIZE_INO):
             return None
-        if (info.mode & S_IFMT == S_IFDIR) != dirs or (not info.runs and not info.tree and not info.inline):
+        stored = info.runs or info.tree or info.inline
+        if (info.mode & S_IFMT == S_IFDIR) != dirs or not (stored or (info.size and info.mode & S_IFMT == 0o100000)):
             return None
         return build(ino)
 
@@ -80,7 +81,14 @@ def file_node(vol: Volume, ino: int) -> Node:
         target = vol.read_content(info, SYMLINK_MAX)
         if target is not None:
             value, disp = _name(target), "symlink target"
-    fields = [Field("data", value, tuple(data_ext), disp)] if data_ext else []
+    if data_ext:
+        fields = [Field("data", value, tuple(data_ext), disp)]
+    elif size and info.mode & S_IFMT == 0o100000:
+        # nothing written (unwritten extents or holes only): the content is zeros, stored nowhere; still a value,
+        # so that the same bytes written out in the other image compare equal (e2fsprogs f_eofblocks, i_bitmaps)
+        fields = [Field("data", value, (), f"{size} bytes, none stored (zeros)")]
+    else:
+        fields = []
     for name, exts in (("slack", slack_ext), ("unwritten", unwritten_ext), ("beyond_eof", beyond_ext)):
         if exts:
             h = hashlib.sha256()

@@ -17,12 +17,12 @@ from imgdiff.formats.ext4.c_ext4 import (
     COMPAT_SPARSE_SUPER2,
     EXT4_BG_BLOCK_UNINIT,
     EXT4_BG_INODE_UNINIT,
-    EXT4_EA_INODE_FL,
     EXT4_EXT_MAGIC,
     EXT4_EXTENTS_FL,
     EXT4_GOOD_OLD_INODE_SIZE,
     EXT4_INLINE_DATA_FL,
     EXT4_MIN_INLINE_DATA_SIZE,
+    EXT4_N_BLOCKS,
     EXT4_RESIZE_INO,
     EXT4_ROOT_INO,
     EXT4_SUPER_MAGIC,
@@ -30,6 +30,7 @@ from imgdiff.formats.ext4.c_ext4 import (
     EXT_INIT_MAX_LEN,
     INCOMPAT_64BIT,
     INCOMPAT_CSUM_SEED,
+    INCOMPAT_EA_INODE,
     INCOMPAT_FEATURES,
     INCOMPAT_FILETYPE,
     INCOMPAT_META_BG,
@@ -414,7 +415,10 @@ class Volume:
                 continue
             key = "gdt" if g == 0 else f"gdt@group:{g}"
             first = self.group_first_block(g) + 1
-            copies[key] = [(first + i, i * self.dpb) for i in range(self.old_desc_blocks)]
+            # ext2fs_descriptor_block_loc2 (lib/ext2fs/openfs.c): on a bigalloc filesystem with 1 KiB blocks
+            # block 0 is not ext4's, so descriptor block 0 sits one block further ("group_zero_adjust")
+            adjust = 1 if self.bs == 1024 and self.cluster_ratio > 1 else 0
+            copies[key] = [(first + i + (adjust if i == 0 else 0), i * self.dpb) for i in range(self.old_desc_blocks)]
         if self.meta_bg:
             for i in range(self.old_desc_blocks, self.gdb_count):
                 g0 = i * self.dpb
@@ -564,9 +568,16 @@ class Volume:
         if ftype not in (0o100000, 0o040000, 0o120000) and info.ino >= self.first_ino:
             info.fast = True  # device numbers, fifo, socket
             return
-        if ftype == S_IFLNK and not info.flags & EXT4_EA_INODE_FL:
-            ea_blocks = (self.bs * self.cluster_ratio) >> 9 if info.file_acl else 0
-            if blocks_lo - ea_blocks == 0:
+        if ftype == S_IFLNK:
+            # ext4_inode_is_fast_symlink (fs/ext4/inode.c): with the ea_inode feature the size decides (an EA
+            # inode's i_blocks may count the value's blocks), otherwise a symlink owning no block (but an xattr
+            # block) keeps its target in i_block
+            if self.incompat & INCOMPAT_EA_INODE:
+                fast = 0 < info.size < EXT4_N_BLOCKS * 4
+            else:
+                ea_blocks = (self.bs * self.cluster_ratio) >> 9 if info.file_acl else 0
+                fast = blocks_lo - ea_blocks == 0
+            if fast:
                 info.fast = True
                 return
         if info.flags & EXT4_EXTENTS_FL:
