@@ -84,8 +84,8 @@ def parse_image(ctx: ParseContext) -> Node:
                      extents=(Extent(lo, end - lo),),
                      attrs={"index": index, "ptype": tname, "guid": guid, "scope": True, "appended": True})
         child = ctx.parse_nested(lo, end - lo, tname)
-        if child.raw and not ctx.interesting(Extent(lo, end - lo)):
-            child = _padding(ctx, [Extent(lo, end - lo)], f"partition {index} contents")
+        if child.raw and _zero(ctx, Extent(lo, end - lo)):  # xorriso's gap partitions ("Gap1"): zeros
+            child = _padding(ctx, [Extent(lo, end - lo)], f"partition {index} contents (zeros)")
         pnode.children.append(child)
         if entry is not None:
             entry.attrs["iso_view"] = f"appended partition at {lo} (+{end - lo})"
@@ -139,6 +139,20 @@ def _padding(ctx: ParseContext, exts: list[Extent], what: str, key: str = "paddi
     interesting = None if ctx.diff is None else ctx.interesting
     fields = area_fields("padding", exts, 0, ctx.read, interesting, lambda n: f"{n} bytes ({what})")
     return Node(kind="iso9660.padding", key=key, label=what, extents=merge_extents(exts), fields=tuple(fields))
+
+
+def _zero(ctx: ParseContext, e: Extent) -> bool:
+    """Return True when ``e`` (at most :data:`COPY_CHECK_LIMIT` bytes) holds only zero bytes."""
+    if e.length > COPY_CHECK_LIMIT:
+        return False
+    pos = e.offset
+    while pos < e.end:
+        n = min(1 << 20, e.end - pos)
+        chunk = ctx.read(pos, n)
+        if chunk.count(0) != len(chunk):
+            return False
+        pos += n
+    return True
 
 
 def _hash(ctx: ParseContext, e: Extent) -> str:

@@ -216,6 +216,7 @@ class Tree:
             self.skip = own[6]
             rec.su = read_entries(own, rec.su_offset, self.read, self.limit)
             self.rock_ridge = has_rock_ridge(rec.su.entries)
+            self.errors.extend(f"{self.label}: /: {e}" for e in rec.su.errors)
 
     def _record(self, d: Dir, buf: bytes, pos: int, index: int, keys: set[str]) -> Rec | None:
         length, _ear, loc, size, _date, flags, _fus, _igs, _vsn, nlen = _REC.unpack_from(buf, pos)

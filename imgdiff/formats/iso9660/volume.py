@@ -13,6 +13,7 @@ volume space are the ``tail`` node's (a volume parsed on its own; in the whole-i
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,6 +130,7 @@ class Volume:
                 self.errors.append(f"boot catalog pointer {lba} lies outside the volume")
         self.files: dict[str, FileInfo] = {}
         self._map_files()
+        self._drop_overlaps()
         self.builders = {
             "directories": RecordBuilder(self.tree, ctx.read),
             "joliet_directories": RecordBuilder(self.jtree, ctx.read, self.tree) if self.jtree else None,
@@ -168,8 +170,8 @@ class Volume:
                         info.role = f"boot_image:{images[start]}"
                 self.files[key] = info
 
-    def owned(self) -> list[Extent]:
-        """Return every byte of the volume space some structure claims (the system area included)."""
+    def _metadata(self) -> list[Extent]:
+        """Return the extents of every structure other than file data (system area, descriptors, trees...)."""
         out: list[Extent] = [Extent(self.base, SYSTEM_AREA), *self.foreign]
         out.extend(d.extent for d in self.vds)
         out.extend(Extent(t.ref.offset, t.ref.size) for t, _tree, _j in self.tables)
@@ -178,6 +180,34 @@ class Volume:
             out.extend(self.jtree.owned())
         if self.catalog is not None:
             out.append(Extent(self.catalog.offset, self.catalog.size))
+        return out
+
+    def _drop_overlaps(self) -> None:
+        """Take file data that overlaps metadata or another file's data away from the file (hostile layouts)."""
+        taken = list(merge_extents(e for e in self._metadata() if e.length > 0))
+        ends = [e.end for e in taken]
+        for key, info in sorted(self.files.items(), key=lambda kv: kv[1].data[0].offset if kv[1].data else -1):
+            if not info.data or info.role == "boot_catalog":
+                continue
+            clash = None
+            for e in info.data:
+                i = bisect.bisect_right(ends, e.offset)
+                if i < len(taken) and taken[i].offset < e.end:
+                    clash = taken[i]
+                    break
+            if clash is not None:
+                self.errors.append(f"file {info.rec.path}: data overlaps other structures at 0x{clash.offset:x}; "
+                                   "its bytes are left to them")
+                info.data, info.slack, info.role = (), (), "overlap"
+                continue
+            for e in (*info.data, *info.slack):
+                i = bisect.bisect_right(ends, e.offset)
+                taken.insert(i, e)
+                ends.insert(i, e.end)
+
+    def owned(self) -> list[Extent]:
+        """Return every byte of the volume space some structure claims (the system area included)."""
+        out = self._metadata()
         for info in self.files.values():
             if info.role != "boot_catalog":
                 out.extend(info.data)
@@ -246,6 +276,7 @@ class Volume:
             root.children.append(tail)
         root.extents = merge_extents(e for c in root.children for e in c.extents)
         root.errors.extend(self.errors)
+        self.ctx.errors.extend(f"{self.label}: iso9660: {e}" for e in self.errors)
         return root
 
     def _interesting_fn(self) -> Callable[[Extent], bool] | None:
@@ -332,6 +363,8 @@ class Volume:
         fields: list[Field] = []
         if info.owner is not None:
             attrs["same_data_as"] = info.owner
+        elif info.role == "overlap":
+            attrs["overlaps"] = True
         elif info.role == "boot_catalog":
             attrs["boot_catalog"] = True
         elif info.data:
