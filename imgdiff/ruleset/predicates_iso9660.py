@@ -46,28 +46,31 @@ def _paths(root: Node | None) -> dict[str, Node]:
     return out
 
 
-def _volume(root: Node | None, node_path: str) -> Node | None:
+def _volume_paths(root: Node | None) -> list[tuple[str, Node]]:
+    """Return ``(node path, node)`` of every iso9660 node of a tree, deepest first."""
+    if root is None:
+        return []
+    out = [("/".join(keys), n) for keys, n in root.walk() if n.kind == "iso9660"]
+    return sorted(out, key=lambda pn: -len(pn[0]))
+
+
+def _volume(root: Node | None, node_path: str, paths: list[tuple[str, Node]] | None = None) -> Node | None:
     """Return the iso9660 node that ``node_path`` lies in (or the ISO of a hybrid disk for its MBR/GPT)."""
     if root is None:
         return None
-    best: Node | None = None
-    for keys, node in root.walk():
-        if node.kind == "iso9660":
-            path = "/".join(keys)
-            if node_path == path or node_path.startswith(path + "/"):
-                best = node
-    if best is None and root.attrs.get("table") == "iso9660":
-        best = next((c for c in root.children if c.kind == "iso9660"), None)
-    return best
+    for path, node in paths if paths is not None else _volume_paths(root):
+        if node_path == path or node_path.startswith(path + "/"):
+            return node
+    if root.attrs.get("table") == "iso9660":
+        return next((c for c in root.children if c.kind == "iso9660"), None)
+    return None
 
 
 def _volumes(d: Difference, ctx: ExplainContext) -> tuple[Node | None, Node | None]:
-    key = ("iso9660_volumes", d.node_path)
-    cached = ctx.cache.get(str(key))
-    if cached is None:
-        cached = (_volume(ctx.tree_a, d.node_path), _volume(ctx.tree_b, d.node_path))
-        ctx.cache[str(key)] = cached
-    return cached  # type: ignore[no-any-return]
+    paths = ctx.cache.get("iso9660_volume_paths")
+    if paths is None:
+        paths = ctx.cache["iso9660_volume_paths"] = (_volume_paths(ctx.tree_a), _volume_paths(ctx.tree_b))
+    return _volume(ctx.tree_a, d.node_path, paths[0]), _volume(ctx.tree_b, d.node_path, paths[1])
 
 
 def xorriso_uuid_guid(uuid16: str, counter: int = 0) -> str:

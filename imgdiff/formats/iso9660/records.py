@@ -87,8 +87,6 @@ def record_fields(rec: Rec, raw: bytes, joliet: bool) -> list[Field]:
     return out
 
 
-def _field_map(rec: Rec, raw: bytes, joliet: bool) -> dict[str, tuple[Extent, ...]]:
-    return {f.name: f.extents for f in record_fields(rec, raw, joliet)}
 
 
 def _copies(fields: list[Field], source: dict[str, tuple[Extent, ...]], names: tuple[str, ...] | None,
@@ -115,16 +113,24 @@ def file_type(rec: Rec) -> str:
 class RecordBuilder:
     """Builds directory and record nodes of one tree (primary or Joliet), with their copy declarations."""
 
-    def __init__(self, tree: Tree, read: Callable[[int, int], bytes], primary: Tree | None = None) -> None:
+    def __init__(self, tree: Tree, read: Callable[[int, int], bytes], primary: Tree | None = None,
+                 primary_builder: RecordBuilder | None = None) -> None:
         self.tree = tree
         self.read = read
         self.primary = primary
         """For a Joliet tree: the primary tree whose records the Joliet records restate."""
         self.joliet = primary is not None
         self.kind = "iso9660.joliet_dirrec" if self.joliet else "iso9660.dirrec"
+        self._fields: dict[int, list[Field]] = primary_builder._fields if primary_builder is not None else {}
+        """Fields by record offset (shared with the primary tree's builder): a record's fields are also the covers
+        of the records that restate it."""
 
-    def _raw(self, rec: Rec) -> bytes:
-        return self.read(rec.offset, rec.length)
+    def fields_of(self, rec: Rec, joliet: bool) -> list[Field]:
+        """Return the fields of ``rec`` (built once per record)."""
+        found = self._fields.get(rec.offset)
+        if found is None:
+            found = self._fields[rec.offset] = record_fields(rec, self.read(rec.offset, rec.length), joliet)
+        return found
 
     def _source(self, d: Dir, rec: Rec) -> tuple[Rec | None, Tree]:
         """Return the record that ``rec`` restates (None when it is an original) and the tree it is in."""
@@ -142,8 +148,7 @@ class RecordBuilder:
 
     def record_node(self, d: Dir, rec: Rec) -> Node:
         """Return the node of one record of directory ``d``."""
-        raw = self._raw(rec)
-        fields = record_fields(rec, raw, self.joliet)
+        fields = self.fields_of(rec, self.joliet)
         if rec.role == "dot":
             target = d.path
         elif rec.role == "dotdot":
@@ -157,11 +162,12 @@ class RecordBuilder:
         if rec.symlink is not None:
             attrs["symlink"] = rec.symlink
         label = {"dot": f"record . of {d.path}", "dotdot": f"record .. of {d.path}"}.get(rec.role, f"record {rec.path}")
-        node = Node(kind=self.kind, key=rec.path, label=label, extents=merge_extents(rec.owned()),
+        node = Node(kind=self.kind, key=rec.path, label=label,
+                    extents=merge_extents(rec.owned()) if rec.su is not None and rec.su.areas else (rec.record,),
                     fields=tuple(fields), attrs=attrs)
         source, stree = self._source(d, rec)
         if source is not None:
-            smap = _field_map(source, self.read(source.offset, source.length), stree is self.tree and self.joliet)
+            smap = {f.name: f.extents for f in self.fields_of(source, stree is self.tree and self.joliet)}
             if self.joliet and rec.role not in ("dot", "dotdot"):
                 names = JOLIET_COPIED + (JOLIET_COPIED_FILE if rec.role == "file" else ())
                 node.derived = _copies(fields, smap, names, susp=False)
@@ -169,17 +175,32 @@ class RecordBuilder:
                 node.derived = _copies(fields, smap, COPIED_FIXED, susp=True)
         return node
 
-    def directory_node(self, d: Dir) -> Node:
-        """Return the node of a directory: its records as children and the padding after them."""
+    def directory_node(self, d: Dir, interesting: Callable[[Extent], bool] | None = None) -> Node:
+        """Return the node of a directory: its records as children and the padding after them.
+
+        With ``interesting``, only records holding differing bytes become children up front; the others are
+        built when the engine asks for them by key (``Node.expand``).
+        """
         label = f"{'Joliet ' if self.joliet else ''}directory {d.path}"
         node = Node(kind="iso9660.joliet_directory" if self.joliet else "iso9660.directory", key=d.path, label=label,
                     attrs={"path": d.path, "file_type": "dir", "tree": "joliet" if self.joliet else "primary",
                            "lba": (d.extent.offset - self.tree.base) // 2048})
         owned: list[Extent] = [d.extent]
+        by_key: dict[str, Rec] = {}
         for rec in d.recs:
-            child = self.record_node(d, rec)
-            node.children.append(child)
-            owned.extend(child.extents)
+            mine = rec.owned()
+            owned.extend(mine)
+            by_key[rec.path] = rec
+            if interesting is None or any(interesting(e) for e in mine):
+                node.children.append(self.record_node(d, rec))
+        if interesting is not None:
+            made = {c.key for c in node.children}
+
+            def expand(key: str) -> Node | None:
+                rec = by_key.get(key)
+                return self.record_node(d, rec) if rec is not None and key not in made else None
+
+            node.expand = expand
         if d.padding:
             pad = merge_extents(d.padding)
             blob = b"".join(self.read(e.offset, e.length) for e in pad)

@@ -197,6 +197,9 @@ def has_rock_ridge(entries: tuple[Entry, ...]) -> bool:
 # fields
 
 
+_TF_NAMES: dict[tuple[str, str], str] = {}
+
+
 def _tf_fields(prefix: str, e: Entry) -> list[Field]:
     out: list[Field] = []
     flags = e.data[4]
@@ -209,12 +212,12 @@ def _tf_fields(prefix: str, e: Entry) -> list[Field]:
         raw = e.data[pos : pos + width]
         if len(raw) < width:
             break
+        fname = _TF_NAMES.get((prefix, name)) or _TF_NAMES.setdefault((prefix, name), f"{prefix}.{name}")
         if long_form:
-            out.append(Field(f"{prefix}.{name}", dec_datetime(raw), (Extent(e.offset + pos, width),),
-                             dec_datetime_display(raw)))
+            out.append(Field(fname, dec_datetime(raw), (Extent(e.offset + pos, width),), dec_datetime_display(raw)))
         else:
-            out.append(Field(f"{prefix}.{name}", record_date_value(raw), (Extent(e.offset + pos, width),),
-                             record_date_display(raw)))
+            out.append(_new(Field, (fname, record_date_value(raw), (_new(Extent, (e.offset + pos, width)),),
+                                    record_date_display(raw))))
         pos += width
     if pos < len(e.data):
         out.append(Field(f"{prefix}.unknown", blob_value(e.data[pos:]), (Extent(e.offset + pos, len(e.data) - pos),)))
@@ -227,7 +230,8 @@ def _tail(prefix: str, e: Entry, pos: int, name: str, decode: Callable[[bytes], 
         return []
     raw = e.data[pos:]
     value: Value = decode(raw) if decode else blob_value(raw)
-    return [Field(f"{prefix}.{name}", value, (Extent(e.offset + pos, len(raw)),), display)]
+    fname = _TF_NAMES.get((prefix, name)) or _TF_NAMES.setdefault((prefix, name), f"{prefix}.{name}")
+    return [Field(fname, value, (Extent(e.offset + pos, len(raw)),), display)]
 
 
 def _mode_display(v: int) -> str:
@@ -236,33 +240,47 @@ def _mode_display(v: int) -> str:
     return f"{kinds.get(v & 0o170000, 'unknown')} {v & 0o7777:04o}"
 
 
+_new = tuple.__new__
+_HEADER_NAMES: dict[str, tuple[str, str, str]] = {}
+_BODY_DECODE = {sig: {m[0]: both32 for m in body.members if m[0] in _BOTH} for sig, body in C_BODIES.items()}
+_BODY_DISPLAY: dict[bytes, dict[str, Callable[[object], str | None]]] = {
+    b"PX": {"posix_file_mode": lambda raw: _mode_display(both32(raw))},  # type: ignore[arg-type]
+}
+
+
 def entry_fields(e: Entry, prefix: str) -> list[Field]:
     """Return the fields of one entry, named ``<prefix>.<member>`` (``prefix`` is the signature, maybe ``#n``)."""
-    out = C_HEADER.fields(e.data, 0, e.offset, prefix=prefix + ".", decode={"signature_word": _sig})
+    names = _HEADER_NAMES.get(prefix)
+    if names is None:
+        names = _HEADER_NAMES.setdefault(prefix, (f"{prefix}.signature_word", f"{prefix}.length",
+                                                   f"{prefix}.system_use_entry_version"))
+    off, data = e.offset, e.data
+    out: list[Field] = [
+        _new(Field, (names[0], e.signature, (_new(Extent, (off, 2)),), None)),
+        _new(Field, (names[1], data[2], (_new(Extent, (off + 2, 1)),), None)),
+        _new(Field, (names[2], data[3], (_new(Extent, (off + 3, 1)),), None)),
+    ]
     sig = e.signature.encode("latin-1")
     body = C_BODIES.get(sig)
     pos = 4
-    if body is not None and len(e.data) >= 4 + body.size:
-        display: dict[str, Callable[[object], str | None]] = {}
-        if sig == b"PX":
-            display["posix_file_mode"] = lambda raw: _mode_display(both32(raw))  # type: ignore[arg-type]
-        decode = {m[0]: both32 for m in body.members if m[0] in _BOTH}
-        out.extend(body.fields(e.data, 4, e.offset + 4, prefix=prefix + ".", decode=decode, display=display))
+    if body is not None and len(data) >= 4 + body.size:
+        out.extend(body.fields(data, 4, off + 4, prefix=prefix + ".", decode=_BODY_DECODE[sig],
+                               display=_BODY_DISPLAY.get(sig)))
         pos = 4 + body.size
-    if sig == b"PX" and len(e.data) >= pos + 8:
-        out.append(Field(f"{prefix}.{PX_SERIAL}", both32(e.data[pos : pos + 8]), (Extent(e.offset + pos, 8),)))
+    if sig == b"PX" and len(data) >= pos + 8:
+        out.append(Field(f"{prefix}.{PX_SERIAL}", both32(data[pos : pos + 8]), (Extent(off + pos, 8),)))
         pos += 8
-    if sig == b"TF" and len(e.data) >= 5:
+    if sig == b"TF" and len(data) >= 5:
         return out + _tf_fields(prefix, e)
     if sig == b"NM":
         return out + _tail(prefix, e, pos, "name_content", lambda b: b.decode("utf-8", errors="replace"))
     if sig == b"SL":
         return out + _tail(prefix, e, pos, "component_area", display=symlink_target((e,)))
-    if sig == b"ER" and len(e.data) >= 8:
-        len_id, len_des, len_src = e.data[4], e.data[5], e.data[6]
+    if sig == b"ER" and len(data) >= 8:
+        len_id, len_des, len_src = data[4], data[5], data[6]
         for name, n in (("ext_id", len_id), ("ext_des", len_des), ("ext_src", len_src)):
-            raw = e.data[pos : pos + n]
-            out.append(Field(f"{prefix}.{name}", text(raw), (Extent(e.offset + pos, len(raw)),)))
+            raw = data[pos : pos + n]
+            out.append(Field(f"{prefix}.{name}", text(raw), (Extent(off + pos, len(raw)),)))
             pos += n
         return out + _tail(prefix, e, pos, "unknown")
     if sig == b"PD":

@@ -203,8 +203,6 @@ class Tree:
             prev = rec
             if self.records > MAX_RECORDS:
                 break
-        if size < d.extent.length:
-            d.errors.append(f"directory {d.path}: extent runs past the end of the image")
         self.errors.extend(d.errors)
         return subdirs
 

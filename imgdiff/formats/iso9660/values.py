@@ -9,6 +9,7 @@ References:
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import struct
 from collections.abc import Callable, Iterable
@@ -92,6 +93,7 @@ def dec_datetime_seconds(raw: bytes) -> int | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
 def record_date(raw: bytes) -> int | None:
     """Return a 7-byte directory record date (9.1.5) as POSIX seconds (UTC), or None when unset or invalid."""
     y, mo, d, h, mi, s, tz = raw[:7]
@@ -103,6 +105,7 @@ def record_date(raw: bytes) -> int | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
 def record_date_display(raw: bytes) -> str:
     """Return a 7-byte directory record date as ``YYYY-MM-DD hh:mm:ss +hh:mm`` (``unset`` when all zero)."""
     y, mo, d, h, mi, s, tz = raw[:7]

@@ -9,6 +9,11 @@ differ; any other child is built on demand by key (``Node.expand``) through the 
 Bytes of the volume space that no structure claims (gaps between extents, xorriso's trailing padding, unused parts
 of continuation blocks) are the ``unused`` node's fields, one per differing MiB; bytes of the region past the
 volume space are the ``tail`` node's (a volume parsed on its own; in the whole-image view the disk owns them).
+
+References:
+    ECMA-119 6.2 (volume space, System Area), 6.5 (file extents; a file's last sector is its own), 8.4.8 (Volume
+    Space Size); libisofs ecma119.c (the order xorriso writes: descriptors, trees, path tables, catalog, file data,
+    padding).
 """
 
 from __future__ import annotations
@@ -131,9 +136,10 @@ class Volume:
         self.files: dict[str, FileInfo] = {}
         self._map_files()
         self._drop_overlaps()
+        primary = RecordBuilder(self.tree, ctx.read)
         self.builders = {
-            "directories": RecordBuilder(self.tree, ctx.read),
-            "joliet_directories": RecordBuilder(self.jtree, ctx.read, self.tree) if self.jtree else None,
+            "directories": primary,
+            "joliet_directories": RecordBuilder(self.jtree, ctx.read, self.tree, primary) if self.jtree else None,
         }
         self._made: dict[Target, Node | None] = {}
 
@@ -343,7 +349,7 @@ class Volume:
         tree = self.jtree if joliet else self.tree
         if builder is None or tree is None or key not in tree.dirs:
             return None
-        return builder.directory_node(tree.dirs[key])
+        return builder.directory_node(tree.dirs[key], self._interesting_fn())
 
     def _file(self, key: str) -> Node | None:
         info = self.files.get(key)
