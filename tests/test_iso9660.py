@@ -415,3 +415,18 @@ def test_plain_iso_without_system_area_tables(pair, tmp_path: Path) -> None:  # 
     assert root.attrs.get("table") == "iso9660" and iso.kind == "iso9660"
     area = find(root, "iso9660.system_area")
     assert area.extents == (Extent(0, 32768),) and value(area, "system_area") == 32768
+
+
+def test_legacy_layout_efi_image_inside_the_iso(pair) -> None:  # type: ignore[no-untyped-def]
+    """Before the ESP was appended, the GPT behind a hybrid MBR pointed at /boot/efi.img inside the ISO."""
+    a, _b = pair("iso-legacy-guid")
+    root = tree(a)
+    assert [c.key for c in root.children] == ["iso9660", "mbr", "gpt"]
+    assert find(root, "mbr").kind == "mbr"  # a hybrid MBR (0x00 and 0xEF partitions), no 0xEE
+    entries = find(root, "gpt.entries", "primary-entries")
+    efi = find(root, "iso9660.file", "/boot/efi.img")
+    assert find(entries, "gpt.entry", "entry:2").attrs["iso_view"] == "file /boot/efi.img"
+    assert value(find(entries, "gpt.entry", "entry:2"), "StartingLBA") == efi.attrs["lba"] * 4
+    uefi = find(root, "iso9660.eltorito_entry", "section:1:entry:1")
+    assert value(uefi, "load_rba") == efi.attrs["lba"] and efi.attrs["eltorito"] == "section:1:entry:1"
+    assert efi.attrs["nested"] == "vfat"

@@ -325,13 +325,14 @@ def parse_tables(ctx: ParseContext, base: int, size: int) -> tuple[list[Node], l
 
     Partitions are ``(index, type name, offset, length, unique GUID)`` relative to ``base``.  For a caller whose
     own view owns the partitions' bytes: an isohybrid ISO 9660 image, whose GPT partition 1 covers the ISO itself.
+    A GPT behind a hybrid MBR without a 0xEE partition (xorriso -isohybrid-gpt-basdat) is parsed too.
     """
     head = ctx.read(base, 8192)
     sector = 4096 if head[512:520] != GPT_SIGNATURE and head[4096:4104] == GPT_SIGNATURE else 512
     nodes: list[Node] = [_parse_mbr(head[:512], base)]
     owned: list[Extent] = [Extent(base, 512)]
     records = _mbr_records(head[:512])
-    if any(r[1] == OSTYPE_GPT_PROTECTIVE for r in records):
+    if any(r[1] == OSTYPE_GPT_PROTECTIVE for r in records) or head[sector : sector + 8] == GPT_SIGNATURE:
         gpt, parts, gpt_owned = _parse_gpt(ctx, base, size, sector)
         nodes.append(gpt)
         owned.extend(gpt_owned)

@@ -228,6 +228,12 @@ def iso_in_efi_image(diff: Difference, ctx: ExplainContext) -> bool:
 
 
 @predicate
+def iso_efi_image_id_or_time(diff: Difference, ctx: ExplainContext) -> bool:
+    """True for a vfat boot sector or directory entry field inside the EFI boot image of an ISO."""
+    return diff.kind in ("vfat.boot_sector", "vfat.dirent") and iso_in_efi_image(diff, ctx)
+
+
+@predicate
 def iso_same_file_moved(diff: Difference, ctx: ExplainContext) -> bool:
     """True when a record's extent moved but the file it places has the same bytes on both sides."""
     ia, ib = _index(ctx)
