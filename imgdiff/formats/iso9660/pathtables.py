@@ -155,7 +155,7 @@ def _from_tree(child: Node, tree: Tree, path: str) -> tuple[Derived, ...]:
     return tuple(out)
 
 
-def table_refs(descriptor_offset: int, values: dict[str, int], base: int, tree_key: str, label: str) -> list[TableRef]:
+def table_refs(values: dict[str, int], base: int, tree_key: str, label: str) -> list[TableRef]:
     """Return the tables a primary/supplementary descriptor points to (zero locations are absent tables)."""
     size = values["path_table_size"]
     out: list[TableRef] = []
@@ -174,5 +174,4 @@ def table_refs(descriptor_offset: int, values: dict[str, int], base: int, tree_k
         out.append(TableRef(key, f"{label} {what} path table", base + lba * SECTOR, size, big, first))
         if first is None:
             first = key
-    del descriptor_offset
     return out

@@ -87,9 +87,9 @@ class Volume:
         self.foreign = merge_extents(foreign)
         """Bytes of the system area another node owns (the isohybrid MBR/GPT in the whole-image view)."""
         self.outside_image = outside_image
+        """Covers for a boot image outside the volume (an appended partition's GPT entry), by LBA."""
         self.with_tail = tail
         """False in the whole-image view, where the disk node owns what follows the volume space."""
-        """Covers for a boot image outside the volume (an appended partition's GPT entry), by LBA."""
         self.errors: list[str] = []
         self.vds = read_descriptors(ctx.read, base, size)
         self.pvd: Descriptor = next(d for d in self.vds if d.type == VD_PRIMARY)
@@ -107,32 +107,8 @@ class Volume:
         self.errors.extend(self.tree.errors)
         if self.jtree is not None:
             self.errors.extend(self.jtree.errors)
-        self.tables: list[tuple[Table, Tree, bool]] = []
-        for d, t, key in ((self.pvd, self.tree, "primary"), (self.joliet_vd, self.jtree, "joliet")):
-            if d is None or t is None:
-                continue
-            values = {n: d.value(n) for n in ("path_table_size", "location_of_type_l_path_table",
-                                               "location_of_optional_type_l_path_table",
-                                               "location_of_type_m_path_table",
-                                               "location_of_optional_type_m_path_table")}
-            label = "Joliet" if key == "joliet" else "primary"
-            for ref in table_refs(d.offset, values, base, key, label):
-                if ref.offset + ref.size > self.end:
-                    self.errors.append(f"{ref.label} lies outside the volume")
-                    continue
-                self.tables.append((parse_table(ref, ctx.read, t, key == "joliet"), t, key == "joliet"))
-        self.catalog: Catalog | None = None
-        boot = next((d for d in self.vds if d.key == "boot_record"), None)
-        if boot is not None:
-            lba = int.from_bytes(boot.raw[71:75], "little")
-            off = base + lba * SECTOR
-            if SYSTEM_AREA <= off - base and off + SECTOR <= self.end:
-                cat_rec = next((r for r in self.tree.files if r.lba == lba and r.size), None)
-                csize = min(max(SECTOR, cat_rec.size if cat_rec else SECTOR), 64 * SECTOR)
-                self.catalog = parse_catalog(ctx.read, off, csize)
-                self.errors.extend(f"boot catalog: {e}" for e in self.catalog.errors)
-            else:
-                self.errors.append(f"boot catalog pointer {lba} lies outside the volume")
+        self.tables: list[tuple[Table, Tree, bool]] = self._read_tables()
+        self.catalog: Catalog | None = self._read_catalog()
         self.files: dict[str, FileInfo] = {}
         self._map_files()
         self._drop_overlaps()
@@ -144,6 +120,39 @@ class Volume:
         self._made: dict[Target, Node | None] = {}
 
     # ---- scans -------------------------------------------------------------------------------------------------
+
+    def _read_tables(self) -> list[tuple[Table, Tree, bool]]:
+        """Return the path tables of the primary and the Joliet descriptor, each with its tree."""
+        out: list[tuple[Table, Tree, bool]] = []
+        for d, t, key in ((self.pvd, self.tree, "primary"), (self.joliet_vd, self.jtree, "joliet")):
+            if d is None or t is None:
+                continue
+            values = {n: d.value(n) for n in ("path_table_size", "location_of_type_l_path_table",
+                                               "location_of_optional_type_l_path_table",
+                                               "location_of_type_m_path_table",
+                                               "location_of_optional_type_m_path_table")}
+            for ref in table_refs(values, self.base, key, "Joliet" if key == "joliet" else "primary"):
+                if ref.offset + ref.size > self.end:
+                    self.errors.append(f"{ref.label} lies outside the volume")
+                    continue
+                out.append((parse_table(ref, self.ctx.read, t, key == "joliet"), t, key == "joliet"))
+        return out
+
+    def _read_catalog(self) -> Catalog | None:
+        """Return the El Torito boot catalog the boot record points to (its file's size, at most 64 sectors)."""
+        boot = next((d for d in self.vds if d.key == "boot_record"), None)
+        if boot is None:
+            return None
+        lba = int.from_bytes(boot.raw[71:75], "little")
+        off = self.base + lba * SECTOR
+        if not (SYSTEM_AREA <= off - self.base and off + SECTOR <= self.end):
+            self.errors.append(f"boot catalog pointer {lba} lies outside the volume")
+            return None
+        cat_rec = next((r for r in self.tree.files if r.lba == lba and r.size), None)
+        csize = min(max(SECTOR, cat_rec.size if cat_rec else SECTOR), 64 * SECTOR, self.end - off)
+        catalog = parse_catalog(self.ctx.read, off, csize)
+        self.errors.extend(f"boot catalog: {e}" for e in catalog.errors)
+        return catalog
 
     def _map_files(self) -> None:
         """Give each file its data and slack extents; the first name of shared data owns it."""
