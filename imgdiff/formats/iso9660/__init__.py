@@ -21,7 +21,8 @@ Tree (keys in brackets; all siblings have disjoint fields)::
       iso9660.boot_catalog [boot_catalog] -> iso9660.eltorito_validation [validation],
                                              iso9660.eltorito_entry [initial], [section:N:entry:K],
                                              iso9660.eltorito_section_header [section:N], iso9660.eltorito_extension
-      iso9660.files [files] -> iso9660.file [<path>] (data, slack; or a nested filesystem; boot_info_table)
+      iso9660.files [files] -> iso9660.file [<path>] (data, slack, boot_info_table; the engine nests an image
+                                                  such as /boot/efi.img under it)
       iso9660.boot_images [boot_images] -> iso9660.boot_image [lba:N]   El Torito images no file holds
       iso9660.unused [unused]                      sectors of the volume space nothing uses
       iso9660.tail [tail]                          region bytes after volume_space_size

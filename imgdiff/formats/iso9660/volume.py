@@ -48,10 +48,6 @@ from imgdiff.formats.iso9660.values import area_fields, blob_display, dec_dateti
 from imgdiff.model import Derived, Extent, Field, Node, Value, merge_extents, subtract_extents
 
 READ_CHUNK = 1 << 20
-NESTED_MIN = 4096
-"""Files smaller than this are not offered to nested format detection."""
-FULL_DETAIL_NESTED = 64 << 20
-"""Nested images up to this size are parsed without the diff map (every field), see :meth:`Volume._nested`."""
 
 
 class Target(NamedTuple):
@@ -382,15 +378,8 @@ class Volume:
             attrs["overlaps"] = True
         elif info.role == "boot_catalog":
             attrs["boot_catalog"] = True
-        elif info.data:
-            nested = self._nested(info)
-            if nested is not None:
-                node.children.append(nested)
-                attrs["nested"] = nested.kind
-                if info.data[0].length <= FULL_DETAIL_NESTED:  # lets rules tell a moved image from a changed one
-                    attrs["sha256"] = self._hash(info.data)
-            else:
-                fields.extend(self._data_fields(info, node, attrs))
+        elif info.data:  # an image inside (/boot/efi.img) is parsed by the engine's nesting rounds
+            fields.extend(self._data_fields(info, node, attrs))
         if info.role.startswith("boot_image:"):
             attrs["eltorito"] = info.role.split(":", 1)[1]
         if info.slack:
@@ -423,30 +412,6 @@ class Volume:
                 data = (Extent(start, 8), Extent(start + 64, data[0].length - 64)) if data[0].length > 64 else (
                     Extent(start, 8),)
         return [Field("data", self._hash(data), data, f"{rec.size} bytes")]
-
-    def _nested(self, info: FileInfo) -> Node | None:
-        """Return the nested filesystem of a file stored in one extent (``/boot/efi.img``), or None."""
-        if len(info.data) != 1 or info.data[0].length < NESTED_MIN or info.role == "boot_catalog":
-            return None
-        depth = int(self.ctx.options.get("iso9660_depth", 0))
-        if depth >= MAX_NESTING:
-            return None
-        e = info.data[0]
-        # A small nested image is parsed in full detail (no diff map), so that its field layout depends only on
-        # its bytes: when xorriso moved it to another LBA, A and B then have the same fields with the same values.
-        sub = self.ctx
-        if e.length <= FULL_DETAIL_NESTED:
-            sub = ParseContext(src=self.ctx.src, diff=None, side=self.ctx.side, errors=self.ctx.errors,
-                               nested=self.ctx.nested, options=self.ctx.options)
-        self.ctx.options["iso9660_depth"] = depth + 1
-        try:
-            child = sub.parse_nested(e.offset, e.length, f"file {info.rec.path}")
-        finally:
-            self.ctx.options["iso9660_depth"] = depth
-        if child.raw:
-            return None
-        child.attrs.setdefault("scope", True)
-        return child
 
     def _hash(self, exts: tuple[Extent, ...]) -> str:
         h = hashlib.sha256()
@@ -498,10 +463,6 @@ class Volume:
                              lambda k: f"{k} bytes after volume_space_size")
         return Node(kind="iso9660.tail", key="tail", label="after the volume space", extents=tuple(ext),
                     fields=tuple(fields))
-
-
-MAX_NESTING = 4
-"""Nested ISO 9660 volumes (an ISO file inside an ISO) parsed at most."""
 
 
 def _blob_value(blob: bytes) -> Value:
