@@ -42,6 +42,16 @@ FILESYSTEMS: dict[str, tuple[tuple[str, int, int], ...] | dict[str, tuple[tuple[
     "ext4-symlink-target": (("ext4", 0, 8),),
     "ext4-tree-mtimes": (("ext4", 0, 22),),
     "ext4-xattr": (("ext4", 0, 7),),
+    # the ESP appended to the ISO as GPT partition 2 (xorriso -append_partition), at 2 MiB
+    "iso-content": (("vfat", 2 << 20, 4),),
+    "iso-eltorito": (("vfat", 2 << 20, 4),),
+    "iso-esp-volid": (("vfat", 2 << 20, 4),),
+    "iso-file-mtime": (("vfat", 2 << 20, 4),),
+    "iso-gpt-guid": (("vfat", 2 << 20, 4),),
+    "iso-no-sde": (("vfat", 2 << 20, 4),),
+    "iso-sde-dates": (("vfat", 2 << 20, 4),),
+    "iso-sort-weight": (("vfat", 2 << 20, 4),),
+    "iso-walk-order": (("vfat", 2 << 20, 4),),
     "nested-esp-zstd-initrd": (("vfat", 1 << 20, 7),),
     # the FAT image inside /boot/efi.img is parsed by the engine only when two images are compared: not checked
     "nested-ext4-vfat": (("ext4", 0, 6),),
@@ -49,6 +59,8 @@ FILESYSTEMS: dict[str, tuple[tuple[str, int, int], ...] | dict[str, tuple[tuple[
     "repart-esp-root-random": (("vfat", 1 << 20, 0), ("ext4", 41 << 20, 47)),
     "repart-esp-root-seeded": (("vfat", 1 << 20, 0), ("ext4", 41 << 20, 47)),
     "report-esp-root": (("vfat", 1 << 20, 7), ("ext4", 35 << 20, 10)),
+    "verity-data-byte": (("ext4", 1 << 20, 7),),  # the dm-verity data partition's ext4
+    "verity-repart-salt": (("ext4", 1 << 20, 7),),
     "vfat-build-clock": (("vfat", 0, 11),),
     "vfat-deleted": (("vfat", 0, 5),),
     "vfat-dirtimes": (("vfat", 0, 11),),
@@ -70,6 +82,11 @@ NO_FILESYSTEM = frozenset(
     {
         "gpt-bad-crc", "gpt-geometry", "gpt-identical", "gpt-name-attrs", "gpt-partition-added",
         "gpt-partition-set", "gpt-repart-random-seed", "gpt-repart-two-seeds", "gpt-resize-table", "mbr-sfdisk",
+        # erofs and LUKS2 hold no ext4 or FAT (their own tests cross-check them with dump.erofs / dissect.fve)
+        "erofs-build-time", "erofs-defaults", "erofs-lz4-content", "erofs-lz4-settings", "erofs-owner",
+        "erofs-owner-extended", "erofs-sde-differs", "erofs-xattr-order", "luks2-keyfile",
+        # the pre-2020 NixOS layout appends no ESP partition (the EFI image is only a file inside the ISO)
+        "iso-legacy-guid",
     }
 )
 DISSECT_GAPS: dict[str, set[tuple[str, str, object, object]]] = {
