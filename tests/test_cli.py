@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,11 +31,13 @@ def test_identical_images_exit_0(pair) -> None:  # type: ignore[no-untyped-def]
     a, b = pair("gpt-identical")
     r = run("explain", str(a), str(b))
     assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "reproducible: the images are bit-for-bit identical (50331648 bytes)"
     assert r.stdout.endswith("are identical (50331648 bytes).\n")
     r = run("explain", "--json", str(a), str(b))
     doc = json.loads(r.stdout)
     assert doc["identical"] is True and doc["findings"] == []
-    assert doc["summary"] == {"bytes_compared": 50331648, "bytes_differing": 0, "bytes_unexplained": 0}
+    assert doc["summary"] == {"bytes_compared": 50331648, "bytes_differing": 0, "bytes_unexplained": 0,
+                              "bytes_unclassified": 0, "bytes_explained": 0}
 
 
 def test_guid_only_pair_done_when(pair) -> None:  # type: ignore[no-untyped-def]
@@ -45,7 +48,11 @@ def test_guid_only_pair_done_when(pair) -> None:  # type: ignore[no-untyped-def]
     assert r.returncode == 1, r.stderr
     doc = json.loads(r.stdout)
     assert doc["imgdiff_json_version"] == 1
-    assert doc["summary"] == {"bytes_compared": 50331648, "bytes_differing": 112, "bytes_unexplained": 0}
+    assert doc["summary"] == {"bytes_compared": 50331648, "bytes_differing": 112, "bytes_unexplained": 0,
+                              "bytes_unclassified": 0, "bytes_explained": 112}
+    assert doc["verdict"] == "not reproducible: 1 cause — repart seed (random GPT GUIDs)"
+    [item] = doc["to_fix"]
+    assert item["rule"] == "GPT001" and item["bytes"] == 112 and list(item["fixes"]) == ["nixos", "repart", "mkosi", "plain"]
     [f] = doc["findings"]
     assert f["rule"] == "GPT001" and f["layer"] == "repart" and f["location"] == "GPT"
     assert f["fields"] == [
@@ -118,7 +125,7 @@ def test_bad_arguments_exit_2() -> None:
     assert r.returncode == 2 and "error:" in r.stderr
 
 
-FORMATS = "(choose from 'text', 'json', 'markdown')"
+FORMATS = "(choose from 'text', 'json', 'markdown', 'html')"
 NOT_UUID = f"is not a UUID (systemd-repart --seed takes one, e.g. {NIXOS_SEED})"
 
 
@@ -126,12 +133,16 @@ NOT_UUID = f"is not a UUID (systemd-repart --seed takes one, e.g. {NIXOS_SEED})"
     ("args", "error"),
     [
         ((), "the following arguments are required: command"),
-        (("bogus",), "argument command: invalid choice: 'bogus' (choose from 'explain', 'report', 'rules', 'tui')"),
+        (("bogus",), ("argument command: invalid choice: 'bogus' (choose from 'explain', 'report', 'rules', 'tui', "
+                     "'completion', 'man')")),
         (("explain", "only-one"), "the following arguments are required: b"),
         (("explain", "--format", "yaml", "a", "b"), f"argument --format: invalid choice: 'yaml' {FORMATS}"),
         (("explain", "a", "b", "--bogus"), "unrecognized arguments: --bogus"),
         (("explain", "a", "b", "--seed", "notauuid"), f"argument --seed: 'notauuid' {NOT_UUID}"),
         (("tui", "a", "--seed", "1234"), f"argument --seed: '1234' {NOT_UUID}"),
+        (("report", "a", "b", "--builder", "nix"),
+         "argument --builder: invalid choice: 'nix' (choose from 'nixos', 'repart', 'mkosi', 'plain')"),
+        (("completion", "tcsh"), "argument shell: invalid choice: 'tcsh' (choose from 'bash', 'zsh', 'fish')"),
     ],
 )
 def test_argument_errors_end_with_the_error_line(args: tuple[str, ...], error: str) -> None:
@@ -176,9 +187,11 @@ def test_not_an_image_is_compared_as_raw(tmp_path: Path) -> None:
     r = run("explain", "--json", str(a), str(b))
     assert r.returncode == 1
     doc = json.loads(r.stdout)
-    assert doc["summary"] == {"bytes_compared": 12, "bytes_differing": 5, "bytes_unexplained": 5}
+    assert doc["summary"] == {"bytes_compared": 12, "bytes_differing": 5, "bytes_unexplained": 5,
+                              "bytes_unclassified": 0, "bytes_explained": 0}
     [f] = doc["findings"]
     assert f["rule"] == "unclassified" and f["location"] == "unrecognised data"
+    assert doc["verdict"] == "not reproducible: no known cause — 5 bytes differ that no rule explains"
 
 
 def test_truncated_disk_gives_partial_result(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -234,8 +247,12 @@ def test_output_file_replaced_only_when_complete(pair, tmp_path: Path) -> None: 
     assert r.returncode == 1 and r.stdout == ""
     assert json.loads(out.read_text())["summary"]["bytes_differing"] == 24
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]  # no temporary file left behind
-    r = run("explain", "-o", str(tmp_path / "missing-dir" / "x.txt"), str(a), str(b))
-    assert r.returncode == 2 and r.stderr.startswith("imgdiff: error:") and r.stderr.count("\n") == 1
+    missing = tmp_path / "missing-dir" / "x.txt"
+    r = run("explain", "-o", str(missing), str(a), str(b))
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == f"imgdiff: error: -o {missing}: the directory {missing.parent} does not exist\n"
+    r = run("explain", "-o", str(tmp_path), str(a), str(b))
+    assert r.stderr == f"imgdiff: error: -o {tmp_path}: is a directory; give a file name\n"
 
 
 def test_output_over_an_input_image_is_refused(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -251,3 +268,103 @@ def test_output_over_an_input_image_is_refused(pair, tmp_path: Path) -> None:  #
         assert (r.returncode, r.stdout) == (2, "")
         assert r.stderr == f"imgdiff: error: -o {out}: that is the input image {copy}; choose another output file\n"
     assert sha(copy) == before and sorted(p.name for p in tmp_path.iterdir()) == ["b.img", "link.img"]
+
+
+def test_unrelated_images_are_not_explained(tmp_path: Path, pair) -> None:  # type: ignore[no-untyped-def]
+    """Two unrelated filesystems: every finding is unclassified, and the summary says those bytes are unexplained."""
+    a, _ = pair("vfat-volid")
+    _, b = pair("ext4-defaults")
+    r = run("explain", str(a), str(b))
+    first, second = r.stdout.splitlines()[:2]
+    assert first.startswith("not reproducible: ") and "unexplained" in first
+    assert "0 byte(s) unexplained" not in r.stdout and " explained" in second
+    doc = json.loads(run("explain", "--json", str(a), str(b)).stdout)
+    s = doc["summary"]
+    assert s["bytes_explained"] + s["bytes_unclassified"] + s["bytes_unexplained"] == s["bytes_differing"]
+
+
+def test_help_shows_exit_codes_and_examples() -> None:
+    for args in (("--help",), ("explain", "--help"), ("report", "--help")):
+        r = run(*args)
+        assert r.returncode == 0
+        assert "exit status:\n  0  the images are identical\n  1  the images differ" in r.stdout
+        assert "examples:\n  imgdiff explain a.raw b.raw" in r.stdout and "imgdiff report --format html" in r.stdout
+
+
+def test_seed_report_header_says_what_the_seed_is(pair) -> None:  # type: ignore[no-untyped-def]
+    """`report --seed X` states X as the seed that was checked, next to the finding's verdict on it."""
+    a, b = pair("gpt-repart-two-seeds")
+    r = run("report", "--seed", NIXOS_SEED, str(a), str(b))
+    assert f"- seed checked (given with `--seed`; not necessarily the one the images were built with): `{NIXOS_SEED}`" in r.stdout
+    assert "B: no GUID is derived from this seed" in r.stdout
+
+
+def test_color_only_when_asked_or_on_a_terminal(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("mbr-sfdisk")
+    plain = run("explain", str(a), str(b)).stdout
+    assert "\x1b[" not in plain  # piped: no colour
+    coloured = run("explain", "--color", "always", str(a), str(b)).stdout
+    assert coloured.startswith("\x1b[1;31mnot reproducible: ") and "\x1b[1;36m" in coloured
+    env = dict(os.environ, NO_COLOR="1")
+    r = subprocess.run([sys.executable, "-c", _TTY_PROBE, str(a), str(b)], capture_output=True, text=True, env=env,
+                       timeout=120, check=False)
+    assert r.returncode == 0 and r.stdout == "False\n", r.stderr
+
+
+_TTY_PROBE = """
+import sys
+from imgdiff.cli import _colour
+sys.stdout.isatty = lambda: True
+print(_colour("auto", None))
+"""
+
+
+def test_progress_is_one_overall_line() -> None:
+    """Stages map onto one 0-100 % scale that never goes back."""
+    from imgdiff.cli import overall_percent
+
+    seq = [("comparing", 0, 10), ("comparing", 10, 10), ("parsing", 0, 2), ("parsing", 1, 2), ("nested images", 1, 1),
+           ("attributing", 0, 5), ("attributing", 5, 5), ("explaining", 1, 2), ("explaining", 2, 2)]
+    pcts = [overall_percent(*s) for s in seq]
+    assert pcts == [0, 40, 40, 50, 65, 65, 90, 95, 100]
+
+
+def test_completion_scripts(tmp_path: Path) -> None:
+    """The bash script completes subcommands, options and --format values; zsh/fish scripts name every option."""
+    bash = run("completion", "bash").stdout
+    assert subprocess.run(["bash", "-n"], input=bash, text=True, check=False).returncode == 0
+    script = tmp_path / "c.bash"
+    script.write_text(bash)
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(["imgdiff", *words])
+        probe = (f"source {script}; COMP_WORDS=(imgdiff {' '.join(words)}); COMP_CWORD={len(words)}; "
+                 f'COMP_LINE="{line}"; _imgdiff; printf "%s\\n" "${{COMPREPLY[@]}}"')
+        out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=False).stdout
+        return sorted(x for x in out.splitlines() if x)
+
+    assert complete("") == ["--help", "--version", "-h", "completion", "explain", "man", "report", "rules", "tui"]
+    assert complete("explain", "--format", "") == ["html", "json", "markdown", "text"]
+    assert complete("report", "--builder", "n") == ["nixos"]
+    assert "--builder" in complete("explain", "--b")
+    assert "GPT001" in complete("rules", "GPT") or "GPT001" in run("rules").stdout  # needs imgdiff on PATH
+    zsh = run("completion", "zsh").stdout
+    assert zsh.startswith("#compdef imgdiff\n") and "'--builder[" in zsh and "(text json markdown html)" in zsh
+    fish = run("completion", "fish").stdout
+    assert "complete -c imgdiff -n '__fish_seen_subcommand_from explain' -l format -x -a 'text json markdown html'" in fish
+    for shell, prog in (("zsh", "zsh"), ("fish", "fish")):
+        if shutil.which(prog):
+            text = run("completion", shell).stdout
+            assert subprocess.run([prog, "-n"], input=text, text=True, check=False).returncode == 0
+
+
+def test_man_page(tmp_path: Path) -> None:
+    """`imgdiff man` is roff that man/groff format without warnings; it lists every subcommand and option."""
+    page = run("man").stdout
+    assert page.startswith(".TH IMGDIFF 1 ")
+    for needle in (".SS explain", ".SS report", ".SS completion", ".B \\-\\-builder", ".SH EXIT STATUS", ".SH EXAMPLES"):
+        assert needle in page, needle
+    if shutil.which("groff"):
+        r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z"], input=page, capture_output=True, text=True,
+                           check=False)
+        assert r.returncode == 0 and r.stderr == "", r.stderr

@@ -1,8 +1,10 @@
-"""The markdown report (``imgdiff report``): golden files on real fixture pairs, determinism, escaping, partitions.
+"""The reports: ``imgdiff report`` markdown and ``imgdiff explain`` text as golden files on real fixture pairs,
+determinism, escaping, partitions, the verdict and the "to fix" list.
 
-Golden files live in tests/golden/<pair>.md.  They depend on the whole rule set and every parser, so a new rule or
+Golden files live in tests/golden/<pair>.md (markdown report) and tests/golden/explain/<pair>.txt (the text of
+``imgdiff explain`` for every fixture pair).  They depend on the whole rule set and every parser, so a new rule or
 a parser change legitimately changes them: regenerate with ``UPDATE_GOLDEN=1 pytest tests/test_report.py`` and
-review the diff before committing.
+review the diff before committing.  tests/test_fixes.py runs the debugfs/mtools commands these goldens contain.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from imgdiff.model import Report
-from imgdiff.report import markdown
+from imgdiff.report import markdown, text
 from imgdiff.report.json import load_report, report_to_dict
 from imgdiff.ruleset.schema import load_rules
 
@@ -37,15 +39,15 @@ def named(report: Report, pair: str) -> Report:
     )
 
 
-def golden_check(name: str, text: str) -> None:
-    path = GOLDEN / f"{name}.md"
+def golden_check(name: str, rendered: str, suffix: str = ".md", where: Path = GOLDEN) -> None:
+    path = where / f"{name}{suffix}"
     if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        where.mkdir(parents=True, exist_ok=True)
+        path.write_text(rendered, encoding="utf-8")
         return
     assert path.exists(), f"{path} missing: run UPDATE_GOLDEN=1 pytest {__file__}"
     expected = path.read_text(encoding="utf-8")
-    assert text == expected, f"{path.name} differs from the rendered report (UPDATE_GOLDEN=1 regenerates it)"
+    assert rendered == expected, f"{path.name} differs from the rendered report (UPDATE_GOLDEN=1 regenerates it)"
 
 
 def pairs_present(names: list[str]) -> list[str]:
@@ -60,6 +62,18 @@ def test_golden(name: str, analyzed, monkeypatch: pytest.MonkeyPatch) -> None:  
     monkeypatch.setattr(shutil, "which", lambda _exe: None)  # --content-diff output must not depend on the host
     report = named(analyzed(name), name)
     golden_check(name, markdown.render(report))
+
+
+@pytest.mark.parametrize("name", all_pairs())
+def test_explain_golden(name: str, analyzed) -> None:  # type: ignore[no-untyped-def]
+    """Every fixture pair's ``imgdiff explain`` text: the verdict first, then the fix list, then the details."""
+    report = named(analyzed(name), name)
+    rendered = text.render(report)
+    first = rendered.splitlines()[0]
+    assert first.startswith("reproducible: " if report.identical else "not reproducible: "), first
+    if any(f.rule.id != "unclassified" for f in report.findings):
+        assert "\nto fix (most impactful first):\n  1. " in rendered
+    golden_check(name, rendered, ".txt", GOLDEN / "explain")
 
 
 @pytest.mark.parametrize("name", pairs_present(["report-esp-root", "vfat-fat16-content", "gpt-geometry"]))
@@ -89,7 +103,11 @@ def test_done_when_pair(analyzed) -> None:  # type: ignore[no-untyped-def]
     md = markdown.render(report)
     assert "# Reproducibility report: report-esp-root" in md
     assert "`GPT001`" in md and "### 1. GPT disk and partition GUIDs are random" in md
-    assert "| primary GPT header | `DiskGUID` |" in md
+    assert "| primary GPT header, backup GPT header | `DiskGUID` | `66abaa8d-0a25-45e0-9116-2eb0a48605d8` |" in md
+    assert md.splitlines()[2] == (
+        "**Not reproducible:** 3 causes — repart seed (random GPT GUIDs), FAT volume ID, /etc/os-release content"
+    )
+    assert "## To fix (most impactful first)\n\n1. **repart seed (random GPT GUIDs)** — `GPT001`, 112 bytes\n" in md
     volid = _rule_for("vfat.boot_sector", "BS_VolID")
     assert volid is not None, "the vfat volume ID rule is missing from rules/vfat"
     assert f"| partition 1 (esp) | vfat (FAT32) | 1048576 +35651584 (34 MiB) | **no** | 6 | `{volid}` |" in md
@@ -99,7 +117,7 @@ def test_done_when_pair(analyzed) -> None:  # type: ignore[no-untyped-def]
         pytest.skip("the ext4 parser does not recognise the root partition yet")
     assert "**Paths** (1): `/etc/os-release`" in md
     assert '  -BUILD_ID="24.05.20240501.abcdef0"\n  +BUILD_ID="24.05.20240502.abcdef0"' in md
-    assert "differing bytes in the file: 0x70-0x70 (1 bytes)" in md
+    assert "differing bytes in the file: 0x70-0x70 (1 byte)" in md
     # Per-partition table: GPT row, ESP row, root row; bytes add up to the total.
     assert "| partition table (GPT) and space outside partitions | — | — | **no** | 112 | `GPT001` |" in md
     assert re.search(r"\| partition 2 \(root-x86-64\) \| ext4 \| 36700160 \+30391808 \(30391808 bytes\) \| \*\*no\*\* \| 1 \|", md)
@@ -167,10 +185,12 @@ def test_json_roundtrip_uses_locations(analyzed) -> None:  # type: ignore[no-unt
     loaded = load_report(report_to_dict(report))
     md = markdown.render(loaded)
     assert "partitions without differences are not listed" in md
+    assert "**Not reproducible:** 3 causes — repart seed (random GPT GUIDs), FAT volume ID, /etc/os-release content" in md
+    assert "`debugfs -R 'dump \"/etc/os-release\" os-release.a'" in md  # the filled fixes travel in the JSON
     assert "| partition 1 (esp) | — | — | **no** | 6 |" in md
     assert "`GPT001`" in md
     # The contents are not in the JSON: the differing ranges are shown, no text diff is invented.
-    assert "- `/etc/os-release` (" in md and "differing bytes in the file: 0x70-0x70 (1 bytes)" in md
+    assert "- `/etc/os-release` (" in md and "differing bytes in the file: 0x70-0x70 (1 byte)" in md
     assert "```diff" not in md
 
 
@@ -223,3 +243,51 @@ def test_cli_report_writes_markdown(pair, tmp_path: Path) -> None:  # type: igno
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# Reproducibility report: esp-root\n")
     assert "`GPT001`" in text
+
+
+@pytest.mark.parametrize("name", all_pairs())
+def test_no_repo_links_or_cli_homework(name: str, analyzed) -> None:  # type: ignore[no-untyped-def]
+    """A tracker reader has no checkout and no imgdiff: no rules/README.md link, no "run imgdiff explain --json"."""
+    md = markdown.render(analyzed(name))
+    assert "rules/README.md" not in md and "explain --json" not in md
+
+
+def test_long_lists_fold_into_details(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """One row per field and value pattern with a count; derived differences in a <details> block."""
+    md = markdown.render(named(analyzed("ext4-kernel"), "ext4-kernel"))
+    rows = [ln for ln in md.splitlines() if "| `i_generation` |" in ln]
+    assert len(rows) == 1 and "| varies, e.g. `" in rows[0] and rows[0].endswith("| 27 | 108 |")
+    assert "<details>\n<summary>Derived differences: 251 consequences folded into this cause" in md
+    assert md.count("<details>") == md.count("</details>")
+
+
+def test_header_names_images_with_sizes_and_checksums(analyzed) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    report = named(analyzed("iso-no-sde"), "iso-no-sde")
+    report = dataclasses.replace(report, context=dict(report.context, sha256_a="ab" * 32, sha256_b="cd" * 32))
+    md = markdown.render(report)
+    assert f"| sha256 (of the file as given) | `{'ab' * 32}` | `{'cd' * 32}` |" in md
+    assert "| tools the image records | XORRISO-1.5.4 2021.01.30.150001, LIBISOBURN-1.5.4" in md
+    assert "| image | `a.img` | `b.img` |" in md
+
+
+def test_time_values_are_described_from_the_values() -> None:
+    from imgdiff.model import Difference, Finding, RuleInfo
+    from imgdiff.report.times import time_note
+
+    def diff(a: str, b: str) -> Difference:
+        return Difference("n", "vfat.dirent", "DIR_WrtTime", "modified", 1, 2, (), (), "x", display_a=a, display_b=b)
+
+    rule = RuleInfo("FAT004", "x", "t", "repart", "", "")
+    fixed = Finding(rule, "x", [diff("2024-05-06 07:08:00", "2023-11-14 22:13:20")] * 3)
+    note = time_note(fixed)
+    assert "B has one fixed value in all 3 fields, 2023-11-14 22:13:20 (epoch 1700000000, a round value: a pinned " \
+           "time, not a clock)" in note
+    assert "A has one value in all 3 fields, 2024-05-06 07:08:00;" in note and "wall" not in note
+    spread = Finding(rule, "x", [diff("2020-01-01 10:00:00", "2024-05-06T07:08:00Z"),
+                                 diff("2021-06-01 10:00:05", "2024-05-06T07:08:09Z")])
+    note = time_note(spread)
+    assert "A's times spread over 517 days" in note and "the inputs' own times" in note
+    assert "B's times lie within 9 s (2024-05-06 07:08:00 … 2024-05-06 07:08:09): written at one moment" in note
+    assert time_note(Finding(rule, "x", [Difference("n", "k", "f", "modified", 1, 2, (), (), "x")])) == ""

@@ -189,7 +189,8 @@ def test_non_utf8_file_name_gives_strict_utf8_json(ext4_odd_names: tuple[Path, P
     assert r.returncode == 1, r.stderr
     doc = json.loads(r.stdout.decode("utf-8", errors="strict"))
     assert b'"/n\\udcffme"' in r.stdout and b'"/caf\xc3\xa9"' in r.stdout
-    assert doc["summary"] == {"bytes_compared": 4194304, "bytes_differing": 2, "bytes_unexplained": 0}
+    assert doc["summary"] == {"bytes_compared": 4194304, "bytes_differing": 2, "bytes_unexplained": 0,
+                              "bytes_unclassified": 0, "bytes_explained": 2}
     [f] = doc["findings"]
     assert f["rule"] == "EXT014" and f["paths"] == ["/caf\u00e9", "/n\udcffme"]
     assert [os.fsencode(p) for p in f["paths"]] == ["/café".encode(), NAME]
@@ -221,7 +222,7 @@ def test_non_utf8_image_path(pair, tmp_path: Path) -> None:  # type: ignore[no-u
     assert r.returncode == 1, r.stderr
     assert os.fsencode(json.loads(r.stdout.decode("utf-8", errors="strict"))["b"]) == odd
     r = run("explain", str(a), os.fsdecode(odd))
-    assert r.returncode == 1 and f" and {tmp_path}/img\\xff.img differ: ".encode() in r.stdout
+    assert r.returncode == 1 and f"  B: {tmp_path}/img\\xff.img (vfat, ".encode() in r.stdout
     missing = os.fsdecode(os.fsencode(tmp_path) + b"/gone\xff.img")
     msg = one_line_error(run("explain", str(a), missing))
     assert msg == f"{tmp_path}/gone\\xff.img: No such file or directory"

@@ -5,6 +5,13 @@ Version 1 contract: ``imgdiff_json_version``, ``a``, ``b``, ``identical``, ``sum
 ``fields``, ``paths``, ``a``, ``b``, ``bytes``, ``derived``, ``fix``.  Further keys (``explanation``,
 ``references``, ``details`` …) are additions; a consumer must ignore keys it does not know.
 
+``summary.bytes_unexplained`` keeps its v1 meaning: differing bytes that no parsed field owns.  Bytes in parsed
+fields that no rule explains are counted in the added ``summary.bytes_unclassified``, and ``bytes_explained`` is
+what is left; what has no named cause is ``bytes_unexplained + bytes_unclassified``.  ``verdict`` is the first
+line ``imgdiff explain`` prints; ``to_fix`` lists the causes most impactful first with their fixes per builder
+(``fixes``: ``nixos``, ``repart``, ``mkosi``, ``plain``, filled in with this pair's values); each finding carries
+its ``cause`` (short name) and ``fixes`` too, while ``fix`` stays the rule's prose.
+
 Offsets at or above 2**56 are in a decoded space (a decompressed stream or a relocated image file inside the
 image): ``decoded_spaces`` lists them (``base``, ``label``, ``size_a``, ``size_b``) and a detail's
 ``decoded_space`` is the index of the space its offsets are in (offset - base = offset inside the payload).
@@ -21,8 +28,11 @@ import json
 import re
 from typing import Any, TextIO
 
-from imgdiff.model import Difference, Extent, Finding, ImageInfo, Report, RuleInfo, Summary
+from imgdiff.model import Difference, Extent, Finding, ImageInfo, Report, Summary
+from imgdiff.report.fixes import cause_label, fix_items, placeholders, rule_fixes
+from imgdiff.report.summary import accounting, verdict
 from imgdiff.report.values import to_json
+from imgdiff.ruleset.schema import BUILDERS, FixRuleInfo
 from imgdiff.source import SLOT, VBASE
 
 VERSION = 1
@@ -99,6 +109,7 @@ def report_to_dict(
     """Return the JSON document of ``report`` as plain data (lists per finding bounded by ``limit``; None: all)."""
     findings = []
     for f in report.findings:
+        values = placeholders(report, f)
         a, b = _pair(f)
         causes = _bounded(f.causes, limit)
         derived = _bounded(f.derived, limit)
@@ -120,6 +131,8 @@ def report_to_dict(
                 "derived": [d.ref for d in derived],
                 "derived_total": len(f.derived),
                 "fix": f.rule.fix,
+                "cause": cause_label(report, f, values),
+                "fixes": dict(rule_fixes(f.rule, values)),
                 "name": f.rule.name,
                 "explanation": f.rule.explanation,
                 "component": f.rule.component,
@@ -130,6 +143,8 @@ def report_to_dict(
                 "derived_details": [_diff(d, hexes) for d in derived],
             }
         )
+    acc = accounting(report)
+    items = fix_items(report)
     return {
         "imgdiff_json_version": VERSION,
         "a": report.a.path,
@@ -139,7 +154,14 @@ def report_to_dict(
             "bytes_compared": report.summary.bytes_compared,
             "bytes_differing": report.summary.bytes_differing,
             "bytes_unexplained": report.summary.bytes_unexplained,
+            "bytes_unclassified": acc.unclassified,
+            "bytes_explained": acc.explained,
         },
+        "verdict": verdict(report, items),
+        "to_fix": [
+            {"rule": it.rule.id, "cause": it.cause, "bytes": it.bytes, "where": it.where, "fixes": dict(it.fixes)}
+            for it in items
+        ],
         "findings": findings,
         "images": {
             "a": _image(report.a),
@@ -213,6 +235,7 @@ def load_report(data: dict[str, Any]) -> Report:
             display_b=x.get("display_b"),
             bytes=int(x.get("bytes", 0)),
             detail=x.get("detail"),
+            chain=tuple(str(c) for c in x.get("chain", [])),
         )
         if "hex_a" in x:
             d.attrs["hex_a"] = x["hex_a"]
@@ -221,7 +244,8 @@ def load_report(data: dict[str, Any]) -> Report:
 
     findings = []
     for f in data.get("findings", []):
-        info = RuleInfo(
+        fixes = f.get("fixes") if isinstance(f.get("fixes"), dict) else {}
+        info = FixRuleInfo(
             id=f["rule"],
             name=f.get("name", f["rule"]),
             title=f.get("title", ""),
@@ -231,6 +255,8 @@ def load_report(data: dict[str, Any]) -> Report:
             references=tuple(f.get("references", [])),
             component=f.get("component", ""),
             fixed_in=f.get("fixed_in", ""),
+            fix_for=tuple((k, str(fixes[k])) for k in BUILDERS if k in fixes),
+            cause=str(f.get("cause", "")),
         )
         findings.append(
             Finding(

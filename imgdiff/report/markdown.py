@@ -1,9 +1,12 @@
 """The markdown report of ``imgdiff report`` for the NixOS repart reproducibility tracker.
 
-One file per irreproducible configuration, committable as-is: what is (not) reproducible per partition, then one
-section per tracked-down cause (rule, layer, responsible component, upstream references, the version that fixed
-it, the fields with their A → B values, the derived differences folded into it, the changed files and how a fix
-could look), then what is not yet tracked down and what could not be parsed.
+One file per irreproducible configuration, committable as-is: the verdict first, both images (name, size, SHA-256,
+the tools the images record), what to fix (most impactful first, per builder, filled in with this pair's values),
+what is (not) reproducible per partition, then one section per tracked-down cause (rule, layer, responsible
+component, upstream references, the version that fixed it, the fields with their A → B values folded to one row
+per field and value pattern, the derived differences folded into it, the changed files), then what is not yet
+tracked down and what could not be parsed.  Long lists sit in ``<details>`` blocks; no link points into imgdiff's
+own repository (the report is read on a tracker, not in a checkout).
 
 The output is deterministic: the same report gives the same bytes (no timestamps, no temporary paths, stable
 order).  Like every renderer this module only reads the :class:`~imgdiff.model.Report`; it never opens the images.
@@ -25,14 +28,23 @@ from dataclasses import dataclass, field
 
 from imgdiff import __version__
 from imgdiff.model import Change, Difference, Extent, Finding, Node, Report, Value
+from imgdiff.report.fixes import BUILDER_LABELS, FixItem, fix_items, scope_name
+from imgdiff.report.rows import Row as FieldRow
+from imgdiff.report.rows import group_rows
+from imgdiff.report.summary import byte_line, verdict
+from imgdiff.report.text import content_detail
+from imgdiff.report.times import time_note
 from imgdiff.report.values import short
 
-MAX_FIELDS = 20
-"""Cause fields listed per finding before the rest is summarised."""
-MAX_DERIVED = 12
-"""Derived differences listed per finding."""
-MAX_PATHS = 20
-"""Paths listed per finding."""
+MAX_FIELDS = 200
+"""Field rows (one per field and value pattern) listed per finding."""
+OPEN_ROWS = 10
+"""A fields table with more rows than this is folded into a ``<details>`` block."""
+MAX_DERIVED = 200
+"""Derived rows listed per finding (inside a ``<details>`` block)."""
+MAX_PATHS = 500
+"""Paths listed per finding (inside a ``<details>`` block when more than :data:`OPEN_PATHS`)."""
+OPEN_PATHS = 20
 MAX_FILES = 10
 """Changed files shown in detail per finding."""
 DIFF_LINES = 40
@@ -178,6 +190,8 @@ class Row:
     size: int | None = None
     presence: str = ""
     """``"only in A"`` / ``"only in B"`` when the partition exists on one side."""
+    order: int = 1 << 62
+    """Sort key: the partition index, or (for partitions known only from a saved result) its first offset."""
     diffs: list[Difference] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
     parts: list[tuple[Finding, list[Difference]]] = field(default_factory=list)
@@ -208,7 +222,7 @@ def build_rows(report: Report) -> list[Row]:
         table_name = "/".join(dict.fromkeys(f.upper() for f in (fmt_a, fmt_b) if f in ("gpt", "mbr")))
         rows[DISK_ROW] = Row(name=f"partition table ({table_name}) and space outside partitions")
         pa, pb = _partitions(report.tree_a), _partitions(report.tree_b)
-        labels = sorted(set(pa) | set(pb), key=lambda lb: _part_order(lb, pa.get(lb) or pb[lb]))
+        labels = sorted(set(pa) | set(pb), key=lambda lb: (_part_order(pa.get(lb) or pb[lb]), lb))
         for lb in labels:
             na, nb = pa.get(lb), pb.get(lb)
             n = na or nb
@@ -218,7 +232,8 @@ def build_rows(report: Report) -> list[Row]:
             fs_b = _fs_label(nb) if nb else ""
             fs = fs_a if fs_a == fs_b or not fs_b else (f"{fs_a} / {fs_b}" if fs_a else fs_b)
             presence = "only in B" if na is None else ("only in A" if nb is None else "")
-            rows[lb] = Row(lb, fs, ext.offset if ext else None, ext.length if ext else None, presence)
+            rows[lb] = Row(lb, fs, ext.offset if ext else None, ext.length if ext else None, presence,
+                           _part_order(na or nb))
     else:
         fs = ""
         for root in (report.tree_a, report.tree_b):
@@ -226,34 +241,39 @@ def build_rows(report: Report) -> list[Row]:
                 fs = root.children[0].label
                 break
         rows[DISK_ROW] = Row(name="whole image", filesystem=fs or fmt_a, offset=0, size=report.a.size)
+    live = report.tree_a is not None or report.tree_b is not None
     for f in report.findings:
         per_row: dict[str, list[Difference]] = {}
         for d in f.causes + f.derived:
-            per_row.setdefault(_row_key(d, partitioned), []).append(d)
+            per_row.setdefault(_row_key(d, partitioned, rows, live), []).append(d)
         for key, diffs in per_row.items():
             row = rows.get(key)
-            if row is None:  # a partition only known from locations (a report loaded from JSON)
-                row = rows[key] = Row(name=key)
+            if row is None:  # a partition only known from the scope chains (a report loaded from JSON)
+                first = min((e.offset for d in diffs for e in d.extents_a + d.extents_b), default=1 << 62)
+                row = rows[key] = Row(name=key, order=first)
             row.diffs.extend(diffs)
             row.parts.append((f, diffs))
             if f.rule.id not in row.rules:
                 row.rules.append(f.rule.id)
-    order = [DISK_ROW] + sorted((k for k in rows if k != DISK_ROW), key=lambda k: _part_order(k, None))
+    order = [DISK_ROW] + sorted((k for k in rows if k != DISK_ROW), key=lambda k: (rows[k].order, k))
     return [rows[k] for k in order]
 
 
-def _part_order(label: str, node: Node | None) -> tuple[int, str]:
+def _part_order(node: Node | None) -> int:
     if node is not None and isinstance(node.attrs.get("index"), int):
-        return int(node.attrs["index"]), label  # type: ignore[arg-type]
-    m = re.match(r"partition (\d+)", label)
-    return (int(m.group(1)) if m else 1 << 30), label
+        return int(node.attrs["index"])  # type: ignore[arg-type]
+    return 1 << 30
 
 
-def _row_key(d: Difference, partitioned: bool) -> str:
-    if not partitioned:
+def _row_key(d: Difference, partitioned: bool, rows: dict[str, Row], live: bool) -> str:
+    """Return the row of a difference: the partition its scope chain starts with, else the disk row."""
+    if not partitioned or not d.chain:
         return DISK_ROW
-    first = d.location.split(" / ")[0]
-    return first if first.startswith("partition ") else DISK_ROW
+    first = d.chain[0]
+    if first in rows:
+        return first
+    # A saved result has no trees: its partitions are known only from the chains.
+    return first if not live and first.startswith("partition ") else DISK_ROW
 
 
 def _contained(inner: tuple[Extent, ...], outer: tuple[Extent, ...]) -> bool:
@@ -411,7 +431,7 @@ class FileIndex:
         if d.content_a is not None and d.content_b is not None and cf.content_a is None:
             cf.content_a, cf.content_b = d.content_a, d.content_b
         if d.detail and cf.detail is None:
-            cf.detail = d.detail
+            cf.detail = content_detail(d)
 
     def of(self, diffs: list[Difference]) -> list[ChangedFile]:
         """Return the changed files that ``diffs`` touch, ordered by path."""
@@ -524,44 +544,77 @@ def render_files(files: list[ChangedFile], finding: Finding, dscope: Diffoscope)
 
 # -- sections ---------------------------------------------------------------------------------------------------------
 
+TOOL_FIELDS = {
+    ("vfat.boot_sector", "BS_OEMName"): "vfat OEM name",
+    ("iso9660.volume_descriptor", "data_preparer_identifier"): "ISO data preparer",
+    ("iso9660.volume_descriptor", "application_identifier"): "ISO application",
+}
+"""Fields in which an image records the tool that wrote it (shown in the report header)."""
+_TOOL_BUDGET = 3000
 
-def _header(report: Report, rows: list[Row]) -> list[str]:
+
+def recorded_tools(root: Node | None) -> list[str]:
+    """Return ``"<value> (<what>)"`` for each tool name/version the image records (a bounded walk near the top)."""
+    if root is None:
+        return []
+    out: dict[str, None] = {}
+    queue: list[tuple[Node, int]] = [(root, 0)]
+    budget = _TOOL_BUDGET
+    while queue and budget > 0:
+        node, depth = queue.pop(0)
+        budget -= 1
+        for f in node.fields:
+            what = TOOL_FIELDS.get((node.kind, f.name))
+            if what and isinstance(f.value, str) and f.value.strip():
+                out[f"{' '.join(f.value.split())} ({what})"] = None
+        if depth < 4:
+            queue.extend((c, depth + 1) for c in node.children[:64])
+    return list(out)
+
+
+def _header(report: Report, rows: list[Row], items: list[FixItem]) -> list[str]:
     ctx = report.context
     config = ctx.get("config")
     title = f"# Reproducibility report: {plain(config)}" if config else "# Reproducibility report"
     s = report.summary
     out = [title, ""]
-    out.extend(
-        table(
-            ["", "A", "B"],
-            [
-                ["image", code(report.a.path), code(report.b.path)],
-                ["size", f"{report.a.size} bytes ({human_size(report.a.size)})",
-                 f"{report.b.size} bytes ({human_size(report.b.size)})"],
-                ["layout", plain(report.a.format), plain(report.b.format)],
-            ],
-        )
-    )
-    out.append("")
-    out.append(f"- configuration: {code(config) if config else 'not named (pass `--config NAME`)'}")
-    seed = ctx.get("seed")
-    out.append(f"- systemd-repart seed: {code(seed) if seed else 'not given (pass `--seed UUID` to check GUIDs)'}")
-    out.append(f"- generated by: imgdiff {__version__}")
-    out.append("")
     if report.identical:
         out.append(f"**Reproducible:** the images are bit-for-bit identical ({s.bytes_compared} bytes compared).")
+    else:
+        head = verdict(report, items)
+        label, _, rest = head.partition(": ")
+        out.append(f"**{plain(label[:1].upper() + label[1:])}:** {plain(rest)}")
+        out.append("")
+        out.append(plain(byte_line(report)) + ".")
+    out.append("")
+    sha_a, sha_b = ctx.get("sha256_a"), ctx.get("sha256_b")
+    body = [
+        ["image", code(os.path.basename(report.a.path)), code(os.path.basename(report.b.path))],
+        ["size", f"{report.a.size} bytes ({human_size(report.a.size)})",
+         f"{report.b.size} bytes ({human_size(report.b.size)})"],
+    ]
+    if sha_a or sha_b:
+        body.append(["sha256 (of the file as given)", code(sha_a) if sha_a else "—", code(sha_b) if sha_b else "—"])
+    body.append(["layout", plain(report.a.format), plain(report.b.format)])
+    tools_a, tools_b = recorded_tools(report.tree_a), recorded_tools(report.tree_b)
+    if tools_a or tools_b:
+        body.append(["tools the image records", "<br>".join(plain(t) for t in tools_a) or "—",
+                     "<br>".join(plain(t) for t in tools_b) or "—"])
+    for side, info in (("A", report.a), ("B", report.b)):
+        if info.decompressed:
+            body.append([f"{side} input", (f"{plain(info.decompressed)}-compressed; sizes and offsets are of the "
+                                           "decompressed image"), ""])
+    out.extend(table(["", "A", "B"], body))
+    out.append("")
+    if config:
+        out.append(f"- configuration name (given with `--config`): {code(config)}")
+    seed = ctx.get("seed")
+    if seed:
+        out.append(f"- seed checked (given with `--seed`; not necessarily the one the images were built with): "
+                   f"{code(seed)}; the GPT finding says whether each image's GUIDs derive from it")
+    out.append(f"- generated by: imgdiff {__version__}")
+    if report.identical:
         return out
-    tracked = [f for f in report.findings if f.rule.id != UNCLASSIFIED]
-    verdict = (
-        f"**Not reproducible:** {s.bytes_differing} of {s.bytes_compared} bytes differ; "
-        f"{len(tracked)} cause(s) tracked down"
-    )
-    if s.bytes_unexplained:
-        verdict += f", {s.bytes_unexplained} byte(s) in regions imgdiff could not parse"
-    unclassified = sum(len(f.causes) for f in report.findings if f.rule.id == UNCLASSIFIED)
-    if unclassified:
-        verdict += f", {unclassified} difference(s) not yet tracked down"
-    out.append(verdict + ".")
     out.append("")
     out.append(_sentence(rows))
     return out
@@ -578,6 +631,26 @@ def _sentence(rows: list[Row]) -> str:
         return f"Not reproducible: {names}." if len(bad) > 1 else f"{names[:1].upper()}{names[1:]} {verb} not reproducible."
     others = ", ".join(plain(r.name) for r in good)
     return f"{names[:1].upper()}{names[1:]} {verb} not reproducible; reproducible: {others}."
+
+
+def _to_fix(items: list[FixItem]) -> list[str]:
+    """Return the "To fix" list: one numbered item per cause, its fix per builder as sub-bullets."""
+    out = ["## To fix (most impactful first)", ""]
+    for i, it in enumerate(items, start=1):
+        where = f" in {plain(', '.join(it.where))}" if it.where and it.where != ["disk"] else ""
+        out.append(f"{i}. **{plain(it.cause)}** — {code(it.rule.id)}, {_n(it.bytes, 'byte')}{where}")
+        for b, text in it.fixes:
+            out.append(f"   - {BUILDER_LABELS.get(b, b)}: {_inline(text)}")
+    return out
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _inline(text: str) -> str:
+    """Return rule prose (markdown with backtick code spans) on one line."""
+    return " ".join(text.split())
 
 
 def _rows_table(report: Report, rows: list[Row]) -> list[str]:
@@ -601,28 +674,55 @@ def _anchor(f: Finding, n: int) -> str:
     return f"{n}. {plain(f.rule.title)} ({f.rule.id})"
 
 
+def _details(summary: str, lines: list[str]) -> list[str]:
+    """Return ``lines`` folded into a ``<details>`` block (blank lines around, so markdown renders inside)."""
+    return ["<details>", f"<summary>{summary}</summary>", "", *lines, "", "</details>"]
+
+
+def _row_where(r: FieldRow, base: str) -> str:
+    if r.count == 1:
+        return where(r.first, base)
+    places, n = r.places(base, 3)
+    shown = ", ".join(plain(p) for p in places) + (f", … ({n} places)" if n > len(places) else "")
+    return shown
+
+
+def _row_values(r: FieldRow) -> tuple[str, str]:
+    a, b = values_ab(r.first)
+    if r.same_values or r.count == 1:
+        return a, b
+    return f"varies, e.g. {a}", f"varies, e.g. {b}"
+
+
 def _fields_table(f: Finding) -> list[str]:
-    rows = []
-    for d in f.causes[:MAX_FIELDS]:
-        a, b = values_ab(d)
-        rows.append([where(d, f.location), field_name(d), a, b, str(d.bytes)])
-    out = table(["Where", "Field", "A", "B", "Bytes"], rows)
-    if len(f.causes) > MAX_FIELDS:
-        out.append("")
-        out.append(f"… and {len(f.causes) - MAX_FIELDS} more field(s); `imgdiff explain --json` lists all.")
+    rows = group_rows(f.causes)
+    body = []
+    for r in rows[:MAX_FIELDS]:
+        a, b = _row_values(r)
+        body.append([_row_where(r, f.location), field_name(r.first), a, b, str(r.count), str(r.bytes)])
+    out = table(["Where", "Field", "A", "B", "Count", "Bytes"], body)
+    if len(rows) > MAX_FIELDS:
+        rest = sum(r.count for r in rows[MAX_FIELDS:])
+        out += ["", f"… and {rest} more field(s) in {len(rows) - MAX_FIELDS} more row(s)."]
+    if len(rows) > OPEN_ROWS:
+        return _details(f"Fields: {len(rows)} rows for {len(f.causes)} differing fields", out)
     return out
 
 
 def _derived(f: Finding) -> list[str]:
     if not f.derived:
         return []
-    out = [f"**Derived differences** (consequences folded into this cause, not causes themselves; {len(f.derived)}):", ""]
-    for d in f.derived[:MAX_DERIVED]:
-        a, b = values_ab(d)
-        out.append(f"- {where(d, f.location)} / {field_name(d)}: {a} → {b}")
-    if len(f.derived) > MAX_DERIVED:
-        out.append(f"- … and {len(f.derived) - MAX_DERIVED} more")
-    return out
+    rows = group_rows(f.derived)
+    out = []
+    for r in rows[:MAX_DERIVED]:
+        a, b = _row_values(r)
+        count = f" ×{r.count}" if r.count > 1 else ""
+        out.append(f"- {_row_where(r, f.location)} / {field_name(r.first)}{count}: {a} → {b}")
+    if len(rows) > MAX_DERIVED:
+        out.append(f"- … and {sum(r.count for r in rows[MAX_DERIVED:])} more in {len(rows) - MAX_DERIVED} more row(s)")
+    summary = (f"Derived differences: {len(f.derived)} consequences folded into this cause (checksums, copies, "
+               f"sizes), not causes themselves; {len(rows)} row(s)")
+    return _details(summary, out)
 
 
 def _paths(f: Finding) -> list[str]:
@@ -631,17 +731,19 @@ def _paths(f: Finding) -> list[str]:
         return []
     shown = ", ".join(code(p) for p in paths[:MAX_PATHS])
     more = f" … and {len(paths) - MAX_PATHS} more" if len(paths) > MAX_PATHS else ""
-    return [f"**Paths** ({len(paths)}): {shown}{more}"]
+    if len(paths) <= OPEN_PATHS:
+        return [f"**Paths** ({len(paths)}): {shown}"]
+    return _details(f"Paths ({len(paths)})", [shown + more])
 
 
-def _cause_section(f: Finding, n: int, index: FileIndex, dscope: Diffoscope) -> list[str]:
+def _cause_section(f: Finding, n: int, index: FileIndex, dscope: Diffoscope, item: FixItem | None) -> list[str]:
     r = f.rule
     out = [f"### {_anchor(f, n)}", ""]
     out.append(f"- rule: {code(r.id)} {code(r.name)}")
     out.append(f"- layer: **{plain(r.layer)}**")
     if r.component:
         out.append(f"- responsible: {plain(r.component)}")
-    out.append(f"- where: {plain(f.location) or 'disk'} ({f.bytes} byte(s) differ)")
+    out.append(f"- where: {plain(scope_name(f))} ({_n(f.bytes, 'byte')} differ)")
     if r.fixed_in:
         out.append(f"- fixed in: {plain(r.fixed_in)}")
     if r.references:
@@ -652,6 +754,10 @@ def _cause_section(f: Finding, n: int, index: FileIndex, dscope: Diffoscope) -> 
         out.append("")
     out.extend(_fields_table(f))
     out.append("")
+    tnote = time_note(f)
+    if tnote:
+        out.append(f"**Times:** {plain(tnote)}")
+        out.append("")
     if f.note:
         out.append(f"**Note:** {plain(f.note)}")
         out.append("")
@@ -665,9 +771,12 @@ def _cause_section(f: Finding, n: int, index: FileIndex, dscope: Diffoscope) -> 
         out.append("")
         out.extend(render_files(files, f, dscope))
         out.append("")
-    out.append("**How a fix could look:**")
+    out.append("**How to fix:**")
     out.append("")
-    out.extend(_paragraphs(r.fix))
+    if item is not None and item.fixes:
+        out.extend(f"- {BUILDER_LABELS.get(b, b)}: {_inline(text)}" for b, text in item.fixes)
+    else:
+        out.extend(_paragraphs(r.fix))
     out.append("")
     return out
 
@@ -693,26 +802,29 @@ def _unclassified_section(findings: list[Finding], index: FileIndex, dscope: Dif
         f"## {NOT_TRACKED[:1].upper()}{NOT_TRACKED[1:]}",
         "",
         (
-            "No rule explains these differences yet. The fields and their byte offsets (absolute, in the image) are "
-            "listed so that the cause can be tracked down and a rule written (see `rules/README.md`)."
+            "No rule explains these differences yet, so their bytes count as unexplained. The fields and their byte "
+            "offsets (absolute, in the image) are listed so that the cause can be tracked down."
         ),
         "",
     ]
     for f in findings:
-        out.append(f"### {plain(f.location) or 'disk'} ({f.bytes} byte(s))")
+        out.append(f"### {plain(scope_name(f))} ({_n(f.bytes, 'byte')})")
         out.append("")
-        rows = []
-        for d in f.causes[:MAX_FIELDS]:
-            a, b = values_ab(d)
-            rows.append(
-                [where(d, f.location), field_name(d), plain(d.change), a, b,
+        rows = group_rows(f.causes)
+        body = []
+        for r in rows[:MAX_FIELDS]:
+            d = r.first
+            a, b = _row_values(r)
+            body.append(
+                [_row_where(r, f.location), field_name(d), plain(d.change), a, b,
                  cell(extents_text(d.extents_a)),
-                 "as in A" if d.change == Change.RAW else cell(extents_text(d.extents_b)), str(d.bytes)]
+                 "as in A" if d.change == Change.RAW else cell(extents_text(d.extents_b)), str(r.count), str(r.bytes)]
             )
-        out.extend(table(["Where", "Field", "Change", "A", "B", "Offsets in A", "Offsets in B", "Bytes"], rows))
-        if len(f.causes) > MAX_FIELDS:
-            out.append("")
-            out.append(f"… and {len(f.causes) - MAX_FIELDS} more difference(s); `imgdiff explain --json` lists all.")
+        block = table(["Where", "Field", "Change", "A", "B", "Offsets in A", "Offsets in B", "Count", "Bytes"], body)
+        if len(rows) > MAX_FIELDS:
+            block += ["", f"… and {sum(r.count for r in rows[MAX_FIELDS:])} more difference(s)."]
+        out.extend(_details(f"Fields: {len(rows)} rows for {len(f.causes)} differences", block)
+                   if len(rows) > OPEN_ROWS else block)
         out.append("")
         if f.derived:
             out.extend(_derived(f))
@@ -726,19 +838,24 @@ def _unclassified_section(findings: list[Finding], index: FileIndex, dscope: Dif
     return out
 
 
-def render(report: Report, content_diff: bool = False) -> str:
+def render(report: Report, content_diff: bool = False, builder: str | None = None) -> str:
     """Return the markdown report of ``report`` (deterministic: same report, same text)."""
     rows = build_rows(report)
     dscope = Diffoscope(content_diff)
     index = FileIndex(report.findings)
-    out = _header(report, rows)
+    items = fix_items(report, builder)
+    by_rule = {it.rule.id: it for it in items}
+    out = _header(report, rows, items)
     out.append("")
+    if items:
+        out.extend(_to_fix(items))
+        out.append("")
     out.append("## Partitions")
     out.append("")
     out.extend(_rows_table(report, rows))
     if report.tree_a is None and report.tree_b is None and not report.identical:
         out.append("")
-        out.append("(Regions are taken from the difference locations: partitions without differences are not listed.)")
+        out.append("(Regions are taken from the differences' scopes: partitions without differences are not listed.)")
     out.append("")
     tracked = [f for f in report.findings if f.rule.id != UNCLASSIFIED]
     open_ = [f for f in report.findings if f.rule.id == UNCLASSIFIED]
@@ -753,21 +870,20 @@ def render(report: Report, content_diff: bool = False) -> str:
         out.append("## Tracked-down causes")
         out.append("")
         summary_rows = [
-            [str(i), code(f.rule.id), plain(f.rule.title), plain(f.rule.layer), plain(f.location) or "disk",
-             str(f.bytes)]
+            [str(i), code(f.rule.id), plain(f.rule.title), plain(f.rule.layer), plain(scope_name(f)), str(f.bytes)]
             for i, f in enumerate(tracked, start=1)
         ]
         out.extend(table(["#", "Rule", "Cause", "Layer", "Where", "Bytes"], summary_rows))
         out.append("")
         for i, f in enumerate(tracked, start=1):
-            out.extend(_cause_section(f, i, index, dscope))
+            out.extend(_cause_section(f, i, index, dscope, by_rule.get(f.rule.id)))
     if open_:
         out.extend(_unclassified_section(open_, index, dscope))
     if report.errors:
         out.append("## Could not be parsed")
         out.append("")
         out.append("imgdiff could not fully parse or validate these structures, so the result may be partial (bytes "
-                   "of an unparsed structure count as not yet tracked down):")
+                   "of an unparsed structure count as unexplained):")
         out.append("")
         out.extend(f"- {plain(e)}" for e in report.errors)
         out.append("")
@@ -776,4 +892,4 @@ def render(report: Report, content_diff: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-__all__ = ["render"]
+__all__ = ["recorded_tools", "render"]

@@ -20,13 +20,22 @@ from imgdiff.model import LAYERS, Change, Difference, RuleInfo
 from imgdiff.ruleset.predicates import ANNOTATIONS, PREDICATES, ExplainContext, load_all
 
 RULE_KEYS = {
-    "id", "name", "title", "layer", "component", "fixed_in", "explanation", "fix", "references", "priority",
+    "id", "name", "title", "layer", "component", "fixed_in", "explanation", "fix", "fix_for", "references", "priority",
     "fixtures", "derived", "match", "explains", "annotate",
 }
 REQUIRED = {"id", "name", "title", "layer", "component", "explanation", "fix", "references", "fixtures", "match"}
 MATCH_KEYS = {"kind", "field", "change", "attrs", "predicate"}
 CHANGES = {Change.MODIFIED, Change.ADDED, Change.REMOVED, Change.MOVED, Change.RAW}
 ID_RE = re.compile(r"^[A-Z]{2,5}\d{3}$")
+BUILDERS = ("nixos", "repart", "mkosi", "plain")
+"""The builders a fix can be written for, in the order they are shown (NixOS first)."""
+FIX_KEYS = {"cause", *BUILDERS}
+PLACEHOLDERS = frozenset({
+    "image_a", "image_b", "fs_a", "fs_b", "mtools_a", "mtools_b", "partition", "partition_offset", "path",
+    "paths", "file", "value_a", "value_b", "uuid_a", "hex_a", "seed", "new_uuid",
+})
+"""Names a ``fix_for`` template may use as ``{name}`` (filled per finding by :mod:`imgdiff.report.fixes`)."""
+_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -48,6 +57,51 @@ def _globs(patterns: tuple[str, ...]) -> Callable[[str], bool]:
         return exact.__contains__
     compiled = re.compile("|".join(fnmatch.translate(p) for p in rx))
     return lambda s: s in exact or compiled.match(s) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FixRuleInfo(RuleInfo):
+    """:class:`RuleInfo` with the fix split by builder (until the model carries these fields itself).
+
+    ``fix_for`` holds ``(builder, template)`` pairs in :data:`BUILDERS` order; ``cause`` is the short name of the
+    cause for the verdict line (a template too: ``"{paths} content"``).  ``fix`` stays the plain prose.
+    """
+
+    fix_for: tuple[tuple[str, str], ...] = ()
+    cause: str = ""
+
+
+def fix_for(info: RuleInfo) -> dict[str, str]:
+    """Return the rule's fix templates by builder (empty for a rule in the old string-only form)."""
+    return dict(getattr(info, "fix_for", ()))
+
+
+def cause_name(info: RuleInfo) -> str:
+    """Return the short cause name template of a rule (its title when the rule gives none)."""
+    return str(getattr(info, "cause", "") or info.title)
+
+
+def _fix_table(raw: Any, where: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """Validate a ``[fix_for]`` table; return its builder templates (in :data:`BUILDERS` order) and the cause."""
+    if not isinstance(raw, dict):
+        raise RuleError(f"{where}: fix_for must be a table")
+    unknown = set(raw) - FIX_KEYS
+    if unknown:
+        raise RuleError(
+            f"{where}: unknown key(s) in fix_for: {', '.join(sorted(unknown))} (known: {', '.join(sorted(FIX_KEYS))})"
+        )
+    for k, v in raw.items():
+        if not isinstance(v, str) or not v.strip():
+            raise RuleError(f"{where}: fix_for.{k} must be a non-empty string")
+        bad = sorted({m for m in _PLACEHOLDER_RE.findall(v) if m not in PLACEHOLDERS})
+        if bad:
+            raise RuleError(
+                f"{where}: fix_for.{k} uses unknown placeholder(s) {', '.join('{' + b + '}' for b in bad)} "
+                f"(known: {', '.join(sorted(PLACEHOLDERS))})"
+            )
+    if not any(b in raw for b in BUILDERS):
+        raise RuleError(f"{where}: fix_for needs at least one of {', '.join(BUILDERS)}")
+    return tuple((b, prose(raw[b])) for b in BUILDERS if b in raw), " ".join(str(raw.get("cause", "")).split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +236,8 @@ def load_rule(path: Path) -> Rule:
     fixtures = _strs(raw["fixtures"], where, "fixtures")
     if not fixtures:
         raise RuleError(f"{where}: a rule needs at least one fixture pair")
-    info = RuleInfo(
+    fixes, cause = _fix_table(raw["fix_for"], where) if "fix_for" in raw else ((), "")
+    info = FixRuleInfo(
         id=raw["id"],
         name=raw["name"],
         title=raw["title"],
@@ -192,6 +247,8 @@ def load_rule(path: Path) -> Rule:
         references=_strs(raw["references"], where, "references"),
         component=raw["component"],
         fixed_in=raw.get("fixed_in", ""),
+        fix_for=fixes,
+        cause=cause,
     )
     return Rule(
         info=info,
