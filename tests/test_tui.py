@@ -42,6 +42,18 @@ async def ready(pilot: Any) -> None:
     await pilot.pause()
 
 
+async def searched(pilot: Any, query: str) -> None:
+    """Wait until the search worker's result for ``query`` is shown (search runs off the event loop)."""
+    app = pilot.app
+    for _ in range(300):
+        await pilot.pause(0.02)
+        if app.search_text == query.strip().lower() and not any(w.name == "search" and w.is_running
+                                                                 for w in app.workers):
+            break
+    assert app.search_text == query.strip().lower(), "the search result did not arrive"
+    await pilot.pause()
+
+
 def parts(app: ImgdiffApp) -> tuple[FindingsTree, StructureTree, DetailPane, HexView]:
     return app.query_one(FindingsTree), app.query_one(StructureTree), app.query_one(DetailPane), app.query_one(HexView)
 
@@ -163,7 +175,7 @@ async def test_search_narrows_findings_and_tree(pair) -> None:  # type: ignore[n
         await pilot.press("slash")
         assert app.query_one("#search").has_focus
         await pilot.press(*"attribute")
-        await pilot.pause()
+        await searched(pilot, "attribute")
         assert [i.finding.rule.id for i in findings.items] == ["GPT004"]
         assert findings.border_title == "Findings (1/2)"
         await pilot.press("enter")
@@ -183,7 +195,7 @@ async def test_search_with_no_match_empties_the_lists(pair) -> None:  # type: ig
         await ready(pilot)
         findings, tree, _, _ = parts(app)
         await pilot.press("slash", *"zzz-nothing")
-        await pilot.pause()
+        await searched(pilot, "zzz-nothing")
         assert findings.items == [] and tree.visible_count() == 0
         await pilot.press("enter", "n")  # nothing to step to: no crash
         await pilot.pause()
@@ -539,3 +551,167 @@ async def test_hexview_e_cycles_extents_and_handles_unknown_bytes() -> None:
         view.show(None)
         await pilot.pause()
         assert view.size_shown == 0 and view.offset_a is None
+
+
+# -- scale: paging, grouping, search off the event loop --------------------------------------------------------------
+
+
+def _big_report(n: int = 1000) -> Report:
+    """A saved-style report (no trees) with one finding of ``n`` i_ctime differences and ``n`` derived checksums."""
+    from imgdiff.model import Difference, Finding, ImageInfo, RuleInfo, Summary
+
+    def diff(i: int, field: str) -> Difference:
+        off = 0x10000 + 256 * i
+        return Difference(f"disk/ext4/inodes/inode:{i}", "ext4.inode", field, "modified", 1000 + i, 2000 + i,
+                          (Extent(off, 4),), (Extent(off, 4),), f"ext4 / inode tables / inode {i}",
+                          attrs={"path": f"/usr/share/f{i:05d}"}, bytes=4)
+
+    rule = RuleInfo("EXT005", "ext4-staging-ctime-atime", "copied ctimes", "mkfs", "", "fix it")
+    f = Finding(rule, "ext4 / inode tables", [diff(i, "i_ctime") for i in range(n)],
+                [diff(i, "i_checksum_lo") for i in range(n)], bytes=8 * n)
+    return Report(ImageInfo("a.img", 1 << 20, "ext4"), ImageInfo("b.img", 1 << 20, "ext4"),
+                  Summary(1 << 20, 8 * n, 0), [f])
+
+
+async def test_large_finding_is_grouped_and_paged() -> None:
+    from imgdiff.tui.widgets import PAGE, FieldGroup, MoreItem
+
+    report = _big_report()
+    app = ImgdiffApp(report=report, names=NAMES)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        findings = app.query_one(FindingsTree)
+        fnode = findings.root.children[0]
+        fnode.expand()
+        await pilot.pause()
+        assert [type(c.data) for c in fnode.children] == [FieldGroup, DerivedGroup]
+        group = fnode.children[0]
+        assert group.label.plain.startswith("≠ i_ctime  ×1,000")  # type: ignore[union-attr]
+        group.expand()
+        await pilot.pause()
+        assert len(group.children) == PAGE + 1 and isinstance(group.children[-1].data, MoreItem)
+        findings.move_cursor(group.children[-1])
+        await pilot.press("enter")  # the "… 700 more" node loads the next page
+        assert len(group.children) == 2 * PAGE + 1
+        # n/p and reveal reach a difference far outside the window: the window moves there
+        target = report.findings[0].causes[950]
+        app.select_diff(target, findings=True)
+        await pilot.pause()
+        node = findings.cursor_node
+        assert isinstance(node.data, DiffItem) and node.data.diff is target  # type: ignore[union-attr]
+        assert isinstance(group.children[0].data, MoreItem) and group.children[0].data.before
+        await pilot.press("n")
+        assert app.current is report.findings[0].causes[951]
+
+
+async def test_search_runs_off_the_event_loop_and_keeps_only_the_last_query() -> None:
+    report = _big_report(3000)
+    app = ImgdiffApp(report=report, names=NAMES)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("slash", *"f0299")
+        await searched(pilot, "f0299")
+        [item] = app.query_one(FindingsTree).items
+        assert [d.attrs["path"] for d in item.causes] == [f"/usr/share/f0299{i}" for i in range(10)]
+        assert app.searches >= 1
+        await pilot.press("backspace", "backspace", "backspace", "backspace", "backspace")
+        await searched(pilot, "")
+        assert len(app.query_one(FindingsTree).items[0].causes) == 3000
+        await pilot.press("escape", "q")
+    assert app.return_value == 1
+
+
+async def test_text_diff_of_a_changed_file(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "report-esp-root")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await ready(pilot)
+        ext = next(f for f in app.report.findings if f.rule.id == "EXT014")  # type: ignore[union-attr]
+        app.select_diff(ext.causes[0], findings=True)
+        await pilot.pause()
+        text = app.query_one(DetailPane).plain(140)
+        assert "Text diff" in text
+        assert '-BUILD_ID="24.05.20240501.abcdef0"' in text and '+BUILD_ID="24.05.20240502.abcdef0"' in text
+        assert "plain tools: Extract both and compare: `debugfs -R 'dump \"/etc/os-release\" os-release.a'" in text
+
+
+async def test_copy_and_export(pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    app = make_app(pair, "gpt-repart-random-seed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("n")  # a difference: its values in full
+        await pilot.press("c")
+        d = app.current
+        assert d is not None and app.clipboard == f"A: {d.a}\nB: {d.b}" and len(str(d.a)) == 36  # a whole GUID
+        app.select_finding(app.report.findings[0])  # type: ignore[union-attr]
+        await pilot.press("x")
+        await pilot.pause()
+    [path] = app.exports
+    text = (tmp_path / path).read_text()
+    assert path == "imgdiff-GPT001.md" and text.startswith("### GPT disk and partition GUIDs are random")
+    assert "| Where | Field | A | B | Count | Bytes |" in text and "- nixos: Keep `image.repart.seed` fixed" in text
+
+
+async def test_tree_labels_keep_whole_guids(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-repart-random-seed")
+    async with app.run_test(size=(200, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("enter", "z")  # open the finding, zoom the findings list
+        await pilot.pause()
+        findings = app.query_one(FindingsTree)
+        label = findings.root.children[0].children[0].label.plain  # type: ignore[union-attr]
+        d = app.report.findings[0].causes[0]  # type: ignore[union-attr]
+        assert f"{d.a} → {d.b}" in label
+
+
+async def test_hexview_next_prev_difference_goto_and_collapse() -> None:
+    from imgdiff.tui.hexview import MAX_WINDOW, parse_offset
+
+    a = bytes(1 << 20)
+    b = bytearray(a)
+    for off in (0x100, 0x30000, 0x90010):
+        b[off] = 0xAA
+    app = _HexApp(a, bytes(b))
+    async with app.run_test(size=(120, 20)) as pilot:
+        view = app.query_one(HexView)
+        region = (Extent(0, 1 << 20),)
+        view.show(HexTarget("whole", region, region, (), (), seek=True))
+        view.focus()
+        await pilot.pause()
+        assert view.mark == 0x100 and view.base_a == 0
+        # the zero rows after the first difference fold into one line
+        assert any("identical rows" in view.display_text(y) for y in range(len(view._disp)))
+        await pilot.press("right_square_bracket")  # ]
+        assert view.mark == 0x30000 and view.base_a <= 0x30000 < view.base_a + view.size_shown
+        await pilot.press("right_square_bracket")
+        assert view.mark == 0x90010 and view.differing_bytes == 1  # beyond two windows: the window moved
+        await pilot.press("left_square_bracket")  # [
+        assert view.mark == 0x30000
+        await pilot.press("left_square_bracket", "left_square_bracket")  # nothing before 0x100: stays
+        assert view.mark == 0x100
+        view.goto(0x90010, 1 << 20)
+        await pilot.pause()
+        assert view.target is not None and view.target.title == "offset 0x90010"
+        assert view.base_a <= 0x90010 < view.base_a + view.size_shown and view.size_shown <= MAX_WINDOW
+    assert parse_offset("0x1f00") == 0x1F00 and parse_offset("36700160+0x10") == 36700176
+    assert parse_offset("1f00h") == 0x1F00 and parse_offset("nope") is None
+
+
+async def test_hexview_scrolling_slides_along_the_region() -> None:
+    from imgdiff.tui.hexview import MAX_WINDOW
+
+    a = bytes(i & 0xFF for i in range(4 * MAX_WINDOW))
+    app = _HexApp(a, a)
+    async with app.run_test(size=(120, 20)) as pilot:
+        view = app.query_one(HexView)
+        region = (Extent(0, len(a)),)
+        view.show(HexTarget("big", region, region))
+        view.focus()
+        await pilot.pause()
+        assert view.base_a == 0 and view.truncated
+        for _ in range(12):
+            await pilot.press("end")
+            await pilot.pause()
+        assert view.base_a > 0  # the window slid on past its first 64 KiB
+        top = view.base_a + 16 * view._first_row[round(view.scroll_offset.y)]
+        assert top > MAX_WINDOW

@@ -5,6 +5,10 @@ then four panes show the findings, the merged structure tree, the detail of the 
 view.  A saved ``imgdiff explain --json`` result opens without the images: the hex view shows its snippets.
 The TUI only reads a :class:`~imgdiff.model.Report` and raw bytes at given offsets; it never parses an image.
 
+Responsiveness at scale: the trees are built on expand a page at a time (see :mod:`imgdiff.tui.widgets`), search
+runs in a thread worker that a newer keystroke cancels (the event loop only swaps in the result), and nothing on
+the event loop walks all differences, so keys are handled at once and ``q`` quits at once.
+
 Exit status like ``imgdiff explain``: 0 identical, 1 different, 2 trouble (bad input, an analysis error, quitting
 before the analysis finished).
 """
@@ -22,7 +26,7 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, Grid, Horizontal, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.markup import escape
 from textual.timer import Timer
 from textual.widget import Widget
@@ -33,13 +37,14 @@ from imgdiff.errors import ImgdiffError
 from imgdiff.model import Difference, Finding, Report
 from imgdiff.ruleset.schema import RuleSet
 from imgdiff.tui.hexdata import ByteReader, ImageReader, SnippetReader, SourceReader
-from imgdiff.tui.hexview import HexTarget, HexView
-from imgdiff.tui.screens import HelpScreen
-from imgdiff.tui.structure import Entry, Structure, finding_matches
+from imgdiff.tui.hexview import HexTarget, HexView, parse_offset
+from imgdiff.tui.screens import GotoScreen, HelpScreen
+from imgdiff.tui.structure import Cancelled, Entry, SearchResult, Structure
 from imgdiff.tui.widgets import (
     DerivedGroup,
     DetailPane,
     DiffItem,
+    FieldGroup,
     FindingItem,
     FindingsTree,
     StructureTree,
@@ -91,6 +96,8 @@ class ImgdiffApp(App[int]):
         Binding("p", "prev_diff", "Prev"),
         Binding("f", "toggle_filter", "Only differing"),
         Binding("z", "zoom", "Zoom"),
+        Binding("c", "copy", "Copy"),
+        Binding("x", "export", "Export md"),
         Binding("escape", "escape", "Clear search", show=False),
     ]
 
@@ -117,6 +124,15 @@ class ImgdiffApp(App[int]):
         self.current: Difference | None = None
         """The difference the selection is on (``n``/``p`` continue from it)."""
         self.search_text = ""
+        self.search_result: SearchResult | None = None
+        self._search_timer: Timer | None = None
+        self._search_pending = ""
+        self._fix_cache: dict[int, list[tuple[str, str]]] = {}
+        self._order_pos: dict[int, int] | None = None
+        self.searches = 0
+        """How many search results were shown (tests wait for it)."""
+        self.exports: list[str] = []
+        """Files written by ``x`` (export as markdown)."""
         self.readers: list[ByteReader] = []
         self.load_seconds: float | None = None
         self.settled = False
@@ -134,11 +150,13 @@ class ImgdiffApp(App[int]):
         with Container(id="loading"), Vertical(id="loading-box"):
             yield Label("starting…", id="stage")
             yield ProgressBar(total=100, show_eta=False, id="bar")
-        with Grid(id="main"):
-            yield FindingsTree(id="findings")
-            yield StructureTree(id="structure")
-            yield DetailPane(id="detail")
-            yield HexView(id="hex")
+        with Horizontal(id="main"):
+            with Vertical(id="lists"):
+                yield FindingsTree(id="findings")
+                yield StructureTree(id="structure")
+            with Vertical(id="views"):
+                yield DetailPane(id="detail")
+                yield HexView(id="hex")
         with Horizontal(id="searchbar"):
             yield Label("/", id="search-label")
             yield Input(placeholder="search findings and structure (enter: done, esc: clear)", id="search")
@@ -268,15 +286,43 @@ class ImgdiffApp(App[int]):
             hexview.reader_a, hexview.reader_b = self.readers
         self.query_one("#loading").display = False
         self.query_one("#main").display = True
+        detail = self.query_one(DetailPane)
+        detail.fixes = self._fixes
+        detail.contents = self._contents
         findings = self.query_one(FindingsTree)
         findings.populate(structure)
-        self.query_one(StructureTree).populate(structure, only_differing=True, query="")
+        self.query_one(StructureTree).populate(structure, only_differing=True, search=None)
         self._update_titles()
         self._status_summary()
         self.refresh_bindings()
         findings.focus()
         # Select once the panes have a size, so the trees and the hex view scroll to the right place.
         self.call_after_refresh(self._select_first)
+
+    def _fixes(self, f: Finding) -> list[tuple[str, str]]:
+        """Return the finding's fixes per builder, filled in with this pair's values (cached per finding)."""
+        from imgdiff.report.fixes import placeholders, rule_fixes
+
+        got = self._fix_cache.get(id(f))
+        if got is None and self.report is not None:
+            got = self._fix_cache[id(f)] = rule_fixes(f.rule, placeholders(self.report, f))
+        return got or []
+
+    def _contents(self, d: Difference) -> tuple[bytes, bytes] | None:
+        """Return both versions of a changed file: kept by the engine, or read through the open sources."""
+        if d.content_a is not None and d.content_b is not None:
+            return d.content_a, d.content_b
+        if self.report is None or self.report.sources is None or not d.extents_a or not d.extents_b:
+            return None
+        limit = 1 << 20
+        if sum(e.length for e in d.extents_a) > limit or sum(e.length for e in d.extents_b) > limit:
+            return None
+        try:
+            a = b"".join(self.report.read("a", e.offset, e.length) or b"" for e in d.extents_a)
+            b = b"".join(self.report.read("b", e.offset, e.length) or b"" for e in d.extents_b)
+        except OSError:
+            return None
+        return a, b
 
     def _select_first(self) -> None:
         self._select_first_now()
@@ -352,6 +398,23 @@ class ImgdiffApp(App[int]):
         sub = f"{v.differing_bytes} differing" + (" · first 64 KiB" if v.truncated else "")
         v.border_subtitle = sub + (" · saved snippets" if self.saved else "")
 
+    @on(HexView.GotoRequested)
+    def _ask_offset(self, event: HexView.GotoRequested) -> None:
+        view = event.view
+        size = self.report.a.size if self.report is not None else None
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            off = parse_offset(text)
+            if off is None or (size is not None and off >= size):
+                self.notify(f"not an offset in the image: {text!r}", severity="warning", timeout=3)
+                return
+            view.goto(off, size)
+            view.focus()
+
+        self.push_screen(GotoScreen(), done)
+
     # -- selection ----------------------------------------------------------------------------------------------
 
     def select_finding(self, f: Finding) -> None:
@@ -391,7 +454,7 @@ class ImgdiffApp(App[int]):
         ea, eb = e.extents("a"), e.extents("b")
         field_a = tuple(x for d in e.diffs for x in d.extents_a)
         field_b = tuple(x for d in e.diffs for x in d.extents_b)
-        first = next((d for x in e.walk() for d in x.diffs), None)
+        first = e.diffs[0] if e.diffs else self.structure.first_diff_below(e.key)
         if first is not None and ea and (first.extents_a or first.extents_b):
             # A large node (a partition, a whole filesystem): start at the first difference inside it.
             anchor_a = first.extents_a or first.extents_b
@@ -413,7 +476,7 @@ class ImgdiffApp(App[int]):
             self.select_finding(data.finding)
         elif isinstance(data, DiffItem):
             self.select_diff(data.diff)
-        elif isinstance(data, DerivedGroup):
+        elif isinstance(data, (DerivedGroup, FieldGroup)):
             assert self.structure is not None
             self.query_one(DetailPane).show_finding(data.finding, self.structure)
             if data.diffs:
@@ -433,14 +496,17 @@ class ImgdiffApp(App[int]):
 
     def _visible_order(self) -> list[Difference]:
         assert self.structure is not None
-        if not self.search_text:
-            return self.structure.order
-        out: list[Difference] = []
-        for f in self.structure.report.findings:
-            ok, causes, derived = finding_matches(f, self.search_text)
-            if ok:
-                out += causes + derived
-        return out
+        if self.search_result is not None and self.search_result.query:
+            return self.search_result.order
+        return self.structure.order
+
+    def _position(self, order: list[Difference], d: Difference) -> int | None:
+        assert self.structure is not None
+        if order is self.structure.order:
+            return self.structure.position(d) if id(d) in self.structure._refs else None
+        if self._order_pos is None:
+            self._order_pos = {id(x): i for i, x in enumerate(order)}
+        return self._order_pos.get(id(d))
 
     def _step(self, delta: int) -> None:
         if self.structure is None:
@@ -449,11 +515,8 @@ class ImgdiffApp(App[int]):
         if not order:
             self.bell()
             return
-        ids = [id(d) for d in order]
-        if self.current is not None and id(self.current) in ids:
-            i = ids.index(id(self.current)) + delta
-        else:
-            i = 0 if delta > 0 else len(order) - 1
+        at = self._position(order, self.current) if self.current is not None else None
+        i = at + delta if at is not None else (0 if delta > 0 else len(order) - 1)
         if not 0 <= i < len(order):
             self.bell()
             return
@@ -489,7 +552,7 @@ class ImgdiffApp(App[int]):
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
-        self.apply_search(event.value)
+        self.apply_search(event.value, wait=0.12)
 
     @on(Input.Submitted, "#search")
     def _search_done(self, event: Input.Submitted) -> None:
@@ -497,17 +560,57 @@ class ImgdiffApp(App[int]):
             self.query_one("#searchbar").display = False
         self.query_one(FindingsTree).focus()
 
-    def apply_search(self, query: str) -> None:
-        """Filter the findings and the structure tree by ``query`` (empty shows everything)."""
+    def apply_search(self, query: str, wait: float = 0.0) -> None:
+        """Filter the findings and the structure tree by ``query`` (empty shows everything).
+
+        The matching runs in a thread worker after ``wait`` seconds without a newer keystroke; a newer query
+        cancels it.  An empty query is applied at once.
+        """
         if self.structure is None:
             return
-        self.search_text = query.strip()
+        self._search_pending = query.strip()
+        if self._search_timer is not None:
+            self._search_timer.stop()
+            self._search_timer = None
+        if not self._search_pending:
+            self.workers.cancel_group(self, "search")
+            self._show_search(SearchResult("", [], [], [], set()))
+        elif wait > 0:
+            self._search_timer = self.set_timer(wait, lambda: self._search_worker(self._search_pending))
+        else:
+            self._search_worker(self._search_pending)
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False, name="search")
+    def _search_worker(self, query: str) -> None:
+        """Match ``query`` off the event loop; give up as soon as a newer query arrives."""
+        assert self.structure is not None
+        worker = get_current_worker()
+
+        def cancelled() -> bool:
+            return worker.is_cancelled or query != self._search_pending
+
+        try:
+            result = self.structure.search(query, cancelled)
+        except Cancelled:
+            return
+        if not cancelled():
+            self.call_from_thread(self._show_search, result)
+
+    def _show_search(self, result: SearchResult) -> None:
+        """Swap in a search result (ignored when the query moved on meanwhile)."""
+        if self.structure is None or result.query != self._search_pending.lower():
+            return
+        self.search_text = result.query
+        self.search_result = result if result.query else None
+        self._order_pos = None
         findings = self.query_one(FindingsTree)
-        findings.populate(self.structure, self.search_text)
+        findings.populate(self.structure, self.search_result)
         tree = self.query_one(StructureTree)
-        tree.populate(self.structure, query=self.search_text)
+        tree.populate(self.structure, search=self.search_result)
         self._update_titles()
-        if self.current is not None and findings.reveal(self.current) is not None:
+        if self.current is not None and (
+            self.search_result is None or id(self.current) in self.search_result.ids
+        ) and findings.reveal(self.current) is not None:
             tree.reveal(self.structure.ref(self.current).entry, self.current)
         elif findings.items:
             # The selection was filtered out: go to the first match.
@@ -518,6 +621,7 @@ class ImgdiffApp(App[int]):
                 self.select_diff(first)
             if item.causes or item.derived:
                 self.query_one(DetailPane).show_finding(item.finding, self.structure)
+        self.searches += 1
 
     def action_escape(self) -> None:
         """Leave a zoomed pane, or clear and close the search."""
@@ -540,13 +644,82 @@ class ImgdiffApp(App[int]):
         if focused is not None and focused.id in ("findings", "structure", "detail", "hex"):
             self.screen.maximize(focused, container=False)
 
+    def _selection_text(self) -> tuple[str, str]:
+        """Return ``(name, markdown)`` of what the detail pane shows."""
+        from imgdiff.report.markdown import code, plain, table, values_ab
+
+        detail = self.query_one(DetailPane)
+        subject = detail.subject
+        if isinstance(subject, Difference) and self.structure is not None:
+            f = self.structure.finding_of(subject)
+            a, b = values_ab(subject)
+            rows = table(["Field", "A", "B", "Bytes"], [[plain(subject.location + " / " + subject.field), a, b,
+                                                          str(subject.bytes)]])
+            return subject.field, "\n".join([f"### {plain(f.rule.title)} ({f.rule.id})", "", *rows, ""])
+        if isinstance(subject, Finding):
+            from imgdiff.report.rows import group_rows
+
+            body = []
+            for r in group_rows(subject.causes)[:200]:
+                a, b = values_ab(r.first)
+                body.append([plain(r.first.location), code(r.first.field), a, b, str(r.count), str(r.bytes)])
+            lines = [f"### {plain(subject.rule.title)} ({subject.rule.id})", "",
+                     f"- where: {plain(subject.location)} ({subject.bytes} bytes differ)", "",
+                     *table(["Where", "Field", "A", "B", "Count", "Bytes"], body), "", "**How to fix:**", ""]
+            lines += [f"- {b}: {' '.join(t.split())}" for b, t in self._fixes(subject)]
+            return subject.rule.id, "\n".join(lines) + "\n"
+        if isinstance(subject, Entry):
+            return subject.label, f"### {plain(subject.label)}\n\n- node: {code(subject.key)}\n"
+        return "", ""
+
+    def action_copy(self) -> None:
+        """Copy the selected value (A and B in full) or finding to the clipboard (OSC 52)."""
+        detail = self.query_one(DetailPane)
+        subject = detail.subject
+        if isinstance(subject, Difference):
+            from imgdiff.tui.widgets import full
+
+            text = f"A: {full(subject.a)}\nB: {full(subject.b)}"
+        else:
+            text = self._selection_text()[1]
+        if not text:
+            self.bell()
+            return
+        self.copy_to_clipboard(text)
+        self.notify(f"copied {len(text)} characters", timeout=2)
+
+    def action_export(self) -> None:
+        """Write the selection as markdown to ./imgdiff-<name>.md (and copy it)."""
+        import re as _re
+
+        name, text = self._selection_text()
+        if not text:
+            self.bell()
+            return
+        base = _re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "selection"
+        path = f"imgdiff-{base}.md"
+        n = 1
+        while os.path.exists(path):
+            n += 1
+            path = f"imgdiff-{base}-{n}.md"
+        try:
+            with open(path, "x", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            self.notify(f"could not write {path}: {exc.strerror}", severity="error")
+            return
+        self.exports.append(path)
+        self.copy_to_clipboard(text)
+        self.notify(f"wrote {path} (and copied it)", timeout=3)
+
     def action_help(self) -> None:
         """Show the key help."""
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
-        """Quit with the exit status of the comparison (2 when it never finished)."""
+        """Quit at once with the exit status of the comparison (2 when it never finished)."""
+        self.workers.cancel_group(self, "search")
         if self.report is None:
             self.error = self.error or "interrupted before the analysis finished"
             self.exit(EXIT_TROUBLE)
@@ -555,7 +728,8 @@ class ImgdiffApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keep the browsing keys out of the footer until there is something to browse."""
-        return not (action in ("next_diff", "prev_diff", "toggle_filter", "search", "zoom") and self.structure is None)
+        busy = ("next_diff", "prev_diff", "toggle_filter", "search", "zoom", "copy", "export")
+        return not (action in busy and self.structure is None)
 
 
 def run(a: str, b: str | None, seed: str | None = None, rules_dir: str | None = None) -> int:

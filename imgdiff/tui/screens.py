@@ -1,4 +1,4 @@
-"""Modal screens of the browser: the key help."""
+"""Modal screens of the browser: the key help and the "go to offset" prompt."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Input, Label, Static
 
 KEYS = (
     ("↑ ↓ ← →, enter", "move in a list or tree; enter/→ opens a node"),
@@ -19,9 +19,13 @@ KEYS = (
     ("/", "search: filter findings and the structure by text (esc clears)"),
     ("f", "structure: toggle between only differing nodes and all nodes"),
     ("e", "hex view: show the field's next extent"),
-    ("z", "zoom the focused pane (again to restore)"),
+    ("], [", "hex view: next / previous differing byte (the whole region; scrolling slides along it too)"),
+    ("g", "hex view: go to an offset (0x1f00, 7936, 36700160+0x10)"),
+    ("c", "copy the selected value (A and B in full) or finding to the clipboard"),
+    ("x", "export the selection as markdown (./imgdiff-<name>.md, also copied)"),
+    ("z", "zoom the focused pane: full values, wide lists (again to restore)"),
     ("?", "this help"),
-    ("q", "quit (exit status 0 identical, 1 different)"),
+    ("q", "quit at once (exit status 0 identical, 1 different)"),
 )
 
 LEGEND = (
@@ -60,3 +64,28 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text(""))
             yield Static(legend)
             yield Static(Text("\nThe mouse works too: click a node, scroll a pane.", style="dim"))
+
+
+class GotoScreen(ModalScreen[str | None]):
+    """Ask for an offset; enter returns the text, escape returns None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        """A one-line prompt."""
+        with VerticalScroll(id="goto-box") as box:
+            box.border_title = "go to offset"
+            yield Label("Offset in the image (hex 0x…, decimal, or a sum such as 36700160+0x10):")
+            yield Input(placeholder="0x100000", id="goto-input")
+
+    def on_mount(self) -> None:
+        """Focus the input."""
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Return what was typed."""
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        """Return nothing."""
+        self.dismiss(None)

@@ -1,15 +1,24 @@
-"""The TUI's view model: the structure tree, the difference index and text search, built only from a Report.
+"""The TUI's view model: a lazily built structure tree, the difference index and text search, from a Report only.
 
 Nothing here parses an image.  A live analysis gives ``report.tree_a``/``tree_b`` (parser :class:`Node` trees);
-they are merged by key into one :class:`Entry` tree (nodes only in B are appended after A's).  A saved JSON result
-has no trees, so the tree is rebuilt from the differences' locations (``"GPT / primary GPT header"``).  Every
-difference is attached to the entry of its node; an entry *differs* when it or a descendant holds a difference.
+they are merged by key into :class:`Entry` objects *on demand*: an entry's children are listed (as cheap
+``(key, node_a, node_b)`` triples) the first time they are asked for, and an :class:`Entry` object is made only for
+a child that is shown or walked through, so an ext4 image with 50,000 differing inodes opens without building
+50,000 entries.  Whether an entry *differs* (it or something below holds a difference) is answered from the sorted
+node paths of the differences (one bisection), not by walking the tree.
+
+A saved JSON result has no trees, so its tree is rebuilt eagerly from the differences' locations (a saved result
+lists at most a few hundred differences per finding).
+
+:meth:`Structure.search` is safe to run in a worker thread: it reads only immutable data and the search texts it
+caches, and checks a ``cancelled`` callable as it goes.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from imgdiff.model import Difference, Extent, Finding, Node, Report
@@ -37,11 +46,15 @@ class Entry:
     node_a: Node | None = None
     node_b: Node | None = None
     parent: Entry | None = None
-    children: list[Entry] = field(default_factory=list)
     diffs: list[Difference] = field(default_factory=list)
     """Differences of this node's own fields, in report order."""
     differs: bool = False
     """True when this entry or a descendant holds a difference."""
+    structure: Structure | None = None
+    _kids: list[tuple[str, Node | None, Node | None]] | None = None
+    _made: dict[int, Entry] = field(default_factory=dict)
+    _extra: list[Entry] = field(default_factory=list)
+    """Children not in either parser tree: unparsed regions holding differences, or a saved result's entries."""
 
     @property
     def side(self) -> str:
@@ -69,8 +82,69 @@ class Entry:
             e = e.parent
         return out[::-1]
 
+    # -- children, built on demand --------------------------------------------------------------------------------
+
+    def _list_kids(self) -> list[tuple[str, Node | None, Node | None]]:
+        if self._kids is None:
+            kids: list[tuple[str, Node | None, Node | None]] = []
+            a, b = self.node_a, self.node_b
+            by_b = {c.key: c for c in b.children} if b is not None else {}
+            seen: set[str] = set()
+            for ca in a.children if a is not None else ():
+                if ca.key not in seen:
+                    seen.add(ca.key)
+                    kids.append((ca.key, ca, by_b.get(ca.key)))
+            for cb in b.children if b is not None else ():
+                if cb.key not in seen:
+                    seen.add(cb.key)
+                    kids.append((cb.key, None, cb))
+            self._kids = kids
+            if self.structure is not None:
+                self.structure.orphans(self)
+        return self._kids
+
+    def child_count(self) -> int:
+        """Return how many children the entry has (parser children plus unparsed regions)."""
+        return len(self._list_kids()) + len(self._extra)
+
+    def child_at(self, i: int) -> Entry:
+        """Return the ``i``-th child (made now if needed)."""
+        kids = self._list_kids()
+        if i >= len(kids):
+            return self._extra[i - len(kids)]
+        made = self._made.get(i)
+        if made is None:
+            key, na, nb = kids[i]
+            top = na if na is not None else nb
+            assert top is not None and self.structure is not None
+            made = self._made[i] = self.structure.make(f"{self.key}/{key}", top.label, self, top.kind, na, nb)
+        return made
+
+    @property
+    def children(self) -> list[Entry]:
+        """Return every child (makes them all: use :meth:`iter_children` to stop early on large nodes)."""
+        return list(self.iter_children())
+
+    def iter_children(self, start: int = 0) -> Iterator[Entry]:
+        """Yield the children from ``start`` on, making each as it is reached."""
+        for i in range(start, self.child_count()):
+            yield self.child_at(i)
+
+    def child_keyed(self, key: str) -> Entry | None:
+        """Return the child whose full key is ``key`` (parser children are indexed on first use)."""
+        assert self.structure is not None
+        found = self.structure.by_key.get(key)
+        if found is not None and found.parent is self:
+            return found
+        kids = self._list_kids()
+        index = self.structure.kid_index(self, kids)
+        i = index.get(key[len(self.key) + 1 :]) if key.startswith(self.key + "/") else None
+        if i is not None:
+            return self.child_at(i)
+        return next((e for e in self._extra if e.key == key), None)
+
     def walk(self) -> Iterator[Entry]:
-        """Yield this entry and every descendant, depth first (iteratively: trees can be deep and wide)."""
+        """Yield this entry and every descendant, depth first (makes every entry: for small trees and tests)."""
         stack = [self]
         while stack:
             e = stack.pop()
@@ -112,107 +186,148 @@ def diff_text(d: Difference) -> str:
 
 
 def finding_text(f: Finding) -> str:
-    """Return the lower-case searchable text of a finding's own description (not its fields)."""
+    """Return the lower-case searchable text of a finding's own description (not its fields nor their paths: a
+    path finds the differences of that file, not every difference of a finding that also touches it)."""
     r = f.rule
-    return " ".join((r.id, r.name, r.title, r.layer, r.component, f.location, f.note, " ".join(f.paths))).lower()
+    return f"{r.id} {r.name} {r.title} {r.layer} {r.component} {f.location} {f.note}".lower()
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class DiffRef:
     """Where a difference sits: its finding, whether it is a folded-in derived field, its structure entry."""
 
     diff: Difference
     finding: Finding
     derived: bool
-    entry: Entry
+    structure: Structure
+    _entry: Entry | None = None
+
+    @property
+    def entry(self) -> Entry:
+        """Return the structure entry of the difference's node (made, with its ancestors, on first use)."""
+        if self._entry is None:
+            self._entry = self.structure.entry_of(self.diff)
+        return self._entry
+
+
+@dataclass(slots=True)
+class SearchResult:
+    """What a search found: the matching differences per finding, and where they are in the structure."""
+
+    query: str
+    findings: list[tuple[Finding, list[Difference], list[Difference]]]
+    """Each matching finding with the causes and derived fields to show under it."""
+    order: list[Difference]
+    """The matching differences in findings order (what ``n``/``p`` walk while the search is on)."""
+    paths: list[str]
+    """Sorted node paths of the matching differences (the structure tree keeps the entries leading to them)."""
+    ids: set[int]
+    """``id()`` of every matching difference."""
+
+
+class Cancelled(Exception):
+    """A search was superseded."""
 
 
 class Structure:
-    """The merged structure tree of a report and the index from differences to entries and findings."""
+    """The merged structure tree of a report (built on demand) and the index from differences to findings."""
 
     def __init__(self, report: Report) -> None:
         self.report = report
         self.by_key: dict[str, Entry] = {}
-        self.refs: dict[int, DiffRef] = {}
-        """``id(difference)`` -> its :class:`DiffRef`."""
+        self._refs: dict[int, tuple[Finding, bool]] = {}
+        self._made_refs: dict[int, DiffRef] = {}
         self.order: list[Difference] = []
         """Every difference in findings order, causes before their derived fields (what ``n``/``p`` walk)."""
+        self._position: dict[int, int] | None = None
+        self._by_path: dict[str, list[Difference]] = {}
+        self._kid_index: dict[int, dict[str, int]] = {}
+        self._texts: list[str] | None = None
         self.live = report.tree_a is not None or report.tree_b is not None
-        if self.live:
-            self.root = self._merge(report.tree_a, report.tree_b, None)
-        else:
-            self.root = self._add(ROOT_KEY, report.a.format or "image", None, kind="disk")
         for f in report.findings:
             for derived, diffs in ((False, f.causes), (True, f.derived)):
                 for d in diffs:
-                    entry = self._entry_for(d)
-                    entry.diffs.append(d)
-                    self.refs[id(d)] = DiffRef(d, f, derived, entry)
+                    self._refs[id(d)] = (f, derived)
                     self.order.append(d)
-                    e: Entry | None = entry
-                    while e is not None and not e.differs:
-                        e.differs = True
-                        e = e.parent
+                    self._by_path.setdefault(d.node_path, []).append(d)
+        self._paths = sorted(self._by_path)
+        self._placed: set[str] = set()
+        if self.live:
+            top = report.tree_a if report.tree_a is not None else report.tree_b
+            assert top is not None
+            self.root = self.make(top.key, top.label, None, top.kind, report.tree_a, report.tree_b)
+        else:
+            self.root = self.make(ROOT_KEY, report.a.format or "image", None, "disk")
+            for d in self.order:
+                entry = self._entry_from_location(d)
+                if d not in entry.diffs:
+                    entry.diffs.append(d)
+            for e in self.by_key.values():
+                e.differs = True
 
     # -- building ---------------------------------------------------------------------------------------------
 
-    def _add(
+    def make(
         self, key: str, label: str, parent: Entry | None, kind: str = "", a: Node | None = None, b: Node | None = None
     ) -> Entry:
-        e = Entry(key=key, label=label, kind=kind, node_a=a, node_b=b, parent=parent)
-        if parent is not None:
-            parent.children.append(e)
+        """Return a new entry for ``key`` with its own differences and its ``differs`` flag."""
+        e = Entry(key=key, label=label, kind=kind, node_a=a, node_b=b, parent=parent, structure=self)
+        if self.live:
+            e.diffs = self._by_path.get(key, [])
+            e.differs = self.has_diffs_below(key)
+            self._placed.add(key)
+        else:
+            e._kids = []
         self.by_key[key] = e
         return e
 
-    def _merge(self, a: Node | None, b: Node | None, parent: Entry | None) -> Entry:
-        """Merge A's and B's nodes of the same key (and, recursively, their children) into one entry."""
-        top = a if a is not None else b
-        assert top is not None
-        root = self._add(top.key, top.label, parent, top.kind, a, b)
-        stack: list[tuple[Entry, Node | None, Node | None]] = [(root, a, b)]
-        while stack:
-            entry, na, nb = stack.pop()
-            kids_a = na.children if na is not None else []
-            kids_b = {c.key: c for c in nb.children} if nb is not None else {}
-            seen: set[str] = set()
-            pending: list[tuple[Entry, Node | None, Node | None]] = []
-            for ca in kids_a:
-                if ca.key in seen:
-                    continue
-                seen.add(ca.key)
-                cb = kids_b.get(ca.key)
-                child = self._add(f"{entry.key}/{ca.key}", ca.label, entry, ca.kind, ca, cb)
-                pending.append((child, ca, cb))
-            if nb is not None:
-                for cb in nb.children:
-                    if cb.key in seen:
-                        continue
-                    seen.add(cb.key)
-                    child = self._add(f"{entry.key}/{cb.key}", cb.label, entry, cb.kind, None, cb)
-                    pending.append((child, None, cb))
-            stack.extend(reversed(pending))
-        return root
+    def has_diffs_below(self, key: str) -> bool:
+        """Return True when a difference lies at node path ``key`` or below it."""
+        if key in self._by_path:
+            return True
+        i = bisect.bisect_left(self._paths, key + "/")
+        return i < len(self._paths) and self._paths[i].startswith(key + "/")
 
-    def _entry_for(self, d: Difference) -> Entry:
-        """Return the entry of ``d``'s node, creating it (under its nearest known ancestor) when unparsed."""
-        if not self.live:
-            return self._entry_from_location(d)
-        found = self.by_key.get(d.node_path)
-        if found is not None:
-            return found
-        parent = self.root
-        path = d.node_path
-        while "/" in path:
-            path = path.rsplit("/", 1)[0]
-            if path in self.by_key:
-                parent = self.by_key[path]
-                break
-        labels = split_location(d.location)
-        label = labels[-1] if labels else d.node_path.rsplit("/", 1)[-1]
-        if d.node_path == self.root.key:
-            return self.root
-        return self._add(d.node_path, label, parent, d.kind)
+    def _paths_below(self, key: str) -> list[str]:
+        prefix = key + "/"
+        lo = bisect.bisect_left(self._paths, prefix)
+        hi = bisect.bisect_left(self._paths, prefix + "\U0010ffff")
+        return self._paths[lo:hi]
+
+    def first_diff_below(self, key: str) -> Difference | None:
+        """Return a difference at or below node path ``key`` (the first in path order), or None."""
+        if key in self._by_path:
+            return self._by_path[key][0]
+        below = self._paths_below(key)
+        return self._by_path[below[0]][0] if below else None
+
+    def kid_index(self, e: Entry, kids: list[tuple[str, Node | None, Node | None]]) -> dict[str, int]:
+        """Return ``child key -> index`` for ``e``'s parser children (built once per entry)."""
+        index = self._kid_index.get(id(e))
+        if index is None:
+            index = self._kid_index[id(e)] = {k: i for i, (k, _a, _b) in enumerate(kids)}
+        return index
+
+    def orphans(self, e: Entry) -> None:
+        """Add, under ``e``, entries for differences whose nodes are below ``e`` but in no parser child of it."""
+        kids = e._kids or []
+        below = self._paths_below(e.key)
+        if not below:
+            return
+        index = self.kid_index(e, kids)
+        start = len(e.key) + 1
+        for p in below:
+            rest = p[start:]
+            # under a parser child when some prefix of the rest (at a "/") is a child's key
+            inside = rest in index or any(rest[:i] in index for i, ch in enumerate(rest) if ch == "/")
+            if inside or p in self._placed:
+                continue
+            diffs = self._by_path[p]
+            labels = split_location(diffs[0].location)
+            label = labels[-1] if labels else p.rsplit("/", 1)[-1]
+            child = self.make(p, label, e, diffs[0].kind)
+            child._kids = []
+            e._extra.append(child)
 
     def _entry_from_location(self, d: Difference) -> Entry:
         """Saved results have no trees: one entry per location prefix, under a synthetic disk root."""
@@ -224,7 +339,8 @@ class Structure:
             key = " / ".join(labels[: i + 1])
             nxt = self.by_key.get(key)
             if nxt is None:
-                nxt = self._add(key, label, entry)
+                nxt = self.make(key, label, entry)
+                entry._extra.append(nxt)
             entry = nxt
         if not entry.kind:
             entry.kind = d.kind
@@ -234,34 +350,121 @@ class Structure:
 
     def ref(self, d: Difference) -> DiffRef:
         """Return where difference ``d`` sits."""
-        return self.refs[id(d)]
+        got = self._made_refs.get(id(d))
+        if got is None:
+            f, derived = self._refs[id(d)]
+            got = self._made_refs[id(d)] = DiffRef(d, f, derived, self)
+        return got
+
+    def finding_of(self, d: Difference) -> Finding:
+        """Return the finding ``d`` belongs to."""
+        return self._refs[id(d)][0]
+
+    def is_derived(self, d: Difference) -> bool:
+        """Return True when ``d`` is a derived field folded into its finding."""
+        return self._refs[id(d)][1]
+
+    def position(self, d: Difference) -> int:
+        """Return the index of ``d`` in :attr:`order`."""
+        if self._position is None:
+            self._position = {id(x): i for i, x in enumerate(self.order)}
+        return self._position[id(d)]
+
+    def entry_of(self, d: Difference) -> Entry:
+        """Return the entry of ``d``'s node, making the entries on the way down from the root."""
+        if not self.live:
+            return self._entry_from_location(d)
+        path = d.node_path
+        found = self.by_key.get(path)
+        if found is not None:
+            return found
+        e = self.root
+        if path == e.key:
+            return e
+        guard = 0
+        while guard < 4096:
+            guard += 1
+            if not path.startswith(e.key + "/"):
+                return e
+            rest = path[len(e.key) + 1 :]
+            nxt = None
+            # the child's key may itself contain "/" (a file path): try each split, longest match wins
+            cuts = [i for i, ch in enumerate(rest) if ch == "/"] + [len(rest)]
+            for cut in reversed(cuts):
+                cand = e.child_keyed(f"{e.key}/{rest[:cut]}")
+                if cand is not None:
+                    nxt = cand
+                    break
+            if nxt is None:
+                return self.by_key.get(path, e)
+            if nxt.key == path:
+                return nxt
+            e = nxt
+        return e
+
+    def texts(self) -> list[str]:
+        """Return the search text of every difference in :attr:`order` (built once; thread-safe to read)."""
+        if self._texts is None:
+            self._texts = [diff_text(d) for d in self.order]
+        return self._texts
+
+    def search(self, query: str, cancelled: Callable[[], bool] = lambda: False) -> SearchResult:
+        """Return what ``query`` matches: raises :class:`Cancelled` as soon as ``cancelled()`` says so."""
+        q = query.lower().strip()
+        texts = self.texts() if q else []
+        if cancelled():
+            raise Cancelled
+        findings: list[tuple[Finding, list[Difference], list[Difference]]] = []
+        order: list[Difference] = []
+        i = 0
+        for f in self.report.findings:
+            n = len(f.causes) + len(f.derived)
+            if not q or q in finding_text(f):
+                causes, derived = list(f.causes), list(f.derived)
+            else:
+                causes = [d for j, d in enumerate(f.causes) if q in texts[i + j]]
+                derived = [d for j, d in enumerate(f.derived) if q in texts[i + len(f.causes) + j]]
+            i += n
+            if cancelled():
+                raise Cancelled
+            if causes or derived:
+                findings.append((f, causes, derived))
+                order += causes + derived
+        paths = sorted({d.node_path for d in order}) if q else []
+        return SearchResult(q, findings, order, paths, {id(d) for d in order} if q else set())
 
     def matching(self, query: str) -> set[int]:
-        """Return ``id()`` of every entry that matches ``query`` or has a matching descendant or difference."""
-        q = query.lower().strip()
+        """Return ``id()`` of every built entry that matches ``query`` or leads to a matching difference."""
+        result = self.search(query)
         keep: set[int] = set()
-        if not q:
+        if not result.query:
             return keep
-        for e in self.root.walk():
-            if q in e.haystack() or any(self.diff_matches(d, q) for d in e.diffs):
-                x: Entry | None = e
-                while x is not None and id(x) not in keep:
-                    keep.add(id(x))
-                    x = x.parent
+        for e in list(self.by_key.values()):
+            if result.query in e.haystack() or path_matches(result.paths, e.key):
+                keep.add(id(e))
         return keep
 
     def diff_matches(self, d: Difference, query: str) -> bool:
         """Return True when ``query`` finds ``d`` by its own text or by its finding's (what the findings show)."""
         q = query.lower().strip()
-        return not q or q in diff_text(d) or q in finding_text(self.ref(d).finding)
+        return not q or q in diff_text(d) or q in finding_text(self.finding_of(d))
 
     def count(self) -> tuple[int, int]:
-        """Return (entries, differing entries)."""
+        """Return (entries, differing entries) of the whole tree (makes every entry: for small trees and tests)."""
         total = differing = 0
         for e in self.root.walk():
             total += 1
             differing += e.differs
         return total, differing
+
+
+def path_matches(paths: list[str], key: str) -> bool:
+    """Return True when a path in the sorted ``paths`` is ``key`` or lies below it."""
+    i = bisect.bisect_left(paths, key)
+    if i < len(paths) and paths[i] == key:
+        return True
+    i = bisect.bisect_left(paths, key + "/")
+    return i < len(paths) and paths[i].startswith(key + "/")
 
 
 def finding_matches(f: Finding, query: str) -> tuple[bool, list[Difference], list[Difference]]:

@@ -1,16 +1,21 @@
 """The browser's panes: the findings tree, the structure tree and the detail pane.
 
-The trees fill their children lazily (on expansion), so a filesystem with many thousands of inodes or a finding
-with many thousands of fields opens instantly.  Their node data are the small item classes below; the app reacts
-to cursor moves and keeps the other panes in step.
+The trees are windows over sequences: a node's children are described by a :class:`Seq` (its length and how to
+make item ``i``), and only a page of :data:`PAGE` items is put into the Textual tree at a time, with "… more" nodes
+before and after the window (enter loads the next page; revealing an item far away moves the window).  A finding
+with 100,000 fields therefore opens as fast as one with six: large lists are first folded into one group per
+(node kind, field, change) with a count, and each group pages its differences.  The structure tree lists a node's
+differing children the same way, making :class:`~imgdiff.tui.structure.Entry` objects only for the shown window.
 """
 
 from __future__ import annotations
 
+import bisect
+import difflib
 import io
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
@@ -21,8 +26,9 @@ from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from imgdiff.model import Change, Difference, Extent, Finding, Node
+from imgdiff.report.fixes import BUILDER_LABELS
 from imgdiff.report.values import short
-from imgdiff.tui.structure import DiffRef, Entry, Structure, finding_matches
+from imgdiff.tui.structure import DiffRef, Entry, SearchResult, Structure, path_matches
 
 LAYER_STYLE = {
     "repart": "magenta",
@@ -34,8 +40,12 @@ LAYER_STYLE = {
     "unknown": "red",
 }
 
-VALUE_WIDTH = 28
-"""Cells of a value in a tree label before it is cut."""
+VALUE_WIDTH = 80
+"""Cells of a value in a tree label before it is cut (a GUID, 36 cells, always fits; the pane cuts the rest)."""
+PAGE = 300
+"""Tree items put into a tree at a time under one node."""
+GROUP_MIN = 60
+"""A finding with more cause (or derived) fields than this lists them as groups (kind, field, change)."""
 
 
 def human_bytes(n: int) -> str:
@@ -95,6 +105,23 @@ class DerivedGroup:
 
 
 @dataclass(eq=False, slots=True)
+class FieldGroup:
+    """The differences of one (node kind, field, change) in a large finding, shown as one node with a count."""
+
+    finding: Finding
+    key: tuple[str, str, str]
+    diffs: list[Difference]
+    derived: bool
+    _index: dict[int, int] | None = None
+
+    def index(self, d: Difference) -> int | None:
+        """Return the position of ``d`` in the group."""
+        if self._index is None:
+            self._index = {id(x): i for i, x in enumerate(self.diffs)}
+        return self._index.get(id(d))
+
+
+@dataclass(eq=False, slots=True)
 class DiffItem:
     """One difference: a cause or derived field in the findings tree, a field leaf in the structure tree."""
 
@@ -106,11 +133,71 @@ class DiffItem:
         return self.ref.diff
 
 
-TreeData = FindingItem | DerivedGroup | DiffItem | Entry
+@dataclass(eq=False, slots=True)
+class MoreItem:
+    """A placeholder for the items of a node's list outside the loaded window; enter loads the next page."""
+
+    before: bool
+    count: int
+
+
+TreeData = FindingItem | DerivedGroup | FieldGroup | DiffItem | Entry | MoreItem
+
+
+class Seq(Protocol):
+    """The children of one tree node: how many there are and how to make the ``i``-th."""
+
+    def __len__(self) -> int:
+        """Return the number of children."""
+        ...
+
+    def item(self, i: int) -> tuple[Text, TreeData, bool]:
+        """Return ``(label, data, expandable)`` of child ``i``."""
+        ...
+
+
+@dataclass(slots=True)
+class ListSeq:
+    """A :class:`Seq` over a list, with a function that makes each item."""
+
+    items: Sequence[object]
+    make: Callable[[object], tuple[Text, TreeData, bool]]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def item(self, i: int) -> tuple[Text, TreeData, bool]:
+        """Make item ``i``."""
+        return self.make(self.items[i])
+
+
+@dataclass(slots=True)
+class _Window:
+    seq: Seq
+    lo: int
+    hi: int
+    nodes: dict[int, TreeNode[TreeData]] = field(default_factory=dict)
+
+
+def _no_item(_x: object) -> tuple[Text, TreeData, bool]:
+    raise IndexError("empty sequence")
+
+
+def empty_seq() -> ListSeq:
+    """Return a sequence without items."""
+    return ListSeq([], _no_item)
+
+
+def group_by_field(diffs: list[Difference]) -> list[tuple[tuple[str, str, str], list[Difference]]]:
+    """Return the differences grouped by (node kind, field, change), in first-seen order."""
+    groups: dict[tuple[str, str, str], list[Difference]] = {}
+    for d in diffs:
+        groups.setdefault((d.kind, d.field, d.change), []).append(d)
+    return list(groups.items())
 
 
 class LazyTree(Tree[TreeData]):
-    """A tree whose nodes get their children when first expanded; → opens a node, ← closes it or goes up."""
+    """A tree whose nodes get their children when first expanded, a page at a time; → opens, ← closes or goes up."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("right", "open", "Open", show=False),
@@ -121,32 +208,99 @@ class LazyTree(Tree[TreeData]):
         super().__init__(label, **kwargs)  # type: ignore[arg-type]
         self.show_root = False
         self.guide_depth = 2
-        self._loaded: set[int] = set()
+        self._windows: dict[int, _Window] = {}
 
-    def children_of(self, data: TreeData | None) -> Iterable[tuple[Text, TreeData, bool]]:
-        """Yield ``(label, data, expandable)`` for the children of a node holding ``data``."""
-        return ()
+    def children_of(self, data: TreeData | None) -> Seq:
+        """Return the children of a node holding ``data``."""
+        return empty_seq()
 
-    def load(self, node: TreeNode[TreeData]) -> None:
-        """Add ``node``'s children if that has not been done yet."""
-        if node.id in self._loaded:
+    def load(self, node: TreeNode[TreeData], start: int = 0) -> None:
+        """Add a page of ``node``'s children starting at ``start``, if that node has not been filled yet."""
+        if node.id in self._windows:
             return
-        self._loaded.add(node.id)
-        for label, data, expandable in self.children_of(node.data):
-            if expandable:
-                node.add(label, data)
-            else:
-                node.add_leaf(label, data)
+        seq = self.children_of(node.data)
+        self._fill(node, seq, max(min(start, len(seq) - PAGE), 0) if start else 0)
+
+    def _fill(self, node: TreeNode[TreeData], seq: Seq, lo: int) -> None:
+        node.remove_children()
+        hi = min(lo + PAGE, len(seq))
+        win = self._windows[node.id] = _Window(seq, lo, hi)
+        if lo > 0:
+            node.add_leaf(self._more_label(True, lo), MoreItem(True, lo))
+        for i in range(lo, hi):
+            win.nodes[i] = self._add(node, *seq.item(i))
+        if hi < len(seq):
+            node.add_leaf(self._more_label(False, len(seq) - hi), MoreItem(False, len(seq) - hi))
+
+    @staticmethod
+    def _more_label(before: bool, count: int) -> Text:
+        where = "earlier" if before else "more"
+        return Text(f"… {count} {where} (enter shows {min(count, PAGE)})", style="dim italic")
+
+    @staticmethod
+    def _add(node: TreeNode[TreeData], label: Text, data: TreeData, expandable: bool, **kw: object) -> TreeNode[TreeData]:
+        if expandable:
+            return node.add(label, data, **kw)  # type: ignore[arg-type]
+        return node.add_leaf(label, data, **kw)  # type: ignore[arg-type]
+
+    def load_more(self, more: TreeNode[TreeData]) -> TreeNode[TreeData] | None:
+        """Replace a "… more" node with the next page; return the first node added."""
+        parent = more.parent
+        item = more.data
+        if parent is None or not isinstance(item, MoreItem) or parent.id not in self._windows:
+            return None
+        win = self._windows[parent.id]
+        first: TreeNode[TreeData] | None = None
+        if item.before:
+            lo = max(win.lo - PAGE, 0)
+            anchor = win.nodes[win.lo]
+            for i in range(lo, win.lo):
+                node = self._add(parent, *win.seq.item(i), before=anchor)
+                win.nodes[i] = node
+                first = first or node
+            win.lo = lo
+            more.remove()
+            if lo > 0:
+                parent.add_leaf(self._more_label(True, lo), MoreItem(True, lo), before=0)
+        else:
+            hi = min(win.hi + PAGE, len(win.seq))
+            more.remove()
+            for i in range(win.hi, hi):
+                node = self._add(parent, *win.seq.item(i))
+                win.nodes[i] = node
+                first = first or node
+            win.hi = hi
+            if hi < len(win.seq):
+                parent.add_leaf(self._more_label(False, len(win.seq) - hi), MoreItem(False, len(win.seq) - hi))
+        return first
+
+    def node_at(self, node: TreeNode[TreeData], i: int) -> TreeNode[TreeData] | None:
+        """Return ``node``'s tree node of child ``i``, moving the window there if it is outside."""
+        self.load(node)
+        win = self._windows.get(node.id)
+        if win is None or not 0 <= i < len(win.seq):
+            return None
+        if not win.lo <= i < win.hi:
+            self._fill(node, win.seq, max(i - PAGE // 2, 0))
+            win = self._windows[node.id]
+        return win.nodes.get(i)
 
     def reset_tree(self) -> None:
         """Remove every node under the root."""
         self.clear()
-        self._loaded = set()
+        self._windows = {}
 
     def action_open(self) -> None:
         """Expand the node under the cursor, or step into it when it is already open."""
         node = self.cursor_node
-        if node is None or not node.allow_expand:
+        if node is None:
+            return
+        if isinstance(node.data, MoreItem):
+            first = self.load_more(node)
+            if first is not None:
+                self.move_cursor(first)
+            return
+        if not node.allow_expand:
             return
         if not node.is_expanded:
             node.expand()
@@ -167,10 +321,17 @@ class LazyTree(Tree[TreeData]):
         """Fill a node when it opens."""
         self.load(event.node)
 
+    def on_tree_node_selected(self, event: Tree.NodeSelected[TreeData]) -> None:
+        """Enter (or a click) on a "… more" node loads the next page."""
+        if isinstance(event.node.data, MoreItem):
+            first = self.load_more(event.node)
+            if first is not None:
+                self.move_cursor(first)
+
     def find_child(
         self, node: TreeNode[TreeData], match: Callable[[TreeData | None], bool]
     ) -> TreeNode[TreeData] | None:
-        """Return ``node``'s first child whose data satisfies ``match`` (loading the children first)."""
+        """Return ``node``'s first loaded child whose data satisfies ``match`` (loading the first page first)."""
         self.load(node)
         for child in node.children:
             if match(child.data):
@@ -198,7 +359,7 @@ class LazyTree(Tree[TreeData]):
 
 
 class FindingsTree(LazyTree):
-    """Findings, each with its cause fields and a ``derived`` group of the fields folded into it."""
+    """Findings, each with its cause fields (grouped by field when many) and a ``derived`` group."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("findings", **kwargs)
@@ -206,21 +367,23 @@ class FindingsTree(LazyTree):
         self.items: list[FindingItem] = []
         self.id_width = 8
 
-    def populate(self, structure: Structure, query: str = "") -> None:
-        """Show the findings that match ``query`` (all when empty)."""
+    def populate(self, structure: Structure, search: SearchResult | None = None) -> None:
+        """Show the findings a search left (all without one)."""
         self.structure = structure
         self.reset_tree()
         self.items = []
         self.id_width = max([8, *(len(f.rule.id) + 1 for f in structure.report.findings)])
-        for f in structure.report.findings:
-            ok, causes, derived = finding_matches(f, query)
-            if not ok:
-                continue
-            item = FindingItem(f, causes, derived)
+        if search is None or not search.query:
+            rows = [(f, f.causes, f.derived) for f in structure.report.findings]
+        else:
+            rows = search.findings
+        for f, causes, derived in rows:
+            item = FindingItem(f, list(causes), list(derived))
             self.items.append(item)
             self.root.add(self.finding_label(f), item, expand=False, allow_expand=bool(causes or derived))
         self.root.expand()
-        self._loaded.add(self.root.id)
+        self._windows[self.root.id] = _Window(ListSeq(self.items, _no_item), 0, len(self.items),
+                                              dict(enumerate(self.root.children)))
 
     def finding_label(self, f: Finding) -> Text:
         """Return ``GPT001  repart  112 B  title  @ location``."""
@@ -242,37 +405,101 @@ class FindingsTree(LazyTree):
         t.append(f"  {change_text(d)}", style="dim")
         return t
 
-    def children_of(self, data: TreeData | None) -> Iterable[tuple[Text, TreeData, bool]]:
-        """Causes, then the derived group; the group's children are the derived fields."""
+    @staticmethod
+    def group_label(g: FieldGroup) -> Text:
+        """Return ``≠ i_ctime  ×54,197  (ext4.inode, modified)``."""
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append("⟲ " if g.derived else "≠ ", style="dim" if g.derived else "bold red")
+        t.append(g.key[1], style="bold")
+        t.append(f"  ×{len(g.diffs):,}", style="yellow")
+        t.append(f"  ({g.key[0]}, {g.key[2]})", style="dim")
+        return t
+
+    def _diff_item(self, f: Finding, derived: bool) -> Callable[[object], tuple[Text, TreeData, bool]]:
         assert self.structure is not None
+        structure = self.structure
+
+        def make(d: object) -> tuple[Text, TreeData, bool]:
+            assert isinstance(d, Difference)
+            return self.diff_label(d, f, derived), DiffItem(structure.ref(d)), False
+
+        return make
+
+    def _grouped(self, f: Finding, diffs: list[Difference], derived: bool) -> list[object]:
+        if len(diffs) <= GROUP_MIN:
+            return list(diffs)
+        return [FieldGroup(f, key, members, derived) for key, members in group_by_field(diffs)]
+
+    def children_of(self, data: TreeData | None) -> Seq:
+        """Causes (or groups of them), then the derived group; groups page their differences."""
         if isinstance(data, FindingItem):
-            for d in data.causes:
-                yield self.diff_label(d, data.finding, False), DiffItem(self.structure.ref(d)), False
+            f = data.finding
+            items: list[object] = self._grouped(f, data.causes, False)
             if data.derived:
-                label = Text(f"⟲ derived ({len(data.derived)}, folded in)", style="dim")
-                yield label, DerivedGroup(data.finding, data.derived), True
-        elif isinstance(data, DerivedGroup):
-            for d in data.diffs:
-                yield self.diff_label(d, data.finding, True), DiffItem(self.structure.ref(d)), False
+                items.append(DerivedGroup(f, data.derived))
+            make_diff = self._diff_item(f, False)
+
+            def make(x: object) -> tuple[Text, TreeData, bool]:
+                if isinstance(x, DerivedGroup):
+                    return Text(f"⟲ derived ({len(x.diffs):,}, folded in)", style="dim"), x, True
+                if isinstance(x, FieldGroup):
+                    return self.group_label(x), x, True
+                return make_diff(x)
+
+            return ListSeq(items, make)
+        if isinstance(data, DerivedGroup):
+            items = self._grouped(data.finding, data.diffs, True)
+            make_derived = self._diff_item(data.finding, True)
+
+            def make_d(x: object) -> tuple[Text, TreeData, bool]:
+                if isinstance(x, FieldGroup):
+                    return self.group_label(x), x, True
+                return make_derived(x)
+
+            return ListSeq(items, make_d)
+        if isinstance(data, FieldGroup):
+            return ListSeq(data.diffs, self._diff_item(data.finding, data.derived))
+        return empty_seq()
 
     def reveal(self, d: Difference) -> TreeNode[TreeData] | None:
         """Put the cursor on difference ``d`` (expanding its finding); return its node, None when filtered out."""
         if self.structure is None:
             return None
-        ref = self.structure.ref(d)
-        fnode = self.find_child(self.root, lambda x: isinstance(x, FindingItem) and x.finding is ref.finding)
-        if fnode is None:
+        finding = self.structure.finding_of(d)
+        derived = self.structure.is_derived(d)
+        fnode = next((n for n in self.root.children
+                      if isinstance(n.data, FindingItem) and n.data.finding is finding), None)
+        if fnode is None or not isinstance(fnode.data, FindingItem):
             return None
         parent = fnode
-        if ref.derived:
+        pool = fnode.data.derived if derived else fnode.data.causes
+        if derived:
             group = self.find_child(fnode, lambda x: isinstance(x, DerivedGroup))
             if group is None:
                 return None
             parent = group
-        node = self.find_child(parent, lambda x: isinstance(x, DiffItem) and x.diff is d)
+        node = self._reveal_in(parent, d, len(pool) > GROUP_MIN)
         if node is not None:
             self.goto(node)
         return node
+
+    def _reveal_in(self, parent: TreeNode[TreeData], d: Difference, grouped: bool) -> TreeNode[TreeData] | None:
+        self.load(parent)
+        win = self._windows[parent.id]
+        seq = win.seq
+        assert isinstance(seq, ListSeq)
+        if grouped:
+            key = (d.kind, d.field, d.change)
+            gi = next((i for i, x in enumerate(seq.items) if isinstance(x, FieldGroup) and x.key == key), None)
+            if gi is None:
+                return None
+            gnode = self.node_at(parent, gi)
+            if gnode is None or not isinstance(gnode.data, FieldGroup):
+                return None
+            pos = gnode.data.index(d)
+            return self.node_at(gnode, pos) if pos is not None else None
+        pos = next((i for i, x in enumerate(seq.items) if x is d), None)
+        return self.node_at(parent, pos) if pos is not None else None
 
     def reveal_finding(self, f: Finding) -> TreeNode[TreeData] | None:
         """Put the cursor on finding ``f``."""
@@ -282,6 +509,44 @@ class FindingsTree(LazyTree):
         return node
 
 
+@dataclass(slots=True)
+class _EntrySeq:
+    """The children of a structure entry: its differing fields, then the child entries the filter leaves."""
+
+    tree: StructureTree
+    entry: Entry
+    diffs: list[Difference]
+    kids: list[int]
+    """Indices of the visible children (into the entry's child list)."""
+
+    def __len__(self) -> int:
+        return len(self.diffs) + len(self.kids)
+
+    def item(self, i: int) -> tuple[Text, TreeData, bool]:
+        structure = self.tree.structure
+        assert structure is not None
+        if i < len(self.diffs):
+            ref = structure.ref(self.diffs[i])
+            return self.tree.field_label(ref), DiffItem(ref), False
+        child = self.entry.child_at(self.kids[i - len(self.diffs)])
+        return self.tree.entry_label(child), child, self.tree.expandable(child)
+
+    def index_of_child(self, child: Entry) -> int | None:
+        """Return the position of ``child`` in the sequence (None when the filter hides it)."""
+        entry = self.entry
+        kids = entry._list_kids()
+        if child in entry._extra:
+            own: int | None = len(kids) + entry._extra.index(child)
+        else:
+            structure = self.tree.structure
+            assert structure is not None
+            own = structure.kid_index(entry, kids).get(child.key[len(entry.key) + 1 :])
+        if own is None:
+            return None
+        j = bisect.bisect_left(self.kids, own)
+        return len(self.diffs) + j if j < len(self.kids) and self.kids[j] == own else None
+
+
 class StructureTree(LazyTree):
     """Disk → partition table → partitions → filesystem → its structures, with the differing fields as leaves."""
 
@@ -289,56 +554,55 @@ class StructureTree(LazyTree):
         super().__init__("structure", **kwargs)
         self.structure: Structure | None = None
         self.only_differing = True
-        self.filter_text = ""
-        self._keep: set[int] = set()
+        self.search: SearchResult | None = None
 
-    def populate(self, structure: Structure, only_differing: bool | None = None, query: str | None = None) -> None:
-        """(Re)build the visible tree for the current filter."""
+    @property
+    def filter_text(self) -> str:
+        """Return the active search text ('' when none)."""
+        return self.search.query if self.search is not None else ""
+
+    def populate(self, structure: Structure, only_differing: bool | None = None,
+                 search: SearchResult | None | bool = False) -> None:
+        """(Re)build the visible tree for the current filter (``search=False`` keeps the current search)."""
         self.structure = structure
         if only_differing is not None:
             self.only_differing = only_differing
-        if query is not None:
-            self.filter_text = query.strip()
-            self._keep = structure.matching(self.filter_text) if self.filter_text else set()
+        if search is not False:
+            self.search = search if isinstance(search, SearchResult) and search.query else None
         self.reset_tree()
         root = structure.root
-        if self._visible(root):
+        if self.shows(root):
             node = self.root.add(self.entry_label(root), root, expand=False)
             node.expand()
             self.load(node)
-            if self.filter_text:
-                self._open_matches(node)
-            else:
-                # Open the first level that leads to differences so the tree starts useful.
-                for child in node.children:
-                    if isinstance(child.data, Entry) and child.data.differs and child.allow_expand:
-                        child.expand()
-                        self.load(child)
-        self.root.expand()
-        self._loaded.add(self.root.id)
-
-    def _open_matches(self, top: TreeNode[TreeData], limit: int = 200) -> None:
-        """Expand the nodes on the way to search matches (breadth first, at most ``limit`` of them)."""
-        queue = [top]
-        opened = 0
-        while queue and opened < limit:
-            node = queue.pop(0)
-            for child in node.children:
-                if isinstance(child.data, Entry) and child.allow_expand:
+            # Open the first level that leads to differences so the tree starts useful.
+            for child in list(node.children):
+                if isinstance(child.data, Entry) and child.data.differs and child.allow_expand:
                     child.expand()
                     self.load(child)
-                    opened += 1
-                    queue.append(child)
+        self.root.expand()
+        self._windows[self.root.id] = _Window(ListSeq([root], _no_item), 0, 1, dict(enumerate(self.root.children)))
 
-    def _visible(self, e: Entry) -> bool:
+    def shows(self, e: Entry) -> bool:
+        """Return True when the filters leave ``e`` in the tree."""
         if self.only_differing and not e.differs:
             return False
-        return not self.filter_text or id(e) in self._keep
+        s = self.search
+        return s is None or path_matches(s.paths, e.key) or s.query in e.haystack()
 
-    def _diff_visible(self, e: Entry, d: Difference) -> bool:
-        assert self.structure is not None
-        q = self.filter_text.lower()
-        return not q or q in e.haystack() or self.structure.diff_matches(d, q)
+    def _key_visible(self, key: str) -> bool:
+        s = self.search
+        if self.only_differing and self.structure is not None and not self.structure.has_diffs_below(key):
+            return False
+        return s is None or path_matches(s.paths, key)
+
+    def expandable(self, e: Entry) -> bool:
+        """Return True when ``e`` has something to show under it."""
+        if e.diffs:
+            return True
+        if self.only_differing or self.search is not None:
+            return e.differs and e.child_count() > 0
+        return e.child_count() > 0
 
     @staticmethod
     def entry_label(e: Entry) -> Text:
@@ -365,33 +629,49 @@ class StructureTree(LazyTree):
         t.append(f"  {change_text(d)}", style="dim")
         return t
 
-    def children_of(self, data: TreeData | None) -> Iterable[tuple[Text, TreeData, bool]]:
+    def children_of(self, data: TreeData | None) -> Seq:
         """Differing fields first, then the child entries the filter leaves visible."""
         if not isinstance(data, Entry) or self.structure is None:
-            return
-        for d in data.diffs:
-            if self._diff_visible(data, d):
-                yield self.field_label(self.structure.ref(d)), DiffItem(self.structure.ref(d)), False
-        for child in data.children:
-            if self._visible(child):
-                has_kids = bool(child.diffs) or any(self._visible(c) for c in child.children)
-                yield self.entry_label(child), child, has_kids
+            return empty_seq()
+        s = self.search
+        diffs = [d for d in data.diffs if s is None or id(d) in s.ids or s.query in data.haystack()]
+        kids = data._list_kids()
+        visible: list[int] = []
+        for i in range(data.child_count()):
+            if i < len(kids):
+                made = data._made.get(i)
+                if made is not None:
+                    ok = self.shows(made)
+                else:
+                    ok = self._key_visible(f"{data.key}/{kids[i][0]}")
+            else:
+                ok = self.shows(data._extra[i - len(kids)])
+            if ok:
+                visible.append(i)
+        return _EntrySeq(self, data, diffs, visible)
 
     def reveal(self, entry: Entry, d: Difference | None = None) -> TreeNode[TreeData] | None:
         """Expand down to ``entry`` (and its field leaf for ``d``) and put the cursor there."""
         chain = entry.chain()
-        node = self.find_child(self.root, lambda x: x is chain[0])
+        node = next((n for n in self.root.children if n.data is chain[0]), None)
         if node is None:
             return None
         for e in chain[1:]:
-            nxt = self.find_child(node, lambda x, e=e: x is e)  # type: ignore[misc]
+            self.load(node)
+            seq = self._windows[node.id].seq
+            pos = seq.index_of_child(e) if isinstance(seq, _EntrySeq) else None
+            nxt = self.node_at(node, pos) if pos is not None else None
             if nxt is None:
                 break
             node = nxt
         if d is not None and node.data is entry:
-            leaf = self.find_child(node, lambda x: isinstance(x, DiffItem) and x.diff is d)
-            if leaf is not None:
-                node = leaf
+            self.load(node)
+            seq = self._windows[node.id].seq
+            if isinstance(seq, _EntrySeq):
+                pos = next((i for i, x in enumerate(seq.diffs) if x is d), None)
+                leaf = self.node_at(node, pos) if pos is not None else None
+                if leaf is not None:
+                    node = leaf
         self.goto(node)
         return node
 
@@ -417,8 +697,22 @@ def _extents(exts: tuple[Extent, ...], limit: int = 4) -> str:
     return ", ".join(parts)
 
 
+def full(v: object) -> str:
+    """Return a value in full (bytes as all their hex, up to 4 KiB of it), for the detail pane."""
+    if isinstance(v, (bytes, bytearray)):
+        h = bytes(v).hex()
+        return h if len(h) <= 8192 else h[:8192] + f"… ({len(v)} bytes)"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(full(x) for x in v) + ")"
+    if isinstance(v, bool) or v is None:
+        return str(v).lower() if v is not None else "-"
+    if isinstance(v, int):
+        return f"{v} (0x{v:x})" if v > 9 else str(v)
+    return str(v)
+
+
 def _value(v: object, display: str | None) -> Text:
-    text = short(v, None)  # type: ignore[arg-type]
+    text = full(v)
     out = Text(text)
     if display and display != text:
         out.append(f"\n{display}", style="italic")
@@ -427,6 +721,34 @@ def _value(v: object, display: str | None) -> Text:
 
 def _heading(text: str, style: str = "bold") -> Text:
     return Text(text, style=style)
+
+
+def _is_text(data: bytes) -> bool:
+    if b"\0" in data[:65536]:
+        return False
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\n\r\f")
+    return controls <= len(text[:65536]) // 100
+
+
+def text_diff(path: str, a: bytes, b: bytes, limit: int = 400) -> Text | None:
+    """Return a coloured unified diff of two text versions of a file, or None when either is not text."""
+    if not (_is_text(a) and _is_text(b)):
+        return None
+    lines = list(difflib.unified_diff(a.decode().splitlines(), b.decode().splitlines(), f"a{path}", f"b{path}",
+                                      n=3, lineterm=""))
+    if not lines:
+        return Text("(the files differ only in line endings or a final newline)", style="dim")
+    out = Text()
+    for ln in lines[:limit]:
+        style = "green" if ln.startswith("+") else "red" if ln.startswith("-") else "cyan" if ln.startswith("@@") else ""
+        out.append(ln + "\n", style=style)
+    if len(lines) > limit:
+        out.append(f"… {len(lines) - limit} more line(s)\n", style="dim")
+    return out
 
 
 class DetailPane(VerticalScroll):
@@ -440,6 +762,11 @@ class DetailPane(VerticalScroll):
         self.subject: object = None
         """What is shown: a Finding, a Difference, an Entry or None."""
         self.parts: list[RenderableType] = []
+        self.fixes: Callable[[Finding], list[tuple[str, str]]] | None = None
+        """Returns a finding's filled-in fixes per builder (set by the app)."""
+        self.contents: Callable[[Difference], tuple[bytes, bytes] | None] | None = None
+        """Returns both versions of a changed file (set by the app), for the text diff."""
+        self._summary: dict[int, tuple[list[str], list[tuple[str, int]]]] = {}
 
     def compose(self):  # type: ignore[no-untyped-def]
         """The pane holds one Static."""
@@ -455,8 +782,7 @@ class DetailPane(VerticalScroll):
         """Show a plain message."""
         self._set(None, Text(text))
 
-    @staticmethod
-    def _rule(f: Finding, full: bool = True) -> list[RenderableType]:
+    def _rule(self, f: Finding, full_text: bool = True) -> list[RenderableType]:
         r = f.rule
         out: list[RenderableType] = []
         head = Text()
@@ -477,14 +803,17 @@ class DetailPane(VerticalScroll):
         out.append(meta)
         if f.location:
             out.append(Text.assemble(("at ", "dim"), f.location))
-        if not full:
+        if not full_text:
             return out
         if r.explanation:
             out += [Text(""), _heading("Why"), Text(r.explanation)]
         if f.note:
             out += [Text(""), _heading("Note"), Text(f.note)]
-        if r.fix:
-            out += [Text(""), _heading("Fix", "bold green"), Text(r.fix)]
+        fixes = self.fixes(f) if self.fixes is not None else ([("plain", r.fix)] if r.fix else [])
+        if fixes:
+            out += [Text(""), _heading("Fix", "bold green")]
+            for b, text in fixes:
+                out.append(Text.assemble((f"{BUILDER_LABELS.get(b, b)}: ", "bold"), text))
         if r.references:
             out += [Text(""), _heading("References")]
             out += [Text(f"• {ref}") for ref in r.references]
@@ -502,22 +831,33 @@ class DetailPane(VerticalScroll):
             table.add_row(Text(f"… and {len(diffs) - limit} more (expand the finding)", style="dim"), "", "")
         return table
 
+    def _finding_summary(self, f: Finding) -> tuple[list[str], list[tuple[str, int]]]:
+        """Return the finding's paths and its derived fields counted by field (computed once per finding)."""
+        got = self._summary.get(id(f))
+        if got is None:
+            counts: dict[str, int] = {}
+            for d in f.derived:
+                counts[d.field] = counts.get(d.field, 0) + 1
+            got = self._summary[id(f)] = (f.paths, sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        return got
+
     def show_finding(self, f: Finding, structure: Structure) -> None:
         """Show a finding: its rule, its cause fields with A and B values, its derived fields."""
-        parts = self._rule(f, full=False)
-        parts += [Text(""), _heading(f"Fields ({len(f.causes)})"), self._diff_table(f.causes, f.location)]
-        if f.paths:
-            shown = ", ".join(f.paths[:20]) + (f" … ({len(f.paths)} paths)" if len(f.paths) > 20 else "")
+        parts = self._rule(f, full_text=False)
+        parts += [Text(""), _heading(f"Fields ({len(f.causes):,})"), self._diff_table(f.causes, f.location)]
+        paths, derived = self._finding_summary(f)
+        if paths:
+            shown = ", ".join(paths[:20]) + (f" … ({len(paths):,} paths)" if len(paths) > 20 else "")
             parts += [Text.assemble(("paths ", "dim"), shown)]
-        if f.derived:
-            names = sorted({relative_location(d, f.location) for d in f.derived})
-            shown = ", ".join(names[:12]) + (" …" if len(names) > 12 else "")
-            parts += [Text(""), _heading(f"Derived, folded in ({len(f.derived)})", "bold dim"), Text(shown)]
+        if derived:
+            shown = ", ".join(f"{name} ×{n:,}" if n > 1 else name for name, n in derived[:12])
+            shown += " …" if len(derived) > 12 else ""
+            parts += [Text(""), _heading(f"Derived, folded in ({len(f.derived):,})", "bold dim"), Text(shown)]
         parts += self._rule(f)[3 if f.location else 2 :]
         self._set(f, *parts)
 
     def show_diff(self, ref: DiffRef, structure: Structure) -> None:
-        """Show one difference side by side, then the finding that explains it."""
+        """Show one difference side by side (full values; a text diff of a changed text file), then its finding."""
         d, f = ref.diff, ref.finding
         head = Text()
         head.append("⟲ " if ref.derived else "≠ ", style="dim" if ref.derived else "bold red")
@@ -548,14 +888,20 @@ class DetailPane(VerticalScroll):
         parts.append(meta)
         if d.detail:
             parts += [Text(""), Text(d.detail)]
+        if d.field == "data" and self.contents is not None:
+            got = self.contents(d)
+            if got is not None:
+                diff = text_diff(str(d.attrs.get("path") or ""), *got)
+                if diff is not None:
+                    parts += [Text(""), _heading("Text diff"), diff]
         if ref.derived:
             why = Text("Derived: recomputed from other bytes, folded into the finding below", style="dim italic")
             if d.seeds:
                 why.append(f"; seeded by {', '.join(d.seeds)}")
             parts += [Text(""), why]
         elif f.derived:
-            names = sorted({relative_location(x, f.location) for x in f.derived})
-            shown = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
+            _paths, derived = self._finding_summary(f)
+            shown = ", ".join(name for name, _n in derived[:8]) + (" …" if len(derived) > 8 else "")
             parts += [Text(""), Text.assemble(("Recomputed because of this finding: ", "dim"), shown)]
         parts += [Text(""), *self._rule(f)]
         self._set(d, *parts)
@@ -584,7 +930,7 @@ class DetailPane(VerticalScroll):
             parts += [Text(""), _heading("Could not parse", "bold red"), *(Text(x) for x in dict.fromkeys(errors))]
         if e.diffs:
             rules = dict.fromkeys(
-                f"[{structure.ref(d).finding.rule.id}] {structure.ref(d).finding.rule.title}" for d in e.diffs
+                f"[{structure.finding_of(d).rule.id}] {structure.finding_of(d).rule.title}" for d in e.diffs
             )
             parts += [Text(""), _heading("Explained by"), *(Text(r) for r in rules)]
         elif e.differs:
