@@ -291,3 +291,19 @@ def test_time_values_are_described_from_the_values() -> None:
     assert "A's times spread over 517 days" in note and "the inputs' own times" in note
     assert "B's times lie within 9 s (2024-05-06 07:08:00 … 2024-05-06 07:08:09): written at one moment" in note
     assert time_note(Finding(rule, "x", [Difference("n", "k", "f", "modified", 1, 2, (), (), "x")])) == ""
+
+
+def test_file_detail_states_both_counts() -> None:
+    """A file whose blocks moved: 1 content byte differs but 8 image bytes do; the detail says which is which."""
+    from imgdiff.model import Difference, Extent
+    from imgdiff.report.text import content_detail
+
+    d = Difference("disk/ext4/files//etc/x", "ext4.file", "data", "modified", b"a", b"b",
+                   (Extent(4096, 8),), (Extent(8192, 8),), "ext4 / files", bytes=8,
+                   detail="differing bytes in the file: 0x5-0x5 (1 bytes)")
+    assert content_detail(d) == (
+        "differing bytes in the file: 0x5-0x5 (1 byte) — 1 byte(s) of content differ; 8 byte(s) differ at the "
+        "file's places in the images (its blocks are not at the same offsets in A and B, or other bytes share them)"
+    )
+    d.bytes = 1
+    assert content_detail(d) == "differing bytes in the file: 0x5-0x5 (1 byte)"

@@ -135,6 +135,8 @@ class ImgdiffApp(App[int]):
         """Files written by ``x`` (export as markdown)."""
         self.readers: list[ByteReader] = []
         self.load_seconds: float | None = None
+        self.timings: dict[str, float] = {}
+        """Seconds since start: ``analysis`` (the comparison finished), ``shown`` (panes filled), ``settled``."""
         self.settled = False
         """True once the report is shown and the first finding selected (tests wait for it)."""
         self._started = time.monotonic()
@@ -218,6 +220,7 @@ class ImgdiffApp(App[int]):
             try:
                 report = analyze(self.path_a, self.path_b, seed=self.seed, rules=self.rules, progress=progress,
                                  keep_open=True)
+                self.timings["analysis"] = time.monotonic() - self._started
                 result["done"] = (report, Structure(report))
             except BaseException as exc:  # noqa: BLE001 - handed to the worker below
                 result["error"] = exc
@@ -269,6 +272,7 @@ class ImgdiffApp(App[int]):
         """The report is ready: fill the panes."""
         self.report, self.structure = report, structure
         self.load_seconds = time.monotonic() - self._started
+        self.timings["shown"] = self.load_seconds
         if self._ticker is not None:
             self._ticker.stop()
         if self.saved:
@@ -326,6 +330,7 @@ class ImgdiffApp(App[int]):
 
     def _select_first(self) -> None:
         self._select_first_now()
+        self.timings["settled"] = time.monotonic() - self._started
         self.settled = True
 
     def _select_first_now(self) -> None:

@@ -21,8 +21,10 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.widgets import Static, Tree
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from imgdiff.model import Change, Difference, Extent, Finding, Node
@@ -555,6 +557,8 @@ class StructureTree(LazyTree):
         self.structure: Structure | None = None
         self.only_differing = True
         self.search: SearchResult | None = None
+        self._seq_cache: dict[tuple[int, bool, str], _EntrySeq] = {}
+        """Children of an entry per (entry, filter, search): a node with 50,000 children is filtered once."""
 
     @property
     def filter_text(self) -> str:
@@ -564,6 +568,8 @@ class StructureTree(LazyTree):
     def populate(self, structure: Structure, only_differing: bool | None = None,
                  search: SearchResult | None | bool = False) -> None:
         """(Re)build the visible tree for the current filter (``search=False`` keeps the current search)."""
+        if structure is not self.structure or len(self._seq_cache) > 4096:
+            self._seq_cache = {}
         self.structure = structure
         if only_differing is not None:
             self.only_differing = only_differing
@@ -634,6 +640,10 @@ class StructureTree(LazyTree):
         if not isinstance(data, Entry) or self.structure is None:
             return empty_seq()
         s = self.search
+        key = (id(data), self.only_differing, s.query if s is not None else "")
+        cached = self._seq_cache.get(key)
+        if cached is not None:
+            return cached
         diffs = [d for d in data.diffs if s is None or id(d) in s.ids or s.query in data.haystack()]
         kids = data._list_kids()
         visible: list[int] = []
@@ -648,7 +658,8 @@ class StructureTree(LazyTree):
                 ok = self.shows(data._extra[i - len(kids)])
             if ok:
                 visible.append(i)
-        return _EntrySeq(self, data, diffs, visible)
+        seq = self._seq_cache[key] = _EntrySeq(self, data, diffs, visible)
+        return seq
 
     def reveal(self, entry: Entry, d: Difference | None = None) -> TreeNode[TreeData] | None:
         """Expand down to ``entry`` (and its field leaf for ``d``) and put the cursor there."""
@@ -751,14 +762,31 @@ def text_diff(path: str, a: bytes, b: bytes, limit: int = 400) -> Text | None:
     return out
 
 
-class DetailPane(VerticalScroll):
-    """A, B values side by side with the rule's explanation, component, references, note and fix."""
+class DetailPane(ScrollView, can_focus=True):
+    """A, B values side by side with the rule's explanation, component, references, note and fix.
+
+    The content is rendered to lines once per selection (and per width) and drawn line by line: a new selection
+    changes only this pane's virtual size, never the screen's layout, so moving through 100,000 fields costs a
+    render of this pane, not a relayout of the screen.
+    """
 
     ALLOW_MAXIMIZE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "scroll_up", "Up", show=False),
+        Binding("down", "scroll_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "scroll_home", "Top", show=False),
+        Binding("end", "scroll_end", "End", show=False),
+    ]
+    DEFAULT_CSS = """
+    DetailPane { overflow-x: hidden; overflow-y: scroll; }
+    """
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.body = Static("", id="detail-body")
+        self._lines: list[Strip] = []
+        self._width = 0
         self.subject: object = None
         """What is shown: a Finding, a Difference, an Entry or None."""
         self.parts: list[RenderableType] = []
@@ -768,15 +796,41 @@ class DetailPane(VerticalScroll):
         """Returns both versions of a changed file (set by the app), for the text diff."""
         self._summary: dict[int, tuple[list[str], list[tuple[str, int]]]] = {}
 
-    def compose(self):  # type: ignore[no-untyped-def]
-        """The pane holds one Static."""
-        yield self.body
-
     def _set(self, subject: object, *parts: RenderableType) -> None:
         self.subject = subject
         self.parts = list(parts)
-        self.body.update(Group(*parts))
-        self.scroll_home(animate=False)
+        self._render_parts()
+        self.scroll_to(0, 0, animate=False, force=True)
+
+    def _render_parts(self) -> None:
+        width = max(self.scrollable_content_region.width, 20)
+        self._width = width
+        console = self.app.console
+        options = console.options.update(width=width, min_width=width, max_width=width, height=None)
+        lines = console.render_lines(Group(*self.parts), options, style=self.rich_style, pad=False)
+        self._lines = [Strip(line) for line in lines]
+        self.virtual_size = Size(width, len(self._lines))
+        self.refresh()
+
+    def on_resize(self) -> None:
+        """Render the content again for the new width."""
+        if self.scrollable_content_region.width != self._width and self.parts:
+            self._render_parts()
+
+    def notify_style_update(self) -> None:
+        """Render again when the theme or focus styles change."""
+        super().notify_style_update()
+        if self.parts and self.is_mounted:
+            self._render_parts()
+
+    def render_line(self, y: int) -> Strip:
+        """Draw one line of the rendered content."""
+        scroll_x, scroll_y = self.scroll_offset
+        i = scroll_y + y
+        width = self.scrollable_content_region.width
+        if i >= len(self._lines):
+            return Strip.blank(width, self.rich_style)
+        return self._lines[i].crop_extend(scroll_x, scroll_x + width, self.rich_style)
 
     def show_text(self, text: str) -> None:
         """Show a plain message."""
