@@ -573,6 +573,8 @@ class ImgdiffApp(App[int]):
         """
         if self.structure is None:
             return
+        if query.strip() == self._search_pending and query.strip().lower() == self.search_text:
+            return  # already shown (escape clears the box, which reports the change once more)
         self._search_pending = query.strip()
         if self._search_timer is not None:
             self._search_timer.stop()

@@ -368,9 +368,12 @@ class FindingsTree(LazyTree):
         self.structure: Structure | None = None
         self.items: list[FindingItem] = []
         self.id_width = 8
+        self._groups: dict[tuple[int, bool], list[object]] = {}
 
     def populate(self, structure: Structure, search: SearchResult | None = None) -> None:
         """Show the findings a search left (all without one)."""
+        if structure is not self.structure:
+            self._groups = {}
         self.structure = structure
         self.reset_tree()
         self.items = []
@@ -430,7 +433,14 @@ class FindingsTree(LazyTree):
     def _grouped(self, f: Finding, diffs: list[Difference], derived: bool) -> list[object]:
         if len(diffs) <= GROUP_MIN:
             return list(diffs)
-        return [FieldGroup(f, key, members, derived) for key, members in group_by_field(diffs)]
+        whole = len(diffs) == len(f.derived if derived else f.causes)
+        key = (id(f), derived)
+        if whole and key in self._groups:  # the unfiltered list: grouped (and indexed) once per finding
+            return list(self._groups[key])
+        groups: list[object] = [FieldGroup(f, k, members, derived) for k, members in group_by_field(diffs)]
+        if whole:
+            self._groups[key] = groups
+        return groups
 
     def children_of(self, data: TreeData | None) -> Seq:
         """Causes (or groups of them), then the derived group; groups page their differences."""
