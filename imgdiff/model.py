@@ -131,8 +131,8 @@ class FieldSource(Protocol):
         """Return True when the two describe the same members (so they compare member by member)."""
         ...
 
-    def diff(self, other: FieldSource) -> list[tuple[Field, Field]]:
-        """Return the pairs of fields whose bytes differ."""
+    def diff(self, other: FieldSource) -> list[tuple[Field | None, Field | None]]:
+        """Return the pairs of fields whose bytes differ (None for a field only the other side has)."""
         ...
 
 

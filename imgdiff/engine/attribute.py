@@ -340,7 +340,11 @@ class Attributor:
         ra, rb = na.record, nb.record
         if ra is not None and rb is not None and ra.comparable(rb):
             for ma, mb in ra.diff(rb):  # member by member from the raw bytes: no field built for equal members
-                out.append(self._field_diff(path, ia, ma, mb, attrs, der_a.get(ma.name), der_b.get(mb.name)))
+                if ma is None and mb is not None:
+                    out.append(self._field_diff(path, ib, None, mb, attrs, None, der_b.get(mb.name)))
+                elif ma is not None:
+                    out.append(self._field_diff(path, ia, ma, mb, attrs, der_a.get(ma.name),
+                                                der_b.get(mb.name) if mb is not None else None))
         elif ra is not None or rb is not None:
             fields_a, fields_b = na.all_fields(), nb.all_fields()
         names_b = {f.name: f for f in fields_b}
