@@ -517,9 +517,17 @@ class Attributor:
         out: dict[tuple[str, str, str], Difference] = {}
         ends = [c.end for c in covered]
         self._pending: dict[int, tuple[Difference, list[Extent]]] = {}
-        for r in self.dm.ranges():
+        gaps = self.dm.gaps
+        for i, r in enumerate(self.dm.ranges()):
             for piece in _subtract(r, covered, ends):
-                for run in self._exact_runs(piece):
+                if i not in gaps:  # a dense run: every byte of the piece differs
+                    self._attribute_piece(piece, out)
+                    continue
+                g = gaps[i]
+                runs = self._exact_runs(piece) if g is None else subtract_extents(
+                    piece, [Extent(s, e - s) for s, e in g], presorted=True
+                )
+                for run in runs:
                     self._attribute_piece(run, out)
         for d, exts in self._pending.values():
             d.extents_a = d.extents_a + tuple(exts)
