@@ -28,7 +28,7 @@ from imgdiff.model import (
     merge_extents,
     subtract_extents,
 )
-from imgdiff.source import VBASE, DiffMap, Source, _xor_runs
+from imgdiff.source import MERGE_GAP, VBASE, DiffMap, Source, _xor_runs
 
 Keys = tuple[str, ...]
 
@@ -517,41 +517,14 @@ class Attributor:
         out: dict[tuple[str, str, str], Difference] = {}
         ends = [c.end for c in covered]
         self._pending: dict[int, tuple[Difference, list[Extent]]] = {}
-        gaps = self.dm.gaps
-        for i, r in enumerate(self.dm.ranges()):
+        for r in self.dm.ranges():
             for piece in _subtract(r, covered, ends):
-                if i not in gaps:  # a dense run: every byte of the piece differs
-                    self._attribute_piece(piece, out)
-                    continue
-                g = gaps[i]
-                runs = self._exact_runs(piece) if g is None else subtract_extents(
-                    piece, [Extent(s, e - s) for s, e in g], presorted=True
-                )
-                for run in runs:
-                    self._attribute_piece(run, out)
+                self._attribute_piece(piece, out)
         for d, exts in self._pending.values():
             d.extents_a = d.extents_a + tuple(exts)
             if d.change == Change.MODIFIED and d.a is None:  # same node on both sides: show the bytes
                 d.a, d.b = self._bytes_excerpt(d.extents_a, tuple(e.shifted(self.dm.delta) for e in d.extents_a))
         return list(out.values())
-
-    def _exact_runs(self, piece: Extent) -> Iterator[Extent]:
-        """Yield the runs of bytes inside ``piece`` that really differ (ranges are merged across small gaps)."""
-        pos = piece.offset
-        while pos < piece.end:
-            n = min(1 << 20, piece.end - pos)
-            a = self.src_a.read(pos, n)
-            b = self.src_b.read(pos + self.dm.delta, n)
-            if len(a) < n or len(b) < n:  # past the end of one image: every byte there differs
-                short = min(len(a), len(b))
-                if short:
-                    for s, e in _xor_runs(a[:short], b[:short]):
-                        yield Extent(pos + s, e - s)
-                yield Extent(pos + short, n - short)
-            else:
-                for s, e in _xor_runs(a, b):
-                    yield Extent(pos + s, e - s)
-            pos += n
 
     def _attribute_piece(self, piece: Extent, out: dict[tuple[str, str, str], Difference]) -> None:
         """Attribute a stretch of uncovered differing bytes by offset: a field on either side, else raw."""
@@ -560,15 +533,25 @@ class Attributor:
         hits_a = list(self.ia.fields_in(piece))
         hits_b = list(self.ib.fields_in(piece.shifted(delta)))
         by_off_b = {o.shifted(-delta).offset: (k, f, o) for k, f, o in hits_b}
+        # A piece is a differing run, merged across equal gaps shorter than MERGE_GAP: an overlap at least that
+        # long holds a differing byte; a shorter one may lie in a gap and is kept only if it holds one.
+        dm = self.dm
         for keys, f, o in hits_a:
             other = by_off_b.pop(o.offset, None)
+            owned.append(o)
+            if o.length < MERGE_GAP and not dm.count_in(o):
+                continue
             kb = other[0] if other else None
             self._moved(out, keys, f, o, kb, other[1] if other else None, side="a")
-            owned.append(o)
         for keys, f, o in by_off_b.values():
-            self._moved(out, None, None, o.shifted(-delta), keys, f, side="b")
-            owned.append(o.shifted(-delta))
+            oa = o.shifted(-delta)
+            owned.append(oa)
+            if oa.length < MERGE_GAP and not dm.count_in(oa):
+                continue
+            self._moved(out, None, None, oa, keys, f, side="b")
         for gap in subtract_extents(piece, owned):
+            if gap.length < MERGE_GAP and not dm.count_in(gap):
+                continue  # equal bytes between two differing runs, which nothing owns
             info = self.ia.deepest(gap.offset) if gap.offset < self.src_a.size else self.ib.deepest(gap.offset + delta)
             path = "/".join(info.keys)
             key = (path, "(unparsed)", Change.RAW)

@@ -307,7 +307,7 @@ def ext4_file_set_note(f: Finding, ctx: ExplainContext) -> str:
     removed = sorted({str(d.attrs.get("path", "")) for d in f.causes if d.change == Change.REMOVED})
     moved = {str(d.attrs.get("path", "")) for d in f.derived
              if d.kind == "ext4.dirent" and d.field == "inode" and not str(d.attrs.get("path", "")).endswith(("/.", "/.."))}
-    relocated = {str(d.attrs.get("path", "")) for d in f.derived if d.kind == "ext4.file"}
+    relocated = {str(d.attrs.get("path", "")) for d in f.derived if d.kind == "ext4.file"} - set(added) - set(removed)
     del ctx
     parts = []
     if added:
