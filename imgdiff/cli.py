@@ -134,15 +134,18 @@ def _explain_paused(args: argparse.Namespace, fmt: str) -> int:
     progress = _Progress(sys.stderr)
     ctx = {"config": args.config} if getattr(args, "config", None) else {}
     try:
-        report = analyze(args.a, args.b, seed=args.seed, rules=_rules(args.rules), progress=progress, context=ctx)
+        report = analyze(args.a, args.b, seed=args.seed, rules=_rules(args.rules), progress=progress, context=ctx,
+                         keep_open=fmt == "json")
     finally:
         progress.done()
     if fmt == "json":
         from imgdiff.report.json import hex_snippets, write
-        from imgdiff.source import ImageSource
 
-        with ImageSource(args.a) as sa, ImageSource(args.b) as sb:
-            hexes = hex_snippets(report, sa.read, sb.read)
+        try:  # read through the analysis' sources: decompressed inputs and decoded spaces included
+            hexes = hex_snippets(report, lambda o, n: report.read("a", o, n) or b"",
+                                 lambda o, n: report.read("b", o, n) or b"")
+        finally:
+            report.close()
         output = getattr(args, "output", None)
         if output:
             with _output_file(output) as fh:

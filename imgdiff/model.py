@@ -12,7 +12,7 @@ import builtins
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 Value = int | str | bytes | bool | float | None | tuple["Value", ...]
 """A decoded field value.  Bytes are rendered as hex, tuples as lists."""
@@ -227,6 +227,18 @@ class Difference:
         return f"{self.node_path}/{self.field}"
 
 
+class ByteSource(Protocol):
+    """Anything a report can read bytes of a side from (see :class:`imgdiff.source.Source`)."""
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Return up to ``size`` bytes at ``offset``."""
+        ...
+
+    def close(self) -> None:
+        """Release the source."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class RuleInfo:
     """What a finding needs to know about the rule that produced it."""
@@ -272,7 +284,19 @@ class ImageInfo:
 
     path: str
     size: int
+    """Size in bytes (of the decompressed image when the input was compressed)."""
     format: str
+    decompressed: str = ""
+    """The input's compression (``"zstd"``, ``"xz"``, ``"gzip"``, ``"bzip2"``) when it was decompressed first."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceInfo:
+    """A decoded space of the comparison: where its offsets start, what it holds, its size on each side."""
+
+    base: int
+    label: str
+    sizes: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -297,6 +321,26 @@ class Report:
     tree_a: Node | None = None
     tree_b: Node | None = None
     context: dict[str, str] = field(default_factory=dict)
+    spaces: list[SpaceInfo] = field(default_factory=list)
+    """Decoded spaces (decompressed streams, relocated image files) whose offsets some extents use."""
+    sources: tuple[ByteSource, ByteSource] | None = None
+    """Readers of both sides (image and decoded spaces) when the analysis kept them open; see :meth:`close`."""
+
+    def read(self, side: str, offset: int, size: int) -> bytes | None:
+        """Return bytes of side ``"a"``/``"b"`` at ``offset`` (decoded spaces included), or None when closed."""
+        if self.sources is None:
+            return None
+        return self.sources[0 if side == "a" else 1].read(offset, size)
+
+    def close(self) -> None:
+        """Close the sources kept open by the analysis (idempotent)."""
+        if self.sources is not None:
+            for src in self.sources:
+                src.close()
+                base = getattr(src, "base", None)
+                if base is not None:
+                    base.close()
+            self.sources = None
 
     @property
     def identical(self) -> bool:

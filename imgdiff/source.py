@@ -13,13 +13,22 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Protocol, Self
 
 from imgdiff.errors import ImageError
 from imgdiff.model import Extent, merge_extents
 
 CHUNK = 1 << 20
 """Bytes compared per read."""
+VBASE = 1 << 56
+"""Offsets from here on address decoded spaces (decompressed streams), not bytes of the input image.
+
+Each decoded space gets a slot of :data:`SLOT` bytes, at the same offset on both sides, so that the whole engine
+(field index, byte comparison, folding by covered extents) works on decoded data unchanged.  Byte counts reported
+to a user (``bytes_differing``, a finding's ``bytes``) only ever count offsets below ``VBASE``: the input's bytes.
+"""
+SLOT = 1 << 44
+"""Size of one decoded-space slot (16 TiB: larger than any decoded stream imgdiff accepts)."""
 SUB = 4096
 """Granularity at which a differing chunk is narrowed before byte-exact scanning."""
 MERGE_GAP = 16
@@ -47,6 +56,18 @@ class ImageSource:
             self.size = os.lseek(self.fd, 0, os.SEEK_END)
         else:
             self.size = st.st_size
+
+    @classmethod
+    def adopt(cls, fd: int, path: str, size: int, decompressed: str = "") -> ImageSource:
+        """Return a source over an already open descriptor (a decompressed scratch copy of ``path``)."""
+        self = cls.__new__(cls)
+        self.path, self.fd, self.size, self.decompressed = path, fd, size, decompressed
+        return self
+
+    decompressed: str = ""
+    """The compression (``"zstd"``, ``"xz"``, ...) of the input whose decompressed copy this reads, or ``""``."""
+    decode_error: str = ""
+    """Why the decompression of a compressed input stopped early (its decoded part is what is compared)."""
 
     def read(self, offset: int, size: int) -> bytes:
         """Return up to ``size`` bytes at ``offset``; fewer past the end of the image."""
@@ -115,13 +136,22 @@ class DiffMap:
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
-    src_a: ImageSource | None = None
-    src_b: ImageSource | None = None
+    src_a: Source | None = None
+    src_b: Source | None = None
 
     @property
     def total(self) -> int:
-        """Return the number of differing bytes."""
-        return sum(self.counts)
+        """Return the number of differing bytes of the input images (decoded spaces excluded)."""
+        i = bisect.bisect_left(self.starts, VBASE)
+        return sum(self.counts[:i])
+
+    def insert_runs(self, runs: DiffMap) -> None:
+        """Add the runs of ``runs`` (all of them past every run held so far: a newly compared decoded space)."""
+        if runs.starts and self.ends and runs.starts[0] < self.ends[-1]:
+            raise ValueError("decoded-space runs must come after every run already held")
+        self.starts.extend(runs.starts)
+        self.ends.extend(runs.ends)
+        self.counts.extend(runs.counts)
 
     def add_run(self, start: int, end: int) -> None:
         """Append a differing run (runs must arrive in increasing order)."""
@@ -179,8 +209,8 @@ def _xor_runs(a: bytes, b: bytes) -> Iterator[tuple[int, int]]:
 
 
 def compare_regions(
-    src_a: ImageSource,
-    src_b: ImageSource,
+    src_a: Source,
+    src_b: Source,
     off_a: int,
     off_b: int,
     length: int,
@@ -220,3 +250,169 @@ def compare_regions(
             if progress is not None:
                 progress(done, length)
     return dm
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sources other than a plain image file: in-memory bytes, a file's bytes through its extents, the layered view of
+# one side (the input image plus its decoded spaces).
+
+
+class Source(Protocol):
+    """What parsers and the engine read bytes from (an image, a view into one, decoded data)."""
+
+    path: str
+    size: int
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Return up to ``size`` bytes at ``offset`` (fewer past the end)."""
+        ...
+
+    def data_extents(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Yield ``(offset, end)`` ranges within ``[start, end)`` that may hold non-zero data."""
+        ...
+
+    def close(self) -> None:
+        """Release what the source holds."""
+        ...
+
+
+class BytesSource:
+    """Bytes held in memory (a small decoded payload)."""
+
+    def __init__(self, data: bytes, path: str = "<memory>") -> None:
+        self.data = data
+        self.path = path
+        self.size = len(data)
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Return up to ``size`` bytes at ``offset``."""
+        if offset < 0 or size <= 0:
+            return b""
+        return self.data[offset : offset + size]
+
+    def data_extents(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Yield the whole requested range (no holes in memory)."""
+        if start < min(end, self.size):
+            yield start, min(end, self.size)
+
+    def close(self) -> None:
+        """Drop the bytes."""
+        self.data = b""
+
+
+class MappedSource:
+    """A file's bytes read through its extents: offset ``k`` of the view is byte ``k`` of the file.
+
+    ``extents`` are ranges of ``parent`` in file order.  By default they are contiguous in the file (the view is
+    their concatenation); ``offsets`` gives each extent's file offset instead, and ``size`` the file size, for a
+    sparse file: bytes in holes read as zero and map to no bytes of the parent.
+    """
+
+    def __init__(self, parent: Source, extents: tuple[Extent, ...], path: str = "",
+                 offsets: tuple[int, ...] | None = None, size: int | None = None) -> None:
+        self.parent = parent
+        self.extents = extents
+        self.path = path or parent.path
+        self.starts: list[int] = []
+        pos = 0
+        if offsets is not None and len(offsets) == len(extents) and list(offsets) == sorted(offsets):
+            self.starts = list(offsets)
+            pos = max((o + e.length for o, e in zip(offsets, extents, strict=True)), default=0)
+        else:
+            for e in extents:
+                self.starts.append(pos)
+                pos += e.length
+        self.size = max(pos, size or 0)
+        self.sparse = any(
+            self.starts[i] + self.extents[i].length != self.starts[i + 1] for i in range(len(self.extents) - 1)
+        ) or (bool(self.starts) and self.starts[0] != 0) or self.size != pos
+
+    def to_parent(self, offset: int, length: int) -> list[Extent]:
+        """Return the parent extents holding view bytes ``[offset, offset + length)`` in order (holes omitted)."""
+        out: list[Extent] = []
+        if length <= 0:
+            return out
+        i = max(0, bisect.bisect_right(self.starts, offset) - 1)
+        end = offset + length
+        while i < len(self.extents) and self.starts[i] < end:
+            e, s = self.extents[i], self.starts[i]
+            lo, hi = max(offset, s), min(end, s + e.length)
+            if lo < hi:
+                piece = Extent(e.offset + lo - s, hi - lo)
+                if out and out[-1].end == piece.offset:
+                    out[-1] = Extent(out[-1].offset, out[-1].length + piece.length)
+                else:
+                    out.append(piece)
+            i += 1
+        return out
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Return up to ``size`` bytes of the view at ``offset`` (holes read as zero)."""
+        size = min(size, self.size - offset)
+        if offset < 0 or size <= 0:
+            return b""
+        if not self.sparse:
+            return b"".join(self.parent.read(e.offset, e.length) for e in self.to_parent(offset, size))
+        out = bytearray(size)
+        end = offset + size
+        i = max(0, bisect.bisect_right(self.starts, offset) - 1)
+        while i < len(self.extents) and self.starts[i] < end:
+            e, s = self.extents[i], self.starts[i]
+            lo, hi = max(offset, s), min(end, s + e.length)
+            if lo < hi:
+                data = self.parent.read(e.offset + lo - s, hi - lo)
+                out[lo - offset : lo - offset + len(data)] = data
+            i += 1
+        return bytes(out)
+
+    def data_extents(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Yield the stored parts of ``[start, end)`` (holes of a sparse file are skipped)."""
+        for i, e in enumerate(self.extents):
+            lo, hi = max(start, self.starts[i]), min(end, self.starts[i] + e.length)
+            if lo < hi:
+                yield lo, hi
+
+    def close(self) -> None:
+        """A view owns nothing."""
+
+
+class LayeredSource:
+    """One side's bytes: the input image below :data:`VBASE`, its decoded spaces above (one slot each)."""
+
+    def __init__(self, base: Source) -> None:
+        self.base = base
+        self.path = base.path
+        self.size = base.size
+        self.slots: dict[int, Source] = {}
+
+    def attach(self, slot: int, src: Source) -> int:
+        """Make ``src`` readable at the offset of decoded-space ``slot`` and return that offset."""
+        self.slots[slot] = src
+        return VBASE + slot * SLOT
+
+    def _slot(self, offset: int) -> tuple[Source | None, int]:
+        slot, rel = divmod(offset - VBASE, SLOT)
+        return self.slots.get(slot), rel
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Return up to ``size`` bytes at ``offset`` (of the image, or of the decoded space it falls in)."""
+        if offset < VBASE:
+            return self.base.read(offset, min(size, VBASE - offset))
+        src, rel = self._slot(offset)
+        return src.read(rel, size) if src is not None else b""
+
+    def data_extents(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """Yield the ranges that may hold data (delegated to the image or the decoded space)."""
+        if start < VBASE:
+            yield from self.base.data_extents(start, min(end, VBASE))
+            return
+        src, rel = self._slot(start)
+        if src is not None:
+            for s, e in src.data_extents(rel, rel + end - start):
+                yield start - rel + s, start - rel + e
+
+    def close(self) -> None:
+        """Close the decoded spaces (the image itself is closed by whoever opened it)."""
+        for src in self.slots.values():
+            src.close()
+        self.slots.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from imgdiff.model import Extent, Node
 from imgdiff.ruleset.predicates_gpt import derive_disk_guid, derive_partition_guid, seed_verdict
 from imgdiff.source import ImageSource
 
-from .conftest import all_pairs
+from .conftest import PAIRS, all_pairs
 
 NIXOS_SEED = "0867da16-f251-457d-a9e8-c31f9a3c220b"
 
@@ -86,7 +87,7 @@ def test_every_byte_of_a_disk_has_an_owner(pair) -> None:  # type: ignore[no-unt
     assert pos == a.stat().st_size
     # fields never overlap inside the GPT structures
     fields = sorted(e for _k, n in t.walk() for f in n.fields for e in f.extents)
-    for x, y in zip(fields, fields[1:], strict=False):
+    for x, y in itertools.pairwise(fields):
         assert x.end <= y.offset
 
 
@@ -141,3 +142,87 @@ def test_partitions_agree_with_libparted(pair, name: str) -> None:  # type: igno
         for ent in find(t, "gpt.entries", "primary-entries").children:
             if ent.attrs["ptype"] != "unused":
                 assert value(ent, "PartitionName") == names[ent.attrs["index"]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# rules: each cause only where its values show it (issue 9)
+
+
+def _fired(report) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {f.rule.id: f for f in report.findings}
+
+
+def test_resized_entry_array_is_gpt007_not_stale_crc_or_removed_partition(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """sgdisk --resize-table=56 on B: was GPT006 (stale CRC) + GPT005 (entry 73 removed) + unclassified."""
+    report = analyzed("gpt-resize-table")
+    fired = _fired(report)
+    assert set(fired) == {"GPT007"}
+    f = fired["GPT007"]
+    assert {(d.node_path, d.field, d.a, d.b) for d in f.causes} == {
+        ("disk/gpt/primary", "NumberOfPartitionEntries", 128, 56),
+        ("disk/gpt/backup", "NumberOfPartitionEntries", 128, 56),
+    }
+    folded = {(d.node_path, d.field, d.change): (d.a, d.b) for d in f.derived}
+    assert folded[("disk/gpt/primary", "FirstUsableLBA", "modified")] == (34, 16)
+    assert folded[("disk/gpt/backup", "FirstUsableLBA", "modified")] == (34, 16)
+    assert folded[("disk/gpt/primary", "LastUsableLBA", "modified")] == (98270, 98288)
+    assert folded[("disk/gpt/backup", "PartitionEntryLBA", "modified")] == (98271, 98289)
+    assert ("disk/gpt/backup-entries/entry:73", "(node)", "removed") in folded
+    for hdr in ("primary", "backup"):
+        for crc in ("HeaderCRC32", "PartitionEntryArrayCRC32"):
+            assert (f"disk/gpt/{hdr}", crc, "modified") in folded
+    assert f.bytes == report.summary.bytes_differing == 100
+
+
+def test_resized_array_crcs_are_valid_on_both_sides(pair) -> None:  # type: ignore[no-untyped-def]
+    for path, count, first in zip(pair("gpt-resize-table"), (128, 56), (34, 16), strict=True):
+        t = tree(path)
+        for key in ("primary", "backup"):
+            hdr = find(t, "gpt.header", key)
+            assert value(hdr, "NumberOfPartitionEntries") == count
+            assert value(hdr, "FirstUsableLBA") == first
+            assert hdr.attrs["crc_ok"] is True and hdr.attrs["entries_crc_ok"] is True
+        assert len(find(t, "gpt.entries", "backup-entries").children) == count
+
+
+def test_stale_crc_needs_a_crc_that_does_not_match(analyzed) -> None:  # type: ignore[no-untyped-def]
+    f = _fired(analyzed("gpt-bad-crc"))["GPT006"]
+    assert [(d.node_path, d.field, d.a, d.b) for d in f.causes] == [
+        ("disk/gpt/primary", "HeaderCRC32", 0x6D78FC49, 0xEFBEADDE)
+    ]
+
+
+def test_added_partition_is_one_cause(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """A third partition in B: was GPT001 (random GUID), GPT002 (geometry) and GPT003 (name) besides GPT005."""
+    report = analyzed("gpt-partition-added")
+    fired = _fired(report)
+    assert set(fired) == {"GPT005"}
+    f = fired["GPT005"]
+    assert {(d.node_path, d.field) for d in f.causes} == {
+        ("disk/gpt/primary-entries/entry:3", "PartitionTypeGUID"),
+        ("disk/gpt/backup-entries/entry:3", "PartitionTypeGUID"),
+    }
+    folded = {(d.node_path, d.field): (d.a, d.b) for d in f.derived}
+    assert folded[("disk/gpt/primary-entries/entry:3", "UniquePartitionGUID")] == (
+        "00000000-0000-0000-0000-000000000000",
+        "44444444-4444-4444-8444-444444444444",
+    )
+    assert folded[("disk/gpt/backup-entries/entry:3", "StartingLBA")] == (0, 67584)
+    assert folded[("disk/gpt/primary-entries/entry:3", "PartitionName")] == ("", "home")
+    assert f.bytes == report.summary.bytes_differing
+
+
+def expected_rules(name: str) -> set[str]:
+    """Return the rule ids listed in fixtures/pairs/<name>/expected-rules.txt (``#`` starts a comment)."""
+    lines = (PAIRS / name / "expected-rules.txt").read_text().splitlines()
+    return {line.split("#", 1)[0].split()[0] for line in lines if line.split("#", 1)[0].strip()}
+
+
+TABLE_PAIRS = [n for n in all_pairs() if n.startswith(("gpt-", "mbr-"))]
+
+
+@pytest.mark.parametrize("name", TABLE_PAIRS)
+def test_fired_rules_are_exactly_the_recipe_causes(analyzed, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A rule that fires on a pair whose recipe does not contain its cause is a misfire (issue 9)."""
+    fired = {f.rule.id for f in analyzed(name).findings}
+    assert fired == expected_rules(name)

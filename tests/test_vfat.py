@@ -436,6 +436,16 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "vfat-deleted": {"FAT012": {"/loader"}, "FAT011": set()},
     "vfat-stale-free": {"FAT013": {"/EFI/BOOT/BOOTX64.EFI", "/loader/loader.conf"}},
     "vfat-repart-seeds": {"GPT001": set()},
+    "vfat-file-mtime-hour": {"FAT005": {"/EFI/BOOT/BOOTX64.EFI"}},
+    "vfat-regenerated-file": {"FAT004": {"/EFI/BOOT", "/EFI/BOOT/."}, "FAT005": {"/EFI/BOOT/BOOTX64.EFI"}},
+    "vfat-geometry-content": {
+        "FAT005": {"/loader/loader.conf"},
+        "FAT008": set(),
+        "FAT009": {"/EFI/systemd/systemd-bootx64.efi"},
+        "FAT010": {"/EFI/memtest", "/EFI/memtest/memtest.efi"},
+        "IMG001": set(),
+    },
+    "vfat-file-grows": {"FAT009": {"/EFI/BOOT/BOOTX64.EFI"}},
 }
 
 
@@ -475,6 +485,78 @@ def test_timezone_finding_is_whole_hours(analyzed) -> None:  # type: ignore[no-u
         assert d.kind == "vfat.dirent" and d.change == Change.MODIFIED
         if d.field == "DIR_WrtTime":
             assert d.display_a == "2000-01-01 00:00:00" and d.display_b == "2000-01-01 01:00:00"
+
+
+def test_one_file_an_hour_later_is_not_a_time_zone(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """Issue 9: one file's mtime +3600 s (mcopy -m) was reported as FAT003 with the fix TZ=UTC, which fixes nothing."""
+    report = analyzed("vfat-file-mtime-hour")
+    assert [f.rule.id for f in report.findings] == ["FAT005"]
+    f = report.findings[0]
+    got = {(d.attrs["path"], d.field, d.a, d.b, d.display_a, d.display_b) for d in f.causes}
+    assert got == {
+        ("/EFI/BOOT/BOOTX64.EFI", "DIR_CrtTime", 0, 2048, "2000-01-01 00:00:00", "2000-01-01 01:00:00"),
+        ("/EFI/BOOT/BOOTX64.EFI", "DIR_WrtTime", 0, 2048, "2000-01-01 00:00:00", "2000-01-01 01:00:00"),
+    }
+    assert f.derived == [] and f.bytes == 2
+
+
+def test_time_zone_shift_needs_every_entry(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """vfat-tz: all 23 file/directory entries (dot entries included) moved by +3600 s, so FAT003 holds."""
+    f = next(x for x in analyzed("vfat-tz").findings if x.rule.id == "FAT003")
+    entries = {d.node_path for d in f.causes}
+    assert len(entries) == 23 and len(f.causes) == 46
+    assert {(d.a, d.b) for d in f.causes} == {(0, 2048)}
+
+
+def test_regenerated_file_is_not_the_build_clock(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """A file and its directory 4 s newer (mcopy -m): FAT005 + FAT004, not FAT006 (whose entries would all move)."""
+    report = analyzed("vfat-regenerated-file")
+    fired = {f.rule.id: f for f in report.findings}
+    assert set(fired) == {"FAT004", "FAT005"}
+    assert {(d.attrs["path"], d.field, d.a, d.b) for d in fired["FAT005"].causes} == {
+        ("/EFI/BOOT/BOOTX64.EFI", "DIR_CrtTime", 0, 2),
+        ("/EFI/BOOT/BOOTX64.EFI", "DIR_WrtTime", 0, 2),
+    }
+    assert {d.attrs["path"] for d in fired["FAT004"].causes} == {"/EFI/BOOT", "/EFI/BOOT/.", "/EFI/BOOT/.."}
+
+
+def test_geometry_does_not_hide_added_paths_or_allocation(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """12 vs 16 MiB FAT16 plus an added directory: FAT008 folded the new directory node and every shifted first
+    cluster; cluster numbers do not depend on the size, the added /EFI/memtest (clusters 3-4) shifted them."""
+    fired = {f.rule.id: f for f in analyzed("vfat-geometry-content").findings}
+    geo = fired["FAT008"]
+    assert {(d.field, d.a, d.b) for d in geo.causes} == {("BPB_TotSec16", 24576, 32768), ("BPB_FATSz16", 24, 32)}
+    geo_folded = geo.derived
+    assert not any(d.change in ("added", "removed") and d.kind != "vfat.fat" for d in geo_folded)
+    assert not any(d.field.startswith("DIR_FstClus") and d.change == "modified" for d in geo_folded)
+    assert {d.change for d in geo_folded if d.kind == "vfat.fat" and d.field.startswith("FAT[")} == {"added", "removed"}
+    added = fired["FAT010"]
+    assert ("disk/vfat/dir:/EFI/memtest", "(node)") in {(d.node_path, d.field) for d in added.causes}
+    shifted = {d.attrs["path"]: (d.a, d.b) for d in added.derived if d.field == "DIR_FstClusLO"}
+    assert shifted["/EFI/Linux"] == (3, 5) and shifted["/loader/loader.conf"] == (23, 25)
+    assert shifted["/EFI/systemd/systemd-bootx64.efi"] == (9, 11)  # not the content change's
+    content = fired["FAT009"]
+    assert [(d.attrs["path"], d.field) for d in content.causes] == [("/EFI/systemd/systemd-bootx64.efi", "data")]
+    assert content.derived == []  # same size: no DIR_FileSize, no chain; its first cluster moved for FAT010
+    assert {d.field for d in fired["FAT005"].causes} == {
+        "DIR_CrtTime", "DIR_CrtDate", "DIR_LstAccDate", "DIR_WrtTime", "DIR_WrtDate"
+    }
+
+
+def test_grown_file_shifts_what_follows_not_an_order_change(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """BOOTX64.EFI 1000 bytes longer: the directories after it start two clusters later and their entries are
+    stored elsewhere; that was reported as FAT007 (write order) although the order is the same."""
+    report = analyzed("vfat-file-grows")
+    assert [f.rule.id for f in report.findings] == ["FAT009"]
+    f = report.findings[0]
+    assert [(d.attrs["path"], d.field) for d in f.causes] == [("/EFI/BOOT/BOOTX64.EFI", "data")]
+    folded = {(d.attrs.get("path"), d.field): (d.a, d.b) for d in f.derived if d.change == "modified"}
+    assert folded[("/EFI/BOOT/BOOTX64.EFI", "DIR_FileSize")] == (168894, 169894)
+    assert folded[("/loader", "DIR_FstClusLO")] == (594, 596)
+    assert folded[("/loader/loader.conf", "DIR_FstClusLO")] == (597, 599)
+    assert {d.field for d in f.derived if d.kind == "vfat.fsinfo"} == {"FSI_Free_Count", "FSI_Nxt_Free"}
+    assert not any(d.field.startswith("DIR_") and "Time" in d.field and d.change == "modified" for d in f.derived)
+    assert f.bytes == report.summary.bytes_differing
 
 
 def test_content_finding_names_byte_ranges(analyzed) -> None:  # type: ignore[no-untyped-def]
@@ -528,3 +610,12 @@ def test_large_fat32_parses_quickly(tmp_path: Path) -> None:
     t = parse_file(img)
     assert time.monotonic() - start < 5
     assert t.attrs["files"] == 500 and t.errors == []
+
+
+@pytest.mark.parametrize("name", VFAT_PAIRS)
+def test_fired_rules_are_exactly_the_recipe_causes(analyzed, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A rule that fires on a pair whose recipe does not contain its cause is a misfire (issue 9)."""
+    from .test_gpt import expected_rules
+
+    fired = {f.rule.id for f in analyzed(name).findings}
+    assert fired == expected_rules(name)

@@ -7,14 +7,17 @@ import gc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from imgdiff.engine.attribute import Attributor
+from imgdiff.engine.attribute import Attributor, count_bytes
 from imgdiff.engine.explain import explain
+from imgdiff.engine.nesting import Nester
+from imgdiff.engine.spaces import SpaceTable
 from imgdiff.formats import image_format, parse_image
 from imgdiff.formats.base import ParseContext
-from imgdiff.model import Change, Difference, Extent, ImageInfo, Report, Summary, merge_extents
+from imgdiff.model import Change, Difference, Extent, ImageInfo, Report, SpaceInfo, Summary, merge_extents
 from imgdiff.ruleset.predicates import ExplainContext
 from imgdiff.ruleset.schema import RuleSet, load_rules
-from imgdiff.source import ImageSource, compare_regions
+from imgdiff.source import LayeredSource, compare_regions
+from imgdiff.streams import open_input
 
 Progress = Callable[[str, int, int], None]
 
@@ -27,55 +30,103 @@ def analyze(
     rules: RuleSet | None = None,
     progress: Progress | None = None,
     context: dict[str, str] | None = None,
+    keep_open: bool = False,
 ) -> Report:
-    """Compare two images and return the explained report (raises ImgdiffError on unreadable input)."""
+    """Compare two images and return the explained report (raises ImgdiffError on unreadable input).
+
+    zstd/xz/gzip/bzip2-compressed inputs are decompressed first (into unnamed sparse scratch files under
+    ``$TMPDIR``); every byte count then refers to the decompressed images.  With ``keep_open`` the report's
+    ``sources`` stay readable (the TUI and hex excerpts read decoded bytes through them) until
+    :meth:`Report.close`.
+    """
     rules = rules or load_rules()
-    with gc_paused(), ImageSource(str(path_a)) as src_a, ImageSource(str(path_b)) as src_b:
-        common = min(src_a.size, src_b.size)
-        longest = max(src_a.size, src_b.size)
+    src_a = open_input(str(path_a))
+    try:
+        src_b = open_input(str(path_b))
+    except BaseException:
+        src_a.close()
+        raise
+    layered = {"a": LayeredSource(src_a), "b": LayeredSource(src_b)}
+    try:
+        with gc_paused():
+            report = _analyze(layered, str(path_a), str(path_b), seed, rules, progress, context)
+    except BaseException:
+        _close(layered)
+        raise
+    if keep_open:
+        report.sources = (layered["a"], layered["b"])
+    else:
+        _close(layered)
+    return report
 
-        def step(done: int, total: int) -> None:
-            if progress is not None:
-                progress("comparing", done, total)
 
-        dm = compare_regions(src_a, src_b, 0, 0, common, step)
-        if longest > common:
-            dm.add_run(common, longest)
-        if progress is not None:
-            progress("parsing", 0, 2)
-        ctx_a = ParseContext(src=src_a, diff=dm, side="a", options={"seed": seed})
-        tree_a = parse_image(ctx_a)
-        if progress is not None:
-            progress("parsing", 1, 2)
-        ctx_b = ParseContext(src=src_b, diff=dm, side="b", options={"seed": seed})
-        tree_b = parse_image(ctx_b)
-        def stage(name: str) -> Callable[[int, int], None] | None:
-            if progress is None:
-                return None
-            report_to = progress
-            return lambda done, total: report_to(name, done, total)
+def _close(layered: dict[str, LayeredSource]) -> None:
+    for src in layered.values():
+        src.close()
+        src.base.close()
 
-        given = [_size_difference(src_a.size, src_b.size, common, longest)] if src_a.size != src_b.size else []
-        diffs = Attributor(tree_a, tree_b, dm, src_a, src_b).run(given, stage("attributing")) if dm.total else []
-        ectx = ExplainContext(options={"seed": seed}, tree_a=tree_a, tree_b=tree_b)
-        findings = explain(diffs, rules, ectx, dm, stage("explaining"))
-        raw = merge_extents([e for d in diffs if d.change == Change.RAW for e in d.extents_a])
-        summary = Summary(
-            bytes_compared=longest,
-            bytes_differing=dm.total,
-            bytes_unexplained=sum(dm.count_in(e) for e in raw),
-        )
-        errors = [f"A: {m}" for m in dict.fromkeys(ctx_a.errors)] + [f"B: {m}" for m in dict.fromkeys(ctx_b.errors)]
-        return Report(
-            a=ImageInfo(str(path_a), src_a.size, image_format(tree_a)),
-            b=ImageInfo(str(path_b), src_b.size, image_format(tree_b)),
-            summary=summary,
-            findings=findings,
-            errors=errors,
-            tree_a=tree_a,
-            tree_b=tree_b,
-            context=dict(context or {}, **({"seed": seed} if seed else {})),
-        )
+
+def _analyze(
+    layered: dict[str, LayeredSource],
+    path_a: str,
+    path_b: str,
+    seed: str | None,
+    rules: RuleSet,
+    progress: Progress | None,
+    context: dict[str, str] | None,
+) -> Report:
+    src_a, src_b = layered["a"], layered["b"]
+    common = min(src_a.size, src_b.size)
+    longest = max(src_a.size, src_b.size)
+
+    def stage(name: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        report_to = progress
+        return lambda done, total: report_to(name, done, total)
+
+    dm = compare_regions(src_a, src_b, 0, 0, common, stage("comparing"))
+    if longest > common:
+        dm.add_run(common, longest)
+    if progress is not None:
+        progress("parsing", 0, 2)
+    table = SpaceTable(dict(layered), dm)
+    ctx_a = ParseContext(src=src_a, diff=dm, side="a", options={"seed": seed}, spaces=table)
+    tree_a = parse_image(ctx_a)
+    if progress is not None:
+        progress("parsing", 1, 2)
+    ctx_b = ParseContext(src=src_b, diff=dm, side="b", options={"seed": seed}, spaces=table)
+    tree_b = parse_image(ctx_b)
+    Nester({"a": tree_a, "b": tree_b}, {"a": ctx_a, "b": ctx_b}, table, dm, stage("nested images")).run()
+
+    given = [_size_difference(src_a.size, src_b.size, common, longest)] if src_a.size != src_b.size else []
+    diffs = Attributor(tree_a, tree_b, dm, src_a, src_b).run(given, stage("attributing")) if dm.total else []
+    ectx = ExplainContext(options={"seed": seed}, tree_a=tree_a, tree_b=tree_b)
+    findings = explain(diffs, rules, ectx, dm, stage("explaining"))
+    raw = merge_extents([e for d in diffs if d.change == Change.RAW for e in d.extents_a])
+    summary = Summary(
+        bytes_compared=longest,
+        bytes_differing=dm.total,
+        bytes_unexplained=count_bytes(dm, raw, ()),
+    )
+    errors = [f"A: {m}" for m in dict.fromkeys(ctx_a.errors)] + [f"B: {m}" for m in dict.fromkeys(ctx_b.errors)]
+    decode_errors = [
+        f"{side}: {err}; the decompressed part was compared"
+        for side, src in (("A", src_a.base), ("B", src_b.base))
+        if (err := getattr(src, "decode_error", ""))
+    ]
+    errors = decode_errors + errors
+    return Report(
+        a=ImageInfo(path_a, src_a.size, image_format(tree_a), getattr(src_a.base, "decompressed", "")),
+        b=ImageInfo(path_b, src_b.size, image_format(tree_b), getattr(src_b.base, "decompressed", "")),
+        summary=summary,
+        findings=findings,
+        errors=errors,
+        tree_a=tree_a,
+        tree_b=tree_b,
+        context=dict(context or {}, **({"seed": seed} if seed else {})),
+        spaces=[SpaceInfo(sp.base, sp.label, dict(sp.sizes)) for sp in table.spaces],
+    )
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from imgdiff.model import Change, Difference, Extent, Field, Node, Value, merge_extents, subtract_extents
-from imgdiff.source import DiffMap, ImageSource, _xor_runs
+from imgdiff.source import VBASE, DiffMap, Source, _xor_runs
 
 Keys = tuple[str, ...]
 
@@ -146,9 +146,17 @@ class TreeIndex:
         return info
 
     def deepest(self, offset: int) -> NodeInfo:
-        """Return the deepest built node whose extents contain ``offset``."""
+        """Return the deepest built node whose extents contain ``offset``.
+
+        The search starts at the root, or, for an offset in a decoded space, at the node that owns that space.
+        """
         node: Node = self.root
         keys: Keys = (self.root.key,)
+        if offset >= VBASE:
+            for k, info in self.nodes.items():
+                if info.node.kind == "decoded" and any(e.offset <= offset < e.end for e in info.node.extents):
+                    node, keys = info.node, k
+                    break
         while True:
             nxt = None
             for c in node.children:
@@ -171,9 +179,18 @@ class _Rows(NamedTuple):
 
 
 def count_bytes(dm: DiffMap, extents_a: tuple[Extent, ...] | list[Extent], extents_b: tuple[Extent, ...] | list[Extent]) -> int:
-    """Return the differing bytes inside the union of A extents and B extents (mapped to A offsets)."""
+    """Return the differing bytes of the input images inside the union of A extents and B extents.
+
+    B extents are mapped to A offsets; decoded spaces (offsets from :data:`~imgdiff.source.VBASE` on) are not
+    bytes of the inputs and are not counted.
+    """
     merged = merge_extents(list(extents_a) + [e.shifted(-dm.delta) for e in extents_b])
-    return sum(dm.count_in(e) for e in merged)
+    total = 0
+    for e in merged:
+        if e.offset >= VBASE:
+            break
+        total += dm.count_in(e if e.end <= VBASE else Extent(e.offset, VBASE - e.offset))
+    return total
 
 
 def _subtract(ext: Extent, covered: Sequence[Extent], ends: list[int]) -> list[Extent]:
@@ -188,7 +205,7 @@ def _subtract(ext: Extent, covered: Sequence[Extent], ends: list[int]) -> list[E
 class Attributor:
     """Compute the differences between two indexed trees given the byte comparison."""
 
-    def __init__(self, tree_a: Node, tree_b: Node, dm: DiffMap, src_a: ImageSource, src_b: ImageSource) -> None:
+    def __init__(self, tree_a: Node, tree_b: Node, dm: DiffMap, src_a: Source, src_b: Source) -> None:
         self.ia = TreeIndex.build(tree_a, dm.intersects)
         self.ib = TreeIndex.build(tree_b, lambda e: dm.intersects(e.shifted(-dm.delta)))
         self.dm = dm
@@ -544,7 +561,7 @@ def _file_range(extents: tuple[Extent, ...], offset: int, size: int) -> tuple[Ex
     return tuple(out)
 
 
-def _read_prefix(src: ImageSource, extents: tuple[Extent, ...], limit: int) -> bytes:
+def _read_prefix(src: Source, extents: tuple[Extent, ...], limit: int) -> bytes:
     parts: list[bytes] = []
     got = 0
     for e in extents:
@@ -556,11 +573,11 @@ def _read_prefix(src: ImageSource, extents: tuple[Extent, ...], limit: int) -> b
     return b"".join(parts)
 
 
-def _read(src: ImageSource, extents: tuple[Extent, ...]) -> bytes:
+def _read(src: Source, extents: tuple[Extent, ...]) -> bytes:
     return b"".join(src.read(e.offset, e.length) for e in extents)
 
 
-def _stream(src: ImageSource, extents: tuple[Extent, ...], chunk: int = 1 << 20) -> Iterator[bytes]:
+def _stream(src: Source, extents: tuple[Extent, ...], chunk: int = 1 << 20) -> Iterator[bytes]:
     for e in extents:
         pos = e.offset
         while pos < e.end:

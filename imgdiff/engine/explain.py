@@ -3,10 +3,12 @@
 Order of work:
 1. every non-derived difference is claimed by the first rule (priority order) that matches it;
 2. a rule's ``explains`` folds other differences in the same scope, or nested in it, into its finding as derived;
-3. fields declared :class:`~imgdiff.model.Derived` (CRCs, checksums, copies) are folded, to a fixpoint, into the
-   finding whose differing bytes they cover or whose seed field they depend on;
-4. derived differences whose covered bytes did not change may still be matched by a rule (a derived rule);
-5. everything left becomes an ``unclassified`` finding, per scope, with its fields: nothing is dropped.
+3. every non-derived difference no rule claimed becomes a cause of an ``unclassified`` finding of its scope;
+4. fields declared :class:`~imgdiff.model.Derived` (CRCs, checksums, copies) are folded, to a fixpoint, into the
+   finding whose differing bytes they cover or whose seed field they depend on, unclassified findings included
+   (a checksum over an unexplained change belongs to that change, never to a rule about stale checksums);
+5. derived differences whose covered bytes did not change may still be matched by a rule (a derived rule);
+6. derived differences left over join the ``unclassified`` finding of their scope: nothing is dropped.
 """
 
 from __future__ import annotations
@@ -97,10 +99,24 @@ def explain(
                 placed.discard(id(d))
                 owner.pop(id(d), None)
     findings = {k: f for k, f in findings.items() if f.causes}
-    # 3. derived fields fold into what they cover or depend on
+    # 3. unclassified causes
+    unclassified: dict[str, Finding] = {}
+
+    def leftover(d: Difference) -> None:
+        bucket = unclassified.get(d.scope)
+        if bucket is None:
+            bucket = unclassified[d.scope] = Finding(rule=UNCLASSIFIED, location="", causes=[])
+            findings[(UNCLASSIFIED.id, d.scope)] = bucket
+        bucket.causes.append(d)
+        placed.add(id(d))
+
+    for d in causes:
+        if id(d) not in placed:
+            leftover(d)
+    # 4. derived fields fold into what they cover or depend on
     pending = [d for d in derived if id(d) not in placed]
     _fold_derived(pending, findings, placed)
-    # 4. derived rules for what is left (e.g. a checksum over unchanged bytes)
+    # 5. derived rules for what is left (e.g. a checksum over unchanged bytes)
     for d in diffs:
         if id(d) in placed or not d.derived:
             continue
@@ -108,15 +124,12 @@ def explain(
             if rule.match.matches(d, ctx):
                 add(rule, d)
                 break
-    # 5. unclassified
-    unclassified: dict[str, Finding] = {}
+    # 6. unclassified derived differences
     for d in diffs:
-        if id(d) in placed:
-            continue
-        bucket = unclassified.get(d.scope)
-        if bucket is None:
-            bucket = unclassified[d.scope] = Finding(rule=UNCLASSIFIED, location="", causes=[])
-        bucket.causes.append(d)
+        if id(d) not in placed:
+            leftover(d)
+    for key in [k for k in findings if k[0] == UNCLASSIFIED.id]:
+        del findings[key]
     out = list(findings.values()) + list(unclassified.values())
     for f in out:
         f.location = _common_location([d.location for d in f.causes])

@@ -16,27 +16,35 @@ from typing import TYPE_CHECKING, Any, Protocol
 import construct as c
 
 from imgdiff.model import Extent, Field, Node, Value
+from imgdiff.source import VBASE
 
 if TYPE_CHECKING:
-    from imgdiff.source import DiffMap, ImageSource
+    from imgdiff.engine.spaces import SpaceTable
+    from imgdiff.source import DiffMap, Source
 
 
 @dataclass(slots=True)
 class ParseContext:
     """Everything a parser may use: the image, what differs, nested parsing, error collection."""
 
-    src: ImageSource
+    src: Source
     diff: DiffMap | None = None
     """Differing ranges in A offsets; ``side`` says how to map them onto this image."""
     side: str = "a"
     errors: list[str] = field(default_factory=list)
     nested: Callable[[ParseContext, int, int, str], Node] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    spaces: SpaceTable | None = None
+    """The decoded spaces of this comparison (offsets at or above :data:`~imgdiff.source.VBASE`), if any."""
+    depth: int = 0
+    """How many images this region is nested in (a partition's filesystem is 0, a file image inside it 1)."""
 
     def interesting(self, ext: Extent) -> bool:
         """Return True when bytes inside ``ext`` (this image's offsets) differ from the other image."""
         if self.diff is None:
             return True
+        if ext.offset >= VBASE and (self.spaces is None or not self.spaces.compared(ext.offset)):
+            return True  # a decoded space not compared yet: everything may differ
         if self.side == "b":
             ext = ext.shifted(-self.diff.delta)
         return self.diff.intersects(ext)

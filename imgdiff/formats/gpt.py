@@ -208,7 +208,16 @@ def _entries_node(ctx: ParseContext, hdr: Node, key: str, label: str, sector: in
         hdr.errors.append(
             f"{hdr.label}: PartitionEntryArrayCRC32 0x{stored:08x} does not match computed 0x{computed:08x}"
         )
-    hdr.derived = hdr.derived + (Derived("PartitionEntryArrayCRC32", covers=(Extent(off, total),)),)
+    hdr.attrs["entries_crc_ok"] = stored == computed
+    # The CRC is computed over NumberOfPartitionEntries * SizeOfPartitionEntry bytes: a resized array changes it
+    # even where the entries it holds are equal.
+    hdr.derived = hdr.derived + (
+        Derived(
+            "PartitionEntryArrayCRC32",
+            covers=(Extent(off, total),),
+            seeds=("gpt.header:NumberOfPartitionEntries", "gpt.header:SizeOfPartitionEntry"),
+        ),
+    )
     node = Node(kind="gpt.entries", key=key, label=label, extents=(Extent(off, total),))
     for i in range(count):
         eoff = i * esize

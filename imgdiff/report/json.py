@@ -4,6 +4,10 @@ Version 1 contract: ``imgdiff_json_version``, ``a``, ``b``, ``identical``, ``sum
 ``bytes_differing``, ``bytes_unexplained``) and ``findings`` with ``rule``, ``title``, ``layer``, ``location``,
 ``fields``, ``paths``, ``a``, ``b``, ``bytes``, ``derived``, ``fix``.  Further keys (``explanation``,
 ``references``, ``details`` …) are additions; a consumer must ignore keys it does not know.
+
+Offsets at or above 2**56 are in a decoded space (a decompressed stream or a relocated image file inside the
+image): ``decoded_spaces`` lists them (``base``, ``label``, ``size_a``, ``size_b``) and a detail's
+``decoded_space`` is the index of the space its offsets are in (offset - base = offset inside the payload).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any, TextIO
 
 from imgdiff.model import Difference, Extent, Finding, ImageInfo, Report, RuleInfo, Summary
 from imgdiff.report.values import to_json
+from imgdiff.source import SLOT, VBASE
 
 VERSION = 1
 HEX_KEEP = 64
@@ -35,6 +40,9 @@ def _diff(d: Difference, hexes: dict[int, tuple[str, str]] | None = None) -> dic
     }
     if d.detail:
         out["detail"] = d.detail
+    first = (d.extents_a or d.extents_b or (None,))[0]
+    if first is not None and first.offset >= VBASE:
+        out["decoded_space"] = (first.offset - VBASE) // SLOT  # index into the document's "decoded_spaces"
     if hexes and id(d) in hexes:
         out["hex_a"], out["hex_b"] = hexes[id(d)]
     return out
@@ -88,12 +96,23 @@ def report_to_dict(report: Report, hexes: dict[int, tuple[str, str]] | None = No
         },
         "findings": findings,
         "images": {
-            "a": {"size": report.a.size, "format": report.a.format},
-            "b": {"size": report.b.size, "format": report.b.format},
+            "a": _image(report.a),
+            "b": _image(report.b),
         },
         "errors": report.errors,
         "context": report.context,
+        "decoded_spaces": [
+            {"base": sp.base, "label": sp.label, "size_a": sp.sizes.get("a"), "size_b": sp.sizes.get("b")}
+            for sp in report.spaces
+        ],
     }
+
+
+def _image(info: ImageInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {"size": info.size, "format": info.format}
+    if info.decompressed:
+        out["decompressed"] = info.decompressed  # sizes and offsets refer to the decompressed image
+    return out
 
 
 def dumps(report: Report, hexes: dict[int, tuple[str, str]] | None = None) -> str:
@@ -176,13 +195,17 @@ def load_report(data: dict[str, Any]) -> Report:
     s = data["summary"]
     images = data.get("images", {})
     return Report(
-        a=ImageInfo(data["a"], int(images.get("a", {}).get("size", 0)), images.get("a", {}).get("format", "")),
-        b=ImageInfo(data["b"], int(images.get("b", {}).get("size", 0)), images.get("b", {}).get("format", "")),
+        a=_load_image(data["a"], images.get("a", {})),
+        b=_load_image(data["b"], images.get("b", {})),
         summary=Summary(int(s["bytes_compared"]), int(s["bytes_differing"]), int(s["bytes_unexplained"])),
         findings=findings,
         errors=list(data.get("errors", [])),
         context=dict(data.get("context", {})),
     )
+
+
+def _load_image(path: str, info: dict[str, Any]) -> ImageInfo:
+    return ImageInfo(path, int(info.get("size", 0)), str(info.get("format", "")), str(info.get("decompressed", "")))
 
 
 def hex_snippets(report: Report, read_a: Any, read_b: Any) -> dict[int, tuple[str, str]]:

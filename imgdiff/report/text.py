@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from imgdiff.model import Difference, Finding, Report
+from imgdiff.model import Difference, Finding, ImageInfo, Report
 from imgdiff.report.values import short
 
 MAX_FIELDS = 12
@@ -17,6 +17,11 @@ def _group(f: Finding) -> str:
     if first.startswith("partition") or first in ("image",):
         return first
     return "disk" if first in ("protective MBR", "MBR", "GPT", "unpartitioned space", "disk") else first
+
+
+def _image(info: ImageInfo) -> str:
+    comp = f" (decompressed from {info.decompressed})" if info.decompressed else ""
+    return f"{info.format}{comp}, {info.size} bytes"
 
 
 def _field_line(d: Difference, location: str) -> str:
@@ -49,7 +54,9 @@ def render(report: Report, verbose: bool = False) -> str:
             f"{report.a.path} and {report.b.path} differ: {s.bytes_differing} of {s.bytes_compared} bytes, "
             f"{len(report.findings)} finding(s), {s.bytes_unexplained} byte(s) unexplained."
         )
-        lines.append(f"  A: {report.a.format}, {report.a.size} bytes   B: {report.b.format}, {report.b.size} bytes")
+        lines.append(f"  A: {_image(report.a)}   B: {_image(report.b)}")
+        if report.a.decompressed or report.b.decompressed:
+            lines.append("  (compressed input: byte counts and offsets refer to the decompressed images)")
     groups: OrderedDict[str, list[Finding]] = OrderedDict()
     for f in report.findings:
         groups.setdefault(_group(f), []).append(f)

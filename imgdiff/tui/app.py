@@ -32,7 +32,7 @@ from textual.worker import get_current_worker
 from imgdiff.errors import ImgdiffError
 from imgdiff.model import Difference, Finding, Report
 from imgdiff.ruleset.schema import RuleSet
-from imgdiff.tui.hexdata import ByteReader, ImageReader, SnippetReader
+from imgdiff.tui.hexdata import ByteReader, ImageReader, SnippetReader, SourceReader
 from imgdiff.tui.hexview import HexTarget, HexView
 from imgdiff.tui.screens import HelpScreen
 from imgdiff.tui.structure import Entry, Structure, finding_matches
@@ -48,7 +48,7 @@ from imgdiff.tui.widgets import (
 )
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
-STAGES = ("comparing", "parsing", "explaining")
+STAGES = ("comparing", "parsing", "nested images", "attributing", "explaining")
 
 
 class _Cancelled(Exception):
@@ -198,7 +198,8 @@ class ImgdiffApp(App[int]):
         def body() -> None:
             assert self.path_a is not None and self.path_b is not None
             try:
-                report = analyze(self.path_a, self.path_b, seed=self.seed, rules=self.rules, progress=progress)
+                report = analyze(self.path_a, self.path_b, seed=self.seed, rules=self.rules, progress=progress,
+                                 keep_open=True)
                 result["done"] = (report, Structure(report))
             except BaseException as exc:  # noqa: BLE001 - handed to the worker below
                 result["error"] = exc
@@ -254,6 +255,8 @@ class ImgdiffApp(App[int]):
             self._ticker.stop()
         if self.saved:
             self.readers = [SnippetReader.from_report(report, "a"), SnippetReader.from_report(report, "b")]
+        elif report.sources is not None:  # decompressed inputs and decoded spaces are read through the analysis
+            self.readers = [SourceReader(report, "a"), SourceReader(report, "b")]
         elif self.path_a and self.path_b:
             try:
                 self.readers = [ImageReader(self.path_a), ImageReader(self.path_b)]
@@ -297,6 +300,8 @@ class ImgdiffApp(App[int]):
         """Close the images."""
         for r in self.readers:
             r.close()
+        if self.report is not None:
+            self.report.close()
 
     # -- status and titles --------------------------------------------------------------------------------------
 

@@ -55,6 +55,30 @@ class ImageReader:
         self.src.close()
 
 
+class SourceReader:
+    """Bytes of one side read through a report's open sources (decompressed inputs and decoded spaces included)."""
+
+    def __init__(self, report: Report, side: str) -> None:
+        self.report = report
+        self.side = side
+
+    def window(self, offset: int, size: int) -> Window:
+        """Return the window; bytes before 0, past the end, or after the report was closed are ``None``."""
+        out: Window = [None] * size
+        start = max(offset, 0)
+        data = self.report.read(self.side, start, offset + size - start) if offset + size > start else b""
+        data = data or b""
+        out[start - offset : start - offset + len(data)] = list(data)
+        return out
+
+    def raw(self, offset: int, size: int) -> bytes | None:
+        """Return the bytes at ``offset``, or None when they cannot be read."""
+        return self.report.read(self.side, offset, size) if offset >= 0 else None
+
+    def close(self) -> None:
+        """The report owns the sources: it closes them."""
+
+
 class SnippetReader:
     """Bytes known from a saved result: the first bytes of every difference's first extent."""
 
