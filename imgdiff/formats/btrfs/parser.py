@@ -98,6 +98,7 @@ from imgdiff.formats.btrfs.items import (
 from imgdiff.formats.btrfs.superblock import read_super, super_node, sys_chunks
 from imgdiff.formats.compiled import blob_value
 from imgdiff.model import Derived, Extent, Field, Node, Value, merge_extents, subtract_extents
+from imgdiff.source import VBASE
 
 UNALLOCATED_PIECE = 1 << 30
 """Unallocated device space is split into nodes of at most this many bytes."""
@@ -404,8 +405,10 @@ class Btrfs:
     def _differing(self, ext: Extent) -> list[Extent]:
         """Return the sub-ranges of ``ext`` (this image's offsets) whose bytes differ from the other image."""
         dm = self.ctx.diff
-        if dm is None:
-            return [ext]
+        if dm is None or not self.ctx.interesting(ext):
+            return [ext] if dm is None else []
+        if ext.offset >= VBASE and (self.ctx.spaces is None or not self.ctx.spaces.compared(ext.offset)):
+            return [ext]  # a decoded space not compared yet: everything may differ
         shift = dm.delta if self.ctx.side == "b" else 0
         lo, hi = ext.offset - shift, ext.end - shift
         out: list[Extent] = []
