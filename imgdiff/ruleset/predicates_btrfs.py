@@ -59,10 +59,18 @@ class _Index:
         self.subvol_uuids: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
         self.mkfs: dict[str, tuple[Any, Any]] = {}
         self.content: dict[str, set[str]] = defaultdict(set)
+        self.renumbered: set[str] = set()
         for d in diffs:
             if not d.kind.startswith("btrfs."):
                 continue
             self.by_node[d.node_path][d.field] = d
+            if d.kind == "btrfs.inode_item" and d.field == "item.key.objectid" and d.change == Change.MODIFIED:
+                self.renumbered.add(d.scope)
+            if _genuine(d) and (
+                (d.kind == "btrfs.file" and d.field in ("data", "compressed_data", "prealloc", "(node)"))
+                or (d.kind == "btrfs.file_extent_item" and d.field in ("data", "compressed_data"))
+            ):
+                self.content[d.scope].add(str(d.attrs.get("path", "")))
             if d.change != Change.MODIFIED or d.derived:
                 continue
             if d.kind == "btrfs.superblock" and not d.attrs.get("backup"):
@@ -77,14 +85,21 @@ class _Index:
             elif (d.kind == "btrfs.root_item" and d.field == "otime.sec" and d.attrs.get("objectid") == 5
                   and not d.attrs.get("stale")):
                 self.mkfs[d.scope] = (d.a, d.b)
-            if (d.kind == "btrfs.file" and d.field in ("data", "compressed_data", "prealloc")) or (
-                d.kind == "btrfs.file_extent_item" and d.field in ("data", "compressed_data")
-            ):
-                self.content[d.scope].add(str(d.attrs.get("path", "")))
 
     def sibling(self, d: Difference, name: str) -> Difference | None:
         """Return the difference of field ``name`` on the same node as ``d``."""
         return self.by_node.get(d.node_path, {}).get(name)
+
+
+def _genuine(d: Difference) -> bool:
+    """True for a value change of a field both images hold (or a node one holds), not for bytes the engine only
+    attributed by offset (another structure sits there in the other image: such differences carry A extents only).
+    """
+    if d.change == Change.MOVED or d.derived:
+        return False
+    if d.change == Change.MODIFIED:
+        return bool(d.extents_a) and bool(d.extents_b)
+    return True
 
 
 def _index(ctx: ExplainContext) -> _Index:
@@ -268,7 +283,7 @@ def btrfs_walk_order_consequence(d: Difference, ctx: ExplainContext) -> bool:
 def btrfs_content_change(d: Difference, ctx: ExplainContext) -> bool:
     """True for a file's data difference (regular extent or inline)."""
     del ctx
-    if d.change == Change.MOVED:
+    if not _genuine(d):
         return False
     if d.kind == "btrfs.file":
         return d.field in ("data", "compressed_data", "prealloc", "slack", "(node)")
@@ -322,7 +337,7 @@ def btrfs_layout_consequence(d: Difference, ctx: ExplainContext) -> bool:
     del ctx
     if d.change in (Change.ADDED, Change.REMOVED, Change.MOVED):
         return d.kind.startswith("btrfs.") and d.kind != "btrfs.file"
-    if d.change != Change.MODIFIED or not d.kind.startswith("btrfs."):
+    if d.change != Change.MODIFIED or not d.kind.startswith("btrfs.") or d.kind == "btrfs.uuid_item":
         return False
     name = d.field.rsplit("/", 1)[-1].rsplit(".", 1)[-1] if "/" in d.field else d.field
     if _is_time(d.field.rsplit("/", 1)[-1]) or any(p in d.field for p in _IDENTITY_PARTS):
@@ -342,3 +357,45 @@ def btrfs_stale_bytes(d: Difference, ctx: ExplainContext) -> bool:
     """True for differing bytes in space no structure uses (no stale tree block recognised there)."""
     del ctx
     return d.kind in ("btrfs.free", "btrfs.unallocated", "btrfs.beyond_end") and d.field == "unused"
+
+
+def _positional(d: Difference, idx: _Index) -> bool:
+    """True for bytes that differ because an item sits elsewhere in its leaf, not because a value changed."""
+    if d.change == Change.MOVED or d.field in ("item.offset", "free"):
+        return True
+    if d.change != Change.MODIFIED or d.derived or not (isinstance(d.a, str) and isinstance(d.b, str)):
+        return False
+    if d.kind == "btrfs.block_copy":
+        return True
+    moved = idx.sibling(d, "item.offset")
+    return moved is not None and moved.change == Change.MODIFIED
+
+
+@predicate
+def btrfs_content_layout(d: Difference, ctx: ExplainContext) -> bool:
+    """True for what a file's new size determines: its own items, where later items sit, space bookkeeping.
+
+    A file that grew or shrank (or crossed the inline limit, sectorsize) has other EXTENT_DATA and inode sizes,
+    moves the items after it in its leaf, and changes the extent, checksum and free-space trees, block group and
+    superblock usage counters and the free space.  Positions inside file-system leaves are left to the
+    renumbering finding when inodes were renumbered too.  Times, UUIDs and inode numbers keep their own findings.
+    """
+    idx = _index(ctx)
+    content = idx.content.get(d.scope)
+    if not content or not d.kind.startswith("btrfs."):
+        return False
+    if d.kind == "btrfs.file":
+        # file data stored elsewhere because the allocation before it changed
+        return d.change in (Change.MOVED, Change.MODIFIED) and not _genuine(d)
+    tree = d.attrs.get("tree")
+    if _fs_item(d) or (d.kind in ("btrfs.leaf", "btrfs.node", "btrfs.block_copy") and _fs_tree_name(tree)):
+        mine = str(d.attrs.get("path", "")) in content
+        if mine and d.change in (Change.ADDED, Change.REMOVED):
+            return True
+        if mine and d.change == Change.MODIFIED and not _is_time(d.field) and d.field not in (
+                "item.key.objectid", "location.objectid"):
+            return True
+        if d.kind == "btrfs.file_extent_item" and d.field == "disk_bytenr" and _ints(d):
+            return True  # another file's data allocated after the changed one moved
+        return _positional(d, idx) and d.scope not in idx.renumbered
+    return btrfs_layout_consequence(d, ctx)

@@ -121,6 +121,8 @@ class Tree:
     built: dict[int, list[Node]] = field(default_factory=dict)
     """logical -> [block node, item nodes...] built so far."""
     all_built: bool = False
+    keys: set[str] = field(default_factory=set)
+    """Keys of the nodes built under the tree node (kept unique)."""
 
 
 @dataclass(slots=True)
@@ -477,11 +479,11 @@ class Btrfs:
         lazy: dict[str, Node] = {}
 
         def expand(key: str) -> Node | None:
+            # a key the other image has and this one did not build: build every item of the tree once
             if not tree.all_built:
                 for lg in tree.blocks:
-                    if lg not in tree.built:
-                        for n in self._built(tree, lg):
-                            lazy[n.key] = n
+                    for n in self._live_block(tree, lg, full=True):
+                        lazy.setdefault(n.key, n)
                 tree.all_built = True
             return lazy.get(key)
 
@@ -495,18 +497,20 @@ class Btrfs:
             tree.built[logical] = got
         return got
 
-    def _live_block(self, tree: Tree, logical: int) -> list[Node]:
+    def _live_block(self, tree: Tree, logical: int, full: bool = False) -> list[Node]:
+        """Return a live block's node and the nodes of its items (only those with differing bytes unless ``full``)."""
         info = self.blocks[logical]
         copies = [c for k, c in enumerate(info.copies) if ("blk", logical, k) not in self.dropped]
         if not copies:
             return []
         data = self._read_copy(copies[0])
         h = parse_header(data)
-        block, items = self._block_nodes(data, h, copies[0], tree.id, stale=False)
-        taken_keys = {n.key for n in tree.node.children} if tree.node is not None else set()
-        for n in [block, *items]:
-            if n.key in taken_keys:  # never expected: keys are unique within a tree
-                n.key = f"{n.key}@{logical}"
+        block, items = self._block_nodes(data, h, copies[0], tree.id, stale=False, full=full)
+        if not full:
+            for n in [block, *items]:
+                if n.key in tree.keys:  # never expected: keys are unique within a tree
+                    n.key = f"{n.key}@{logical}"
+                tree.keys.add(n.key)
         self._copy_attrs = {"tree": tree.name}
         for k, copy in enumerate(copies[1:], start=1):
             block.children.append(self._copy_node(k, copy, copies[0], [block, *items]))
@@ -514,8 +518,12 @@ class Btrfs:
         return [block, *items]
 
     def _block_nodes(self, data: bytes, h: Header, copy: tuple[Extent, ...], tree_id: int,
-                     stale: bool) -> tuple[Node, list[Node]]:
-        """Return the node of one tree block (header, pointers or free space) and the nodes of its items."""
+                     stale: bool, full: bool = False) -> tuple[Node, list[Node]]:
+        """Return the node of one tree block (header, pointers or free space) and the nodes of its items.
+
+        Items are built only where their bytes differ (or all of them with ``full``): a block whose header alone
+        differs (every block's chunk_tree_uuid, when that is random) costs one node, not one per item.
+        """
         errors: list[str] = []
         at = copy[0].offset  # absolute offset of byte 0 when the copy is contiguous
 
@@ -532,15 +540,29 @@ class Btrfs:
         if h.level == 0:
             refs = leaf_items(data, h.nritems, self.nodesize, errors)
             used: set[str] = set()
+            # differing byte ranges of the block, relative to its start: one lookup per block, not per item
+            hot = [] if full else [(_rel_of(copy, d.offset), d.length) for e in copy for d in self._differing(e)]
+
+            def differs(rel: int, n: int) -> bool:
+                return any(r < rel + n and rel < r + ln for r, ln in hot)
+
             for it in refs:
+                hrel = HEADER_SIZE + it.index * ITEM_SIZE
+                owned.append((hrel, ITEM_SIZE))
+                owned.append((it.data_off, it.size))
+                if not full and not differs(hrel, ITEM_SIZE) and not differs(it.data_off, it.size):
+                    continue
                 n = self._item_node(data, it, ext, tree_id, tree_name, stale)
                 if n.key in used:
                     n.key = f"{n.key}#{it.index}"
                 used.add(n.key)
                 items.append(n)
-                owned.append((HEADER_SIZE + it.index * ITEM_SIZE, ITEM_SIZE))
-                owned.append((it.data_off, it.size))
-            first = items[0].key if items else "empty"
+            if items and refs and items[0].attrs.get("index") == refs[0].index:
+                first = items[0].key
+            elif refs:
+                first = self._item_node(data, refs[0], ext, tree_id, tree_name, stale).key
+            else:
+                first = "empty"
             key = f"leaf:{first}"
         else:
             ptrs = node_ptrs(data, h.nritems)
@@ -598,7 +620,7 @@ class Btrfs:
                       for f in fields]
         obj, typ, _off = it.key
         attrs: dict[str, Value] = {"tree": tree_name, "item_type": key_type_text(typ), "objectid": obj,
-                                   "leaf_generation": parse_header(data).generation}
+                                   "leaf_generation": parse_header(data).generation, "index": it.index}
         fs = self.fstrees.get(tree_id)
         if fs is not None:
             attrs["path"] = fs.path(obj)
@@ -643,14 +665,16 @@ class Btrfs:
             if not self.ids or not self.ctx.interesting(ext):
                 continue
             for ident, (label, seed) in self.ids.items():
-                pos = raw.find(ident)
-                while pos >= 0 and len(found) < 4096:
-                    at = Extent(ext.offset + pos, len(ident))
+                for lo, hi in _copies_of(raw, ident):
+                    if len(found) >= 4096:
+                        break
+                    at = Extent(ext.offset + lo, hi - lo)
                     fname = f"{name}.{label}@{at.offset - origin}"
-                    fields.append(Field(fname, uuid_text(ident), (at,)))
+                    part = raw[lo:hi]
+                    fields.append(Field(fname, uuid_text(part) if len(part) == 16 else part, (at,),
+                                        None if len(part) == 16 else f"{len(part)} of the 16 bytes"))
                     derived.append(Derived(fname, seeds=(seed,)))
                     found.append(at)
-                    pos = raw.find(ident, pos + len(ident))
         rest = [r for ext, _raw in pieces for r in (subtract_extents(ext, found) if found else [ext])]
         if rest:
             total = sum(e.length for e in rest)
@@ -696,6 +720,7 @@ class Btrfs:
         data = self._read_copy(copy)
         fields: list[Field] = []
         derived: list[Derived] = []
+        mirrored: list[Extent] = []
         for i, n in enumerate(nodes):
             prefix = "" if i == 0 else f"{n.key}/"
             for f in n.fields:
@@ -705,6 +730,14 @@ class Btrfs:
                 name = prefix + f.name
                 fields.append(Field(name, blob_value(raw), exts))
                 derived.append(Derived(name, covers=f.extents))
+                mirrored.extend(Extent(r, ln) for r, ln in rels)
+        # the items not built (their bytes do not differ): one field, a copy of the same bytes of the primary
+        rest = subtract_extents(Extent(0, self.nodesize), mirrored)
+        if rest:
+            exts = tuple(e2 for r in rest for e2 in _map_rel(copy, r.offset, r.length))
+            fields.append(Field("items", f"{sum(r.length for r in rest)} bytes", exts))
+            derived.append(Derived("items", covers=tuple(e2 for r in rest for e2 in _map_rel(primary, r.offset,
+                                                                                            r.length))))
         return Node(kind="btrfs.block_copy", key=f"copy:{k}", label=f"copy {k}", extents=merge_extents(copy),
                     fields=tuple(fields), derived=tuple(derived), attrs={"copy": k, **self._copy_attrs})
 
@@ -868,6 +901,7 @@ class Btrfs:
                 block, items = self._block_nodes(data, h, copy, h.owner, stale=True)
                 block.key = f"stale:{p - self.base}"
                 block.children.extend(items)
+                block.expand = self._stale_expand(data, h, copy)
                 node.children.append(block)
                 stale.append(copy[0])
         rest = subtract_extents(ext, stale) if stale else [ext]
@@ -886,6 +920,18 @@ class Btrfs:
                                 else f for f in fields)
             node.derived = tuple(derived)
         return node
+
+    def _stale_expand(self, data: bytes, h: Header, copy: tuple[Extent, ...]) -> Callable[[str], Node | None]:
+        """Return the lazy lookup of a stale block's items that were not built (their bytes do not differ)."""
+        cache: dict[str, Node] = {}
+
+        def expand(key: str) -> Node | None:
+            if not cache:
+                _block, items = self._block_nodes(data, h, copy, h.owner, stale=True, full=True)
+                cache.update((n.key, n) for n in items)
+            return cache.get(key)
+
+        return expand
 
     def _stale_positions(self, ext: Extent) -> list[int]:
         """Return where, inside differing bytes of ``ext``, an earlier tree block of this filesystem still lies."""
@@ -913,6 +959,34 @@ class Btrfs:
         return not h.flags & ~known and h.bytenr % self.sectorsize == 0 and (
             h.generation <= self.sb["generation"] + 1
         )
+
+
+def _copies_of(raw: bytes, ident: bytes, probe: int = 8) -> list[tuple[int, int]]:
+    """Return ``(start, end)`` of every whole or partial copy of ``ident`` in ``raw`` (at least ``probe`` bytes).
+
+    A partial copy is what is left of an identifier after later writes overwrote its start or its end.
+    """
+    out: set[tuple[int, int]] = set()
+    n = len(ident)
+    for k0 in (0, n - probe):
+        pos = raw.find(ident[k0 : k0 + probe])
+        while pos >= 0 and len(out) < 4096:
+            start = pos - k0  # where the identifier would begin
+            lo = pos
+            while lo > max(0, start) and raw[lo - 1] == ident[lo - 1 - start]:
+                lo -= 1
+            hi = pos + probe
+            while hi < min(len(raw), start + n) and raw[hi] == ident[hi - start]:
+                hi += 1
+            out.add((lo, hi))
+            pos = raw.find(ident[k0 : k0 + probe], pos + 1)
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(out):
+        if merged and lo < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
 
 
 def _header_flags_text(v: int) -> str:
