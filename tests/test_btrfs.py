@@ -21,7 +21,8 @@ from imgdiff.source import DiffMap, ImageSource
 
 from .conftest import PAIRS, have
 
-BTRFS_PAIRS = sorted(p.name for p in PAIRS.iterdir() if p.name.startswith("btrfs-") and (p / "a.img.xz").exists())
+ALL_BTRFS_PAIRS = sorted(p.name for p in PAIRS.iterdir() if p.name.startswith("btrfs-") and (p / "a.img.xz").exists())
+BTRFS_PAIRS = [p for p in ALL_BTRFS_PAIRS if p != "btrfs-repart"]  # bare filesystems (btrfs-repart has a GPT)
 UUID = "6b7c3bf8-2ad4-4e2c-9f55-1b1c0a8f2f10"  # the -U of btrfs-mkosi
 
 
@@ -150,27 +151,31 @@ def _dump_tree(path: Path) -> dict[int, tuple[int, int, int, str, list[tuple[str
     return blocks
 
 
+def _assert_matches_dump_tree(path: Path) -> None:
+    """Every live block dump-tree prints is a block node with the same header, and its items in order."""
+    want = _dump_tree(path)
+    fs = _fs(path)
+    got: dict[int, tuple[int, int, int, str, list[tuple[str, int, int]]]] = {}
+    for tree in (c for c in fs.children if c.kind == "btrfs.tree"):
+        items = [c for c in tree.children if c.kind not in ("btrfs.leaf", "btrfs.node")]
+        for blk in (c for c in tree.children if c.kind in ("btrfs.leaf", "btrfs.node")):
+            f = {x.name: x for x in blk.fields}
+            owner = str(f["owner"].display or f["owner"].value)
+            start = blk.extents[0].offset
+            inside = sorted((n for n in items if start <= n.extents[0].offset and n.extents[0].end <= start + 16384),
+                            key=lambda n: n.extents[0].offset)
+            rows = [(str(n.field_named("item.key.type").display), int(n.field_named("item.offset").value),
+                     int(n.field_named("item.size").value)) for n in inside]  # type: ignore[union-attr,arg-type]
+            got[int(f["bytenr"].value)] = (int(f["level"].value), int(f["generation"].value),  # type: ignore[arg-type]
+                                           int(f["nritems"].value), owner, rows)  # type: ignore[arg-type]
+    assert got == want
+
+
 @pytest.mark.skipif(not have("btrfs"), reason="btrfs-progs not installed")
 @pytest.mark.parametrize("name", BTRFS_PAIRS)
 def test_tree_blocks_and_items_agree_with_dump_tree(pair, name: str) -> None:  # type: ignore[no-untyped-def]
-    """Every live block dump-tree prints is a block node with the same header, and its items in order."""
     for path in pair(name):
-        want = _dump_tree(path)
-        fs = _fs(path)
-        got: dict[int, tuple[int, int, int, str, list[tuple[str, int, int]]]] = {}
-        for tree in (c for c in fs.children if c.kind == "btrfs.tree"):
-            items = {c.key: c for c in tree.children if c.kind not in ("btrfs.leaf", "btrfs.node")}
-            for blk in (c for c in tree.children if c.kind in ("btrfs.leaf", "btrfs.node")):
-                f = {x.name: x for x in blk.fields}
-                owner = str(f["owner"].display or f["owner"].value)
-                inside = sorted((n for n in items.values() if n.extents[0].offset >= blk.extents[0].offset
-                                 and n.extents[0].end <= blk.extents[0].offset + 16384),
-                                key=lambda n: n.extents[0].offset)
-                rows = [(str(n.field_named("item.key.type").display), int(n.field_named("item.offset").value),
-                         int(n.field_named("item.size").value)) for n in inside]  # type: ignore[union-attr,arg-type]
-                got[int(f["bytenr"].value)] = (int(f["level"].value), int(f["generation"].value),  # type: ignore[arg-type]
-                                               int(f["nritems"].value), owner, rows)  # type: ignore[arg-type]
-        assert got == want
+        _assert_matches_dump_tree(path)
 
 
 @pytest.mark.skipif(not have("btrfs"), reason="btrfs-progs not installed")
@@ -243,7 +248,10 @@ def test_inodes_and_contents_agree_with_dissect(pair, name: str) -> None:  # typ
 # -- byte coverage ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "side"), [(n, s) for n in BTRFS_PAIRS[:4] for s in "ab"])
+COVERAGE = ["btrfs-mkosi", "btrfs-order", "btrfs-features", "btrfs-file-grows", "btrfs-stale-free"]
+
+
+@pytest.mark.parametrize(("name", "side"), [(n, s) for n in COVERAGE for s in "ab"])
 def test_every_byte_in_exactly_one_field(pair, name: str, side: str) -> None:  # type: ignore[no-untyped-def]
     """With every byte marked as differing, the fields of all nodes tile the image: no gap, no overlap."""
     path = pair(name)[0 if side == "a" else 1]
@@ -410,7 +418,7 @@ def _expected(name: str) -> set[str]:
     return {ln.split()[0] for ln in lines if ln.strip() and not ln.startswith("#")}
 
 
-@pytest.mark.parametrize("name", BTRFS_PAIRS)
+@pytest.mark.parametrize("name", ALL_BTRFS_PAIRS)
 def test_pair_is_fully_explained(analyzed, name: str) -> None:  # type: ignore[no-untyped-def]
     report = analyzed(name)
     assert report.summary.bytes_differing > 0
@@ -501,3 +509,56 @@ def test_file_crossing_the_inline_limit(analyzed) -> None:  # type: ignore[no-un
     typ = next(d for d in f.derived if d.kind == "btrfs.file_extent_item" and d.field == "type")
     assert (typ.a, typ.b) == (0, 1)  # inline -> regular
     assert "BTR005" not in {x.rule.id for x in report.findings}  # the clock was frozen (faketime -f)
+
+
+@pytest.mark.skipif(not (have("mkfs.btrfs") and have("btrfs")), reason="btrfs-progs not installed")
+def test_multi_level_tree_against_dump_tree_and_dissect(tmp_path: Path) -> None:
+    """A tree of 3000 files needs a level-1 FS_TREE node: its key pointers, every leaf and every file agree."""
+    src = tmp_path / "src"
+    for d in range(30):
+        (src / f"d{d}").mkdir(parents=True)
+        for f in range(100):
+            (src / f"d{d}" / f"f{f}").write_text(f"file {d} {f}\n")
+    (src / "big").write_bytes(b"".join(b"%d\n" % i for i in range(200000)))
+    img = tmp_path / "x.img"
+    img.write_bytes(b"")
+    subprocess.run(["mkfs.btrfs", "-q", "-U", UUID, "-r", str(src), str(img)], check=True, capture_output=True)
+    _assert_matches_dump_tree(img)
+    want = _dump_tree(img)
+    fs = _fs(img)
+    tree = _child(fs, "tree:FS_TREE")
+    [node] = [c for c in tree.children if c.kind == "btrfs.node"]
+    f = {x.name: x.value for x in node.fields}
+    bytenr = f["bytenr"]
+    assert want[bytenr][:3] == (1, f["generation"], f["nritems"])  # type: ignore[index]
+    n = int(f["nritems"])  # type: ignore[arg-type]
+    leaves = {c.field_named("bytenr").value for c in tree.children if c.kind == "btrfs.leaf"}  # type: ignore[union-attr]
+    assert {f[f"ptr[{i}].blockptr"] for i in range(n)} == leaves and len(leaves) == n > 1
+    assert sum(want[x][2] for x in leaves) == sum(  # type: ignore[index]
+        1 for c in tree.children if c.kind not in ("btrfs.leaf", "btrfs.node"))
+    dissect_btrfs = pytest.importorskip("dissect.btrfs")
+    with open(img, "rb") as fh:
+        dfs = dissect_btrfs.Btrfs(fh)
+        for p in ("/d7/f42", "/d29/f99", "/big"):
+            ino = dfs.get(p)
+            assert _child(tree, f"{p} INODE_ITEM").field_named("item.key.objectid").value == ino.inum  # type: ignore[union-attr]
+        got = _read(img, _child(_child(fs, "files"), "/big").field_named("data").extents)  # type: ignore[union-attr]
+        assert got == dfs.get("/big").open().read()
+
+
+def test_repart_partition_fsid_and_kernel_population(pair, analyzed) -> None:  # type: ignore[no-untyped-def]
+    """systemd-repart 252: the fsid is repart's derivation from the partition GUID (-U), the files were copied
+    through a kernel mount."""
+    from imgdiff.ruleset.predicates_gpt import derive_fs_uuid
+
+    a, _b = pair("btrfs-repart")
+    root, _ctx = _tree(a, [])
+    [part] = [c for c in root.children if c.kind == "partition"]
+    [fs] = [c for c in part.children if c.kind == "btrfs"]
+    assert fs.attrs["fsid"] == derive_fs_uuid(str(part.attrs["guid"]))
+    report = analyzed("btrfs-repart")
+    kernel = _finding(report, "BTR013")
+    assert {d.field for d in kernel.causes} == {"otime.sec", "otime.nsec"}
+    assert all(d.a and d.b for d in kernel.causes if d.field == "otime.nsec")  # btrfs-progs never writes nsec
+    assert "/usr/bin/tool" in kernel.paths
+    assert "BTR001" not in {f.rule.id for f in report.findings}  # the fsid is equal: repart passed the same -U

@@ -26,7 +26,7 @@ from collections import defaultdict
 from typing import Any
 
 from imgdiff.model import Change, Difference
-from imgdiff.ruleset.predicates import ExplainContext, predicate
+from imgdiff.ruleset.predicates import PREDICATES, ExplainContext, predicate
 
 MKFS_SLACK = 120
 """Seconds between mkfs.btrfs stamping the root items and the directories it creates (the --rootdir copy of a
@@ -122,9 +122,14 @@ def btrfs_is_dev_uuid(d: Difference, ctx: ExplainContext) -> bool:
 
 
 @predicate
-def btrfs_is_fsid(d: Difference, ctx: ExplainContext) -> bool:
-    """True when a value is, on each side, that image's fsid."""
-    return _same_pair(d, _index(ctx).fsid.get(d.scope))
+def btrfs_fsid_not_from_repart(d: Difference, ctx: ExplainContext) -> bool:
+    """True when the fsids are not what systemd-repart derives from the partitions' GUIDs (then mkfs drew them).
+
+    A partition's filesystem whose fsid is repart's HMAC of its partition GUID got it from repart's -U; a random
+    fsid then means a random partition GUID (no --seed), which the GPT finding names.
+    """
+    derived = PREDICATES.get("fs_id_derived_from_partition_guid")
+    return derived is None or not derived(d, ctx)
 
 
 @predicate
@@ -180,11 +185,15 @@ def btrfs_mkfs_clock_inode(d: Difference, ctx: ExplainContext) -> bool:
     """True for a time of an inode mkfs made itself that equals, on each side, that image's mkfs clock."""
     if d.kind != "btrfs.inode_item" or not _is_time(d.field) or d.change != Change.MODIFIED or not _mkfs_made(d):
         return False
-    clock = _index(ctx).mkfs.get(d.scope)
+    idx = _index(ctx)
+    clock = idx.mkfs.get(d.scope)
     if clock is None or not _ints(d):
         return False
+    ns = d if d.field.endswith(".nsec") else idx.sibling(d, d.field.partition(".")[0] + ".nsec")
+    if ns is not None and _ints(ns) and ns.a and ns.b:
+        return False  # mkfs writes 0 nanoseconds: the kernel changed this time afterwards
     if d.field.endswith(".nsec"):
-        return True  # mkfs writes 0; a differing nsec of such an inode follows its seconds
+        return True
     return abs(d.a - clock[0]) <= MKFS_SLACK and abs(d.b - clock[1]) <= MKFS_SLACK  # type: ignore[operator]
 
 
@@ -198,6 +207,8 @@ def btrfs_staging_time_copied(d: Difference, ctx: ExplainContext) -> bool:
     if "path" not in d.attrs:
         return False
     idx = _index(ctx)
+    if _kernel_made(d, idx):
+        return False  # not copied from a staging tree: the kernel created it
     if d.field.startswith("ctime") and str(d.attrs.get("path")) in idx.content.get(d.scope, ()):
         return False  # rewriting the file set its ctime
     m = idx.sibling(d, "mtime.sec")
@@ -209,7 +220,7 @@ def btrfs_copied_mtime(d: Difference, ctx: ExplainContext) -> bool:
     """True for the mtime of an inode copied from the staging tree (not one mkfs made, not a changed file)."""
     if d.kind != "btrfs.inode_item" or d.field != "mtime.sec" or d.change != Change.MODIFIED or not _ints(d):
         return False
-    if _mkfs_made(d) or "path" not in d.attrs:
+    if _mkfs_made(d) or "path" not in d.attrs or _kernel_made(d, _index(ctx)):
         return False
     return str(d.attrs.get("path")) not in _index(ctx).content.get(d.scope, ())
 
@@ -399,3 +410,43 @@ def btrfs_content_layout(d: Difference, ctx: ExplainContext) -> bool:
             return True  # another file's data allocated after the changed one moved
         return _positional(d, idx) and d.scope not in idx.renumbered
     return btrfs_layout_consequence(d, ctx)
+
+
+def _kernel_made(d: Difference, idx: _Index) -> bool:
+    """True for an inode the kernel created: btrfs-progs never writes nanoseconds, the kernel's otime has them."""
+    if d.attrs.get("otime_nsec"):
+        return True
+    o = idx.sibling(d, "otime.nsec")
+    return o is not None and _ints(o) and bool(o.a) and bool(o.b)
+
+
+@predicate
+def btrfs_kernel_inode(d: Difference, ctx: ExplainContext) -> bool:
+    """True for the creation time (otime) of an inode the kernel created, differing between the images."""
+    if d.kind != "btrfs.inode_item" or not d.field.startswith("otime.") or d.change != Change.MODIFIED:
+        return False
+    return _ints(d) and _kernel_made(d, _index(ctx))
+
+
+@predicate
+def btrfs_kernel_written(d: Difference, ctx: ExplainContext) -> bool:
+    """True for what the kernel writes when files are created through a mount: the times, sequence and
+    transaction numbers of inodes it created or changed (nanoseconds set), and the root items' ctime it bumps."""
+    if d.change != Change.MODIFIED or not _ints(d):
+        return False
+    idx = _index(ctx)
+    if d.kind == "btrfs.root_item" and d.field.startswith("ctime."):
+        ns = d if d.field == "ctime.nsec" else idx.sibling(d, "ctime.nsec")
+        return ns is not None and _ints(ns) and bool(ns.a) and bool(ns.b)
+    if d.kind == "btrfs.dir_item" and d.field.endswith("transid"):
+        return not btrfs_uninitialized_transid(d, ctx)
+    if d.kind != "btrfs.inode_item":
+        return False
+    if _kernel_made(d, idx):
+        return _is_time(d.field) or d.field in ("sequence", "generation", "transid")
+    if _is_time(d.field) or d.field in ("sequence", "transid"):
+        # an inode mkfs made that the kernel then changed (a directory that got entries): nanoseconds say so
+        base = d.field.partition(".")[0]
+        ns = idx.sibling(d, f"{base}.nsec") if _is_time(d.field) else None
+        return (ns is not None and _ints(ns) and bool(ns.a) and bool(ns.b)) or d.field in ("sequence", "transid")
+    return False

@@ -514,6 +514,7 @@ def dec_dev_item(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
     """DEV_ITEM: ``struct btrfs_dev_item``."""
     out = Decoded("btrfs.dev_item")
     pos = _fields(C_DEV_ITEM, data, 0, base, out)
+    out.derived.append(Derived("fsid", seeds=("btrfs.superblock:fsid",)))  # the device's copy of the fsid
     _trailing(data, pos, base, out)
     return out
 

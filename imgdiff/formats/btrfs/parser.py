@@ -193,6 +193,9 @@ class Btrfs:
         self.fsid: bytes = sb["fsid"]
         incompat = sb["incompat_flags"]
         self.meta_fsid: bytes = sb["metadata_uuid"] if incompat & BTRFS_FEATURE_INCOMPAT_METADATA_UUID else self.fsid
+        self.fsid_seed = ("btrfs.superblock:metadata_uuid" if incompat & BTRFS_FEATURE_INCOMPAT_METADATA_UUID
+                          else "btrfs.superblock:fsid")
+        """Where the fsid in every block header comes from: each header's is a copy of it."""
         total = sb["dev_item.total_bytes"]
         self.dev_end = base + (min(size, total) if total else size)
         if total > size:
@@ -580,7 +583,8 @@ class Btrfs:
         overlap = sum(n for _r, n in owned) - sum(e.length for e in merge_extents(owned_exts))
         if overlap:
             errors.append(f"items overlap by {overlap} bytes")
-        derived: list[Derived] = [Derived("csum", covers=ext(BTRFS_CSUM_SIZE, self.nodesize - BTRFS_CSUM_SIZE))]
+        derived: list[Derived] = [Derived("csum", covers=ext(BTRFS_CSUM_SIZE, self.nodesize - BTRFS_CSUM_SIZE)),
+                                  Derived("fsid", seeds=(self.fsid_seed,))]
         if free:
             pieces: list[tuple[Extent, bytes]] = []
             for f in free:
@@ -632,6 +636,7 @@ class Btrfs:
         attrs.update(dec.attrs)
         if typ == BTRFS_INODE_ITEM_KEY and len(payload) >= 160:
             attrs["otime"] = int.from_bytes(payload[148:156], "little")
+            attrs["otime_nsec"] = int.from_bytes(payload[156:160], "little")
             attrs["mtime"] = int.from_bytes(payload[136:144], "little")
         if stale:
             attrs["stale"] = True

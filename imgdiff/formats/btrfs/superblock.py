@@ -171,6 +171,7 @@ def super_node(raw: bytes, absoff: int, mirror: int, primary: list[Field] | None
         errs.append(f"superblock mirror {mirror} has no magic")
     derived: list[Derived] = [
         Derived("csum", covers=(Extent(absoff + BTRFS_CSUM_SIZE, BTRFS_SUPER_INFO_SIZE - BTRFS_CSUM_SIZE),)),
+        Derived("dev_item.fsid", seeds=("btrfs.superblock:fsid",)),  # the device item's copy of the fsid
         *id_copies,
     ]
     if primary is not None:
