@@ -90,6 +90,8 @@ class BlockInfo:
     first_key: Key | None
     parent: int | None = None
     errors: list[str] = field(default_factory=list)
+    shared: bool = False
+    """Reached from a second tree (a snapshot sharing the block): walked, but owned by the first tree."""
 
 
 def parse_header(data: bytes) -> Header:
@@ -151,21 +153,24 @@ def walk_tree(
     level: int | None,
     tree: int,
     read: ReadBlock,
-    seen: set[int],
+    owner_of: dict[int, int],
+    may_share: Callable[[int, int], bool],
     budget: list[int],
     errors: list[str],
 ) -> Iterator[Walked]:
     """Yield every block of the tree rooted at logical ``root`` (depth first, in key order) with its bytes.
 
-    Leaves come with their item headers (nodes with an empty list).
-
-    ``seen`` holds logical addresses already visited (a block reachable twice is reported, not walked again);
+    Leaves come with their item headers (nodes with an empty list).  A pointer must lead one level down, so a tree
+    cannot loop; ``owner_of`` maps blocks already walked to their tree: a block another tree holds is walked again
+    (flagged ``shared``) only when ``may_share(other tree, this tree)`` (snapshots share blocks), else reported.
     ``budget[0]`` bounds the number of blocks over all trees.
     """
     stack: list[tuple[int, int | None, int | None]] = [(root, level, None)]
+    mine: set[int] = set()
     while stack:
         logical, want, parent = stack.pop()
-        if logical in seen:
+        other = owner_of.get(logical)
+        if logical in mine or (other is not None and not may_share(other, tree)):
             errors.append(f"tree {tree}: block {logical} is referenced twice; not walked again")
             continue
         if budget[0] <= 0:
@@ -177,8 +182,8 @@ def walk_tree(
             errors.append(f"tree {tree}: block {logical}: {got}")
             continue
         data, h, copies = got
-        seen.add(logical)
-        info = BlockInfo(logical, tree, h.level, copies, h.generation, h.nritems, None, parent)
+        mine.add(logical)
+        info = BlockInfo(logical, tree, h.level, copies, h.generation, h.nritems, None, parent, shared=other is not None)
         items: list[ItemRef] = []
         if h.level == 0:
             items = leaf_items(data, h.nritems, len(data), info.errors)

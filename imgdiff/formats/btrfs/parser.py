@@ -143,6 +143,11 @@ def _tree_name(objectid: int, offset: int = 0) -> str:
     return str(objectid)
 
 
+def _may_share(owner: int, other: int) -> bool:
+    """Return True when tree ``other`` may legitimately share blocks with tree ``owner`` (snapshots, reloc trees)."""
+    return is_fs_tree(owner) and (is_fs_tree(other) or other == (1 << 64) - 8)
+
+
 def is_fs_tree(objectid: int) -> bool:
     """Return True for trees that hold files: FS_TREE, subvolumes and snapshots, the data relocation tree."""
     return objectid == BTRFS_FS_TREE_OBJECTID or objectid == BTRFS_DATA_RELOC_TREE_OBJECTID or (
@@ -212,7 +217,8 @@ class Btrfs:
         self.root_refs: dict[int, str] = {}
         self.chunk_tree_uuid = b""
         self.subvol_uuids: list[bytes] = []
-        self._seen: set[int] = set()
+        self._owner_of: dict[int, int] = {}
+        """Logical address of every live block -> the tree that owns it (the first that reached it)."""
         self._budget = [min(MAX_TREE_BLOCKS, max(16, size // self.nodesize + 16))]
         self.item_ctx = ItemContext(self.sectorsize, self.csum_size, self._data_extents, ctx.interesting)
         self._copy_attrs: dict[str, Value] = {}
@@ -266,10 +272,12 @@ class Btrfs:
         return t
 
     def _walk(self, tree: Tree, collect: Callable[[ItemRef, bytes], None] | None) -> None:
-        for info, data, h, items in walk_tree(tree.root, tree.level, tree.id, self._read_block, self._seen,
-                                              self._budget, self.errors):
-            self.blocks[info.logical] = info
-            tree.blocks.append(info.logical)
+        for info, data, h, items in walk_tree(tree.root, tree.level, tree.id, self._read_block, self._owner_of,
+                                              _may_share, self._budget, self.errors):
+            if not info.shared:
+                self._owner_of[info.logical] = tree.id
+                self.blocks[info.logical] = info
+                tree.blocks.append(info.logical)
             if not self.chunk_tree_uuid:
                 self.chunk_tree_uuid = h.chunk_tree_uuid
             self.errors.extend(f"block {info.logical}: {e}" for e in info.errors)
@@ -315,7 +323,7 @@ class Btrfs:
                 continue
             tree = self._tree(obj, off, r.bytenr, r.level)
             collect = None
-            if is_fs_tree(obj) and off == 0 or obj == BTRFS_DATA_RELOC_TREE_OBJECTID:
+            if is_fs_tree(obj):  # a snapshot's ROOT_ITEM key offset is the transaction it was taken in
                 fs = self.fstrees.setdefault(obj, FsTree(obj, r.root_dirid or 256))
                 collect = fs.collect
             self._walk(tree, collect)
