@@ -46,9 +46,9 @@ def test_fat_image_file_inside_ext4_is_explained_at_the_outer_offsets(analyzed) 
 def test_zstd_cpio_initrd_on_the_esp(analyzed) -> None:  # type: ignore[no-untyped-def]
     report = analyzed("nested-esp-zstd-initrd")
     assert (report.summary.bytes_differing, report.summary.bytes_unexplained) == (2403, 0)
-    by_rule = {f.rule.id: f for f in report.findings}
-    assert "CNT003" not in by_rule  # the payload differs: "compressed differently" would be a wrong cause
-    f = by_rule["CNT008"]
+    # one cause: "compressed differently" (CNT003) would be wrong, the payload differs
+    assert [f.rule.id for f in report.findings] == ["CNT008"]
+    (f,) = report.findings
     (cause,) = f.causes
     assert (cause.kind, cause.field, cause.a, cause.b) == ("cpio.member", "c_mtime", 1700000000, 1700086400)
     assert cause.attrs["path"] == "/lib/modules/virtio_blk.ko"
@@ -59,7 +59,11 @@ def test_zstd_cpio_initrd_on_the_esp(analyzed) -> None:  # type: ignore[no-untyp
     assert cause.extents_a[0].offset >= VBASE and cause.bytes == 0  # decoded bytes are not bytes of the image
     (stream,) = [d for d in f.derived if d.kind == "content.zstd"]
     assert stream.field == "compressed data" and stream.bytes == 2402
-    assert f.bytes == 2402  # the image's bytes this cause explains: the compressed blocks after the change
+    # the file's size and its all-zero slack follow from the stored data's length
+    assert sorted((d.kind, d.field) for d in f.derived) == [
+        ("content.zstd", "compressed data"), ("vfat.dirent", "DIR_FileSize"), ("vfat.file", "slack")
+    ]
+    assert f.bytes == 2403  # every differing byte of the disk
     (space,) = report.spaces
     assert (space.label, space.sizes) == ("file /EFI/nixos/initrd.efi (zstd)", {"a": 69632, "b": 69632})
 
@@ -159,7 +163,7 @@ def test_cpio_format_owns_every_byte(tmp_path: Path) -> None:
     os.symlink("sh", tree / "bin" / "ash")
     for p in (tree / "init", tree / "bin" / "sh", tree / "bin", tree):
         os.utime(p, (1700000000, 1700000000), follow_symlinks=False)
-    names = "\n".join([".", "bin", "bin/ash", "bin/sh", "init"]) + "\n"
+    names = ".\nbin\nbin/ash\nbin/sh\ninit\n"
     archive = subprocess.run(["cpio", "--quiet", "-o", "-H", "newc"], input=names.encode(), cwd=tree,
                              capture_output=True, check=True).stdout
     img = tmp_path / "a.cpio"
@@ -208,3 +212,37 @@ def test_zstd_frame_walker_tells_complete_from_cut() -> None:
     assert out.size == 2 * len(payload) and out.error == ""
     out = decode("zstd", io.BytesIO(one[:-3]), 1 << 22)
     assert out.error.endswith("the last frame does not end")
+
+
+def test_parser_decoded_space_alone_and_in_a_comparison() -> None:
+    from imgdiff.engine.spaces import SpaceTable
+    from imgdiff.source import DiffMap, LayeredSource
+
+    ctx = ParseContext(src=BytesSource(b"outer"))
+    base = ctx.decoded_space("inode table", BytesSource(b"decoded!"), "sq")
+    assert base == VBASE and ctx.read(base + 2, 4) == b"code" and ctx.interesting(Extent(base, 1))
+    ran: list[int] = []
+    ctx.defer(lambda: ran.append(1))
+    assert ran == [1]  # parsing alone: nothing to wait for
+    # in a comparison, both sides' n-th space of the same name pair up and are compared before callbacks run
+    layered = {"a": LayeredSource(BytesSource(b"x")), "b": LayeredSource(BytesSource(b"x"))}
+    dm = DiffMap(base=0, length=1)
+    table = SpaceTable(layered, dm)
+    ca = ParseContext(src=layered["a"], diff=dm, side="a", spaces=table)
+    cb = ParseContext(src=layered["b"], diff=dm, side="b", spaces=table)
+    ba = ca.decoded_space("meta", BytesSource(b"same-differs"), "sq")
+    bb = cb.decoded_space("meta", BytesSource(b"same-DIFFERS"), "sq")
+    assert ba == bb and ca.interesting(Extent(ba, 4))  # not compared yet: everything may differ
+    seen: list[tuple[bool, bool]] = []
+    ca.defer(lambda: seen.append((ca.interesting(Extent(ba, 4)), ca.interesting(Extent(ba + 5, 7)))))
+    table.settle()
+    assert seen == [(False, True)] and dm.total == 0  # decoded bytes are not image bytes
+
+
+def test_findings_carry_their_scope_chain(analyzed) -> None:  # type: ignore[no-untyped-def]
+    (f,) = analyzed("nested-esp-zstd-initrd").findings
+    assert f.chain == ("partition 1 (esp)", "vfat (FAT32)", "/EFI/nixos/initrd.efi", "zstd", "cpio archive")
+    (g,) = analyzed("nested-ext4-vfat").findings
+    assert g.chain == ("ext4", "/boot/efi.img", "vfat (FAT32)")
+    pe = [d for f in analyzed("content-formats").findings for d in f.causes if d.field == "TimeDateStamp"]
+    assert [d.chain for d in pe] == [("partition 1 (esp)", "vfat (FAT32)", "/EFI/BOOT/BOOTX64.EFI", "pe")]

@@ -7,7 +7,8 @@ Order of work:
 4. fields declared :class:`~imgdiff.model.Derived` (CRCs, checksums, copies) are folded, to a fixpoint, into the
    finding whose differing bytes they cover or whose seed field they depend on, unclassified findings included
    (a checksum over an unexplained change belongs to that change, never to a rule about stale checksums);
-5. derived differences whose covered bytes did not change may still be matched by a rule (a derived rule);
+5. derived differences whose covered bytes did not change may still be matched by a rule (a derived rule); the
+   fields derived from those are then folded in turn;
 6. derived differences left over join the ``unclassified`` finding of their scope: nothing is dropped.
 """
 
@@ -48,6 +49,7 @@ def explain(
     ``progress(done, total)`` is called while the differences are matched against the rules.
     """
     ctx.differences = diffs
+    ctx.diffmap = dm
     findings: dict[tuple[str, str], Finding] = {}
     rule_of: dict[str, Rule] = {}
     placed: set[int] = set()
@@ -124,6 +126,8 @@ def explain(
             if rule.match.matches(d, ctx):
                 add(rule, d)
                 break
+    # 5b. what a derived rule's finding now holds may in turn cover derived fields (a checksum over them)
+    _fold_derived([d for d in derived if id(d) not in placed], findings, placed)
     # 6. unclassified derived differences
     for d in diffs:
         if id(d) not in placed:

@@ -22,7 +22,7 @@ plain file, with a message saying why.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -150,6 +150,7 @@ class Nester:
 
     def run(self) -> None:
         """Nest until no new image is found or :data:`MAX_DEPTH` is reached."""
+        self.table.settle()  # spaces the parsers opened themselves (compressed metadata), and their callbacks
         frontier: dict[str, list[tuple[Keys, Node]]] = {s: [((), t)] for s, t in self.trees.items()}
         for depth in range(1, MAX_DEPTH + 1):
             found: dict[str, dict[Keys, Holder]] = {}
@@ -185,9 +186,10 @@ class Nester:
             if not any(plans.values()):
                 continue
             self._schedule(k, pair, plans, depth, attached, later)
-        self.table.compare_pending()
+        self.table.settle()
         for fn in later:
             fn()
+        self.table.settle()
         return attached
 
     def _plan(self, side: str, h: Holder, depth: int) -> Plan | None:
@@ -356,7 +358,7 @@ def _view_diff(dm: DiffMap, view: MappedSource, side: str) -> DiffMap:
     return out
 
 
-def _bisect_right(a: list[int], x: int) -> int:
+def _bisect_right(a: Sequence[int], x: int) -> int:
     import bisect
 
     return bisect.bisect_right(a, x)

@@ -10,6 +10,7 @@ bytes differ (``ParseContext.interesting``).  The holder's stored bytes are then
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imgdiff.model import Extent
@@ -49,6 +50,30 @@ class SpaceTable:
     dm: DiffMap
     spaces: list[Space] = field(default_factory=list)
     by_key: dict[str, Space] = field(default_factory=dict)
+    deferred: list[Callable[[], None]] = field(default_factory=list)
+    """Parser callbacks waiting for the spaces to be compared (:meth:`ParseContext.defer`)."""
+    peers: dict[tuple[str, int, int], object] = field(default_factory=dict)
+    """What side A's parser of a region left for side B's (``(format, base, size)`` -> its scan results): a parser
+    may reuse the parts of A's scan whose bytes do not differ instead of scanning them again."""
+    standalone: bool = False
+    """True for a table made by a parser used outside a comparison: nothing is compared, nothing waits."""
+    _named: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def open_named(self, side: str, label: str, name: str, payload: Source) -> Space:
+        """Open the n-th space called ``name`` of the region ``label`` on ``side`` (n counted per side)."""
+        n = self._named.get((side, label, name), 0) + 1
+        self._named[(side, label, name)] = n
+        return self.open(side, f"{label}#{name}#{n}", f"{label}: {name}", payload)
+
+    def settle(self) -> None:
+        """Compare pending spaces and run deferred callbacks until neither is left (callbacks may open more)."""
+        while True:
+            self.compare_pending()
+            if not self.deferred:
+                return
+            todo, self.deferred = self.deferred, []
+            for fn in todo:
+                fn()
 
     def open(self, side: str, key: str, label: str, payload: Source) -> Space:
         """Attach ``payload`` as ``side``'s data of the space ``key`` (allocated on first use) and return it."""
@@ -71,6 +96,9 @@ class SpaceTable:
         for sp in self.spaces:
             if sp.compared:
                 continue
+            sp.compared = True
+            if self.standalone:
+                continue
             size_a, size_b = sp.sizes.get("a", 0), sp.sizes.get("b", 0)
             common = min(size_a, size_b)
             runs = compare_regions(self.sources["a"], self.sources["b"], sp.base, sp.base, common)
@@ -78,7 +106,6 @@ class SpaceTable:
             if longest > common:
                 runs.add_run(sp.base + common, sp.base + longest)
             self.dm.insert_runs(runs)
-            sp.compared = True
             done += 1
         return done
 

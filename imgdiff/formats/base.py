@@ -62,6 +62,48 @@ class ParseContext:
             return raw_node(base, size, label)
         return self.nested(self, base, size, label)
 
+    def decoded_space(self, name: str, payload: Source, label: str) -> int:
+        """Make ``payload`` (bytes this parser decoded: a decompressed metadata block) readable at a decoded offset.
+
+        Returns the offset of its first byte: the parser declares fields at ``offset + k`` for byte ``k`` of the
+        payload, and declares the stored (compressed) bytes :class:`~imgdiff.model.Derived` with
+        ``covers=(Extent(offset, payload.size),)``.  The space pairs with the other side's space of the same
+        ``name`` opened by the same ``label`` (the n-th such call on each side), is compared once both sides are
+        parsed, and only then does :meth:`interesting` know which of its bytes differ: build detail in a
+        callback given to :meth:`defer`.
+        """
+        table = self.spaces
+        if table is None:  # parsing alone (no comparison): a private table for this side
+            from imgdiff.engine.spaces import SpaceTable
+            from imgdiff.source import DiffMap, LayeredSource
+
+            layered = LayeredSource(self.src)
+            table = self.spaces = SpaceTable({self.side: layered}, DiffMap(base=0, length=0), standalone=True)
+            self.src = layered
+        return table.open_named(self.side, label, name, payload).base
+
+    def peer(self, fmt: str, base: int, size: int, mine: object) -> object | None:
+        """Share scan results between the two sides' parsers of the same region.
+
+        Side A registers ``mine`` and gets None; side B gets what A registered for ``(fmt, base, size)`` (or None),
+        when both images hold the region at the same offset.  B may then reuse what A scanned wherever
+        :meth:`interesting` says no byte differs: the same bytes give the same structures.
+        """
+        if self.spaces is None or self.spaces.standalone or self.diff is None:
+            return None
+        key = (fmt, base, size)
+        if self.side == "a":
+            self.spaces.peers[key] = mine
+            return None
+        return self.spaces.peers.get(key) if self.diff.delta == 0 else None
+
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the decoded spaces opened so far are compared (at once when parsing alone)."""
+        if self.spaces is None or self.spaces.standalone:
+            fn()
+        else:
+            self.spaces.deferred.append(fn)
+
 
 class Format(Protocol):
     """A format module: recognises its magic and parses a region into a node tree."""

@@ -359,6 +359,15 @@ def recognizes(head: bytes, size: int) -> bool:
     return fatsz16 != 0 or fatsz32 != 0
 
 
+def signature(head: bytes) -> tuple[str, str, int] | None:
+    """Return ``("vfat boot sector", "volume", bytes the BPB says the volume has)`` when ``head`` starts with a FAT
+    boot sector whatever the region's size (so a truncated image is reported as such), else None."""
+    if not recognizes(head, 1 << 62):
+        return None
+    tot = _U16.unpack_from(head, 19)[0] or _U32.unpack_from(head, 32)[0]
+    return "vfat boot sector", "volume", tot * _U16.unpack_from(head, 11)[0]
+
+
 def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
     """Return the ``vfat`` node of ``[base, base + size)``; raise ParseError when the BPB is unusable."""
     return _Volume(ctx, base, size, label).build()
@@ -1065,6 +1074,7 @@ class _Volume:
         name = lname or sname
         attrs: dict[str, Value] = {"slot": i, "dir": d.path, "short_name": sname, "lfn": lname is not None}
         sub: _Dir | None = None
+        data_ext: tuple[Extent, ...] = ()
         if attr & ATTR_VOLUME_ID and not attr & ATTR_DIRECTORY:
             key = self._unique(keys, ":volume_label")
             label = f"volume label entry {name11.decode(CODEPAGE).rstrip()!r}"
@@ -1095,9 +1105,11 @@ class _Volume:
                 else:
                     sub = _Dir(key, first, self._owner_id(key))
             else:
-                self._file(key, first, fsize)
+                data_ext = self._file(key, first, fsize)
         exts: list[Extent] = [Extent(o, 32) for _i, o in pending] + [Extent(off, 32)]
         node = Node(kind="vfat.dirent", key=key, label=label, extents=tuple(exts), fields=tuple(fields), attrs=attrs)
+        if data_ext:  # the size is the length of the file's data: whatever explains the data explains it
+            node.derived = (Derived("DIR_FileSize", covers=data_ext),)
         name_ext = Extent(off, 11)
         for j, (si, so) in enumerate(pending):
             ordn = len(pending) - j
@@ -1114,7 +1126,8 @@ class _Volume:
             )
         return node, sub
 
-    def _file(self, path: str, first: int, fsize: int) -> None:
+    def _file(self, path: str, first: int, fsize: int) -> tuple[Extent, ...]:
+        """Build the file node of ``path``; return the extents of its data (for the entry's DIR_FileSize)."""
         self.files += 1
         attrs: dict[str, Value] = {"path": path, "content": True, "size": fsize, "first_cluster": first}
         node = Node(kind="vfat.file", key=path, label=f"file {path}", attrs=attrs)
@@ -1133,6 +1146,7 @@ class _Volume:
         slack, excess = _split(rest, max(0, needed - fsize))
         data_c, slack_c, excess_c = self._clip(data), self._clip(slack), self._clip(excess)
         fields = [Field("data", self._hash(data), data_c, f"{fsize} bytes")]
+        nz = 0
         if slack_c:
             blob = b"".join(self.ctx.read(e.offset, e.length) for e in slack_c)
             nz = len(blob) - blob.count(0)
@@ -1150,8 +1164,12 @@ class _Volume:
             self.errors.append(f"file {path}: chain is {n // self.csize} cluster(s) longer than DIR_FileSize")
         node.fields = tuple(fields)
         node.extents = self._clip(exts)
+        if slack_c and data_c and not nz:
+            # all-zero slack carries nothing of its own: where it starts and ends is the data's length
+            node.derived = (Derived("slack", covers=data_c),)
         attrs["clusters"] = sum(r[1] for r in runs)
         self.nodes.append(node)
+        return data_c
 
     # ---- unowned space -------------------------------------------------------------------------------------
 
