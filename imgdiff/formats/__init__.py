@@ -23,6 +23,7 @@ REGISTRY: tuple[str, ...] = (
     "imgdiff.formats.verity.sig",
     "imgdiff.formats.luks2",
     "imgdiff.formats.erofs",
+    "imgdiff.formats.btrfs",
 )
 """The format modules tried on a region (a partition, a whole image, a nested file), most specific first.
 
@@ -33,7 +34,8 @@ Each module provides ``NAME``, ``recognizes(head, size)`` and ``parse(ctx, base,
 FILESYSTEMS: list[ModuleType] = []
 """The loaded :data:`REGISTRY` modules (plus any added by :func:`register`), in the order they are tried."""
 
-HEAD = 65536
+HEAD = 0x11000
+"""Bytes of a region handed to ``recognizes``: 68 KiB, so that btrfs's superblock (at 64 KiB) is inside."""
 
 
 def register(module: ModuleType) -> ModuleType:

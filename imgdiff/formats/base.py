@@ -112,7 +112,7 @@ class Format(Protocol):
     """Short name shown in locations: ``"gpt"``, ``"ext4"``, ``"vfat"``."""
 
     def recognizes(self, head: bytes, size: int) -> bool:
-        """Return True if ``head`` (the first 64 KiB of the region) starts this format."""
+        """Return True if ``head`` (the first 68 KiB of the region, :data:`imgdiff.formats.HEAD`) starts this format."""
         ...
 
     def parse(self, ctx: ParseContext, base: int, size: int, label: str) -> Node:
