@@ -18,6 +18,7 @@ from imgdiff.model import Node
 REGISTRY: tuple[str, ...] = (
     "imgdiff.formats.ext4",
     "imgdiff.formats.vfat",
+    "imgdiff.formats.squashfs",
 )
 """The format modules tried on a region (a partition, a whole image, a nested file), most specific first.
 
