@@ -168,6 +168,7 @@ class _Parser:
         self._layout()
         self._walk()
         self._data()
+        self._order_attrs()
         self.root.children.append(super_node(head, self.fs, self._super_covers()))
         if comp_node is not None:
             self.root.children.append(comp_node)
@@ -424,6 +425,25 @@ class _Parser:
         if key.startswith("frag:") and key[5:].isdigit() and int(key[5:]) < len(self.frag_entries):
             return self._frag_block_node(int(key[5:]))
         return None
+
+    def _order_attrs(self) -> None:
+        """Digest the file set and the orders the files were stored in (for the order rules)."""
+        import hashlib
+
+        def digest(items: list[str]) -> str:
+            return hashlib.sha256("\0".join(items).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+        regs = list(self.files.values())
+        self.root.attrs["file_set"] = digest(sorted(p for ps in self.paths.values() for p in ps))
+        self.root.attrs["inode_order"] = digest([self.key_of(o) for o in sorted(self.inodes)])
+        data_order = sorted((fr.rec.vals["start_block"], fr.path) for fr in regs if any(fr.owned))
+        self.root.attrs["data_order"] = digest([p for _s, p in data_order])
+        frag_order = sorted((fr.rec.fragment, fr.rec.vals["offset"], fr.path) for fr in regs
+                            if fr.rec.fragment != cs.SQUASHFS_INVALID_FRAG)
+        self.root.attrs["fragment_order"] = digest([p for _f, _o, p in frag_order])
+        starts = [s for s, _w in self.frag_entries]
+        self.root.attrs["fragments_in_order"] = starts == sorted(starts)
+        self.root.attrs["flags"] = self.sb.flags
 
     # -- the superblock's derived fields ---------------------------------------------------------------------------
 
