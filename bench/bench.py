@@ -8,7 +8,11 @@ Pairs are built under bench/work/ (not committed) with real tools on first use:
                   and 1 file's mtime set with debugfs: few differences
   ext4-1g-20k-rebuilt : B built again from the same tree (3 files changed): mke2fs 1.47.0 -d copies every file's
                   ctime, so all 20,000 inodes differ; the worst case for attribution
-Usage: python bench/bench.py [PAIR ...]    (needs sgdisk, mke2fs, cmp; run after .ci/setup)
+  squashfs-usr-500m : a ~540 MB squashfs (mksquashfs 4.5.1, gzip, SOURCE_DATE_EPOCH pinned) of a copy of /usr/share,
+                  /usr/bin and /usr/lib/x86_64-linux-gnu; B packs the same copy after 4 bytes in the middle of one
+                  .gz file under /usr/share were changed (and so its mtime): its blocks change, and when their
+                  stored length changes (or the file was a duplicate of another), every block after them moves
+Usage: python bench/bench.py [PAIR ...]    (needs sgdisk, mke2fs, mksquashfs, cmp; run after .ci/setup)
 This is a measurement, not a test: nothing asserts on the numbers.
 """
 
@@ -103,7 +107,49 @@ def build_ext4_rebuilt(d: Path) -> None:
     shutil.rmtree(tree)
 
 
-PAIRS = {"gpt-sparse-2g": build_gpt_sparse, "ext4-1g-20k": build_ext4, "ext4-1g-20k-rebuilt": build_ext4_rebuilt}
+def _usr_tree(d: Path) -> Path:
+    tree = d / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir()
+    for src in ("/usr/share", "/usr/bin", "/usr/lib/x86_64-linux-gnu"):
+        # a few entries of a live /usr may vanish or be unreadable while copying: what was copied is the tree
+        subprocess.run(["cp", "-a", "--parents", src, str(tree)], check=False, stderr=subprocess.DEVNULL)
+    return tree
+
+
+def _squash(tree: Path, img: Path) -> None:
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
+    sh("mksquashfs", str(tree), str(img), "-noappend", "-quiet", "-no-progress", "-comp", "gzip", env=env)
+
+
+def _flip(path: Path, offset: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        data = fh.read(4)
+        fh.seek(offset)
+        fh.write(bytes(x ^ 0x55 for x in data))
+
+
+def _pick(tree: Path, suffix: str, min_size: int) -> Path:
+    """The middle one (in path order) of the regular files ending in ``suffix`` of at least ``min_size`` bytes."""
+    found = sorted(p for p in (tree / "usr" / "share").rglob(f"*{suffix}")
+                   if p.is_file() and not p.is_symlink() and p.stat().st_size >= min_size)
+    return found[len(found) // 2]
+
+
+def build_squashfs(d: Path) -> None:
+    tree = _usr_tree(d)
+    _squash(tree, d / "a.img")
+    victim = _pick(tree, ".gz", 20000)
+    print(f"changed: {victim.relative_to(tree)}", file=sys.stderr)
+    _flip(victim, victim.stat().st_size // 2)
+    _squash(tree, d / "b.img")
+    shutil.rmtree(tree)
+
+
+PAIRS = {"gpt-sparse-2g": build_gpt_sparse, "ext4-1g-20k": build_ext4, "ext4-1g-20k-rebuilt": build_ext4_rebuilt,
+         "squashfs-usr-500m": build_squashfs}
 
 
 def timed(cmd: list[str]) -> tuple[float, int, int]:

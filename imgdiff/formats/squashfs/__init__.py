@@ -49,7 +49,15 @@ from dataclasses import dataclass, field
 
 from imgdiff.formats.base import ParseContext
 from imgdiff.formats.squashfs import c_squashfs as cs
-from imgdiff.formats.squashfs.data import Block, FileContent, FragmentCache, file_blocks, file_node, fragment_block_node
+from imgdiff.formats.squashfs.data import (
+    Block,
+    BlockCache,
+    FileContent,
+    FragmentCache,
+    file_blocks,
+    file_node,
+    fragment_block_node,
+)
 from imgdiff.formats.squashfs.decompress import Decoder, MissingDecompressor, decoder
 from imgdiff.formats.squashfs.directories import EntryCovers, Listing, directory_node, parse_listing
 from imgdiff.formats.squashfs.inodes import InodeCovers, InodeError, InodeRec, decode_inode, inode_node
@@ -327,6 +335,7 @@ class _Parser:
         sb = self.sb
         self.frag_entries = fragment_entries(self.ftab.data, sb.fragments)
         self.frags = FragmentCache(self.read, self.decode, sb.block_size, self.frag_entries)
+        self.block_cache = BlockCache()
         self.files: dict[str, FileRec] = {}
         self.file_of: dict[int, FileRec] = {}
         claimed: set[int] = set()
@@ -397,7 +406,7 @@ class _Parser:
         content: Extent | None = None
         if open_space:
             src = FileContent(fr.path, size, fr.blocks, self.read, self.decode, self.sb.block_size, self.frags,
-                              fr.rec.fragment, fr.rec.vals["offset"])
+                              fr.rec.fragment, fr.rec.vals["offset"], self.block_cache)
             base = self.ctx.decoded_space(fr.path, src, self.label)
             content = Extent(base, size)
             self.content_base[fr.path] = content
@@ -541,12 +550,25 @@ class _Parser:
         return self.standalone or self.interesting(ext)
 
     def _deferred(self) -> None:
+        self._settle_contents()
         self._build_inodes()
         self._build_dirs()
         self._build_fragments()
         self._build_lookup()
         self._build_ids()
         self._build_xattrs()
+
+    def _settle_contents(self) -> None:
+        """Files whose decoded content turned out equal (their blocks only moved) are no content differences: they
+        are not offered to the engine's content inspection and nesting (which would decode them again)."""
+        if self.standalone:
+            return
+        for node in self.data_node.children:
+            if node.kind != "squashfs.file" or not node.attrs.get("content"):
+                continue
+            content = self.content_base.get(node.key)
+            if content is not None and content.length and not self.interesting(content):
+                node.attrs["content"] = False
 
     def _inode_covers(self, rec: InodeRec) -> InodeCovers:
         sb = self.sb

@@ -33,8 +33,30 @@ from imgdiff.formats.squashfs.decompress import BlockError, Decoder
 from imgdiff.formats.squashfs.metadata import position_cover
 from imgdiff.model import POSITION, Derived, Extent, Field, Node
 
-CACHE_BLOCKS = 8
-"""Decoded data blocks kept per file view (sequential reads decode each block once)."""
+CACHE_BLOCKS = 32
+"""Decoded blocks kept per filesystem (data blocks of all file views together, and fragment blocks): sequential
+reads decode each block once, and memory stays bounded however many file views are open."""
+
+
+class BlockCache:
+    """A small LRU of decoded blocks shared by every file view of one filesystem."""
+
+    def __init__(self, limit: int = CACHE_BLOCKS) -> None:
+        self.limit = limit
+        self._items: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+
+    def get(self, key: tuple[int, int]) -> bytes | None:
+        """Return the cached block ``key`` (and mark it recently used), or None."""
+        got = self._items.get(key)
+        if got is not None:
+            self._items.move_to_end(key)
+        return got
+
+    def put(self, key: tuple[int, int], data: bytes) -> None:
+        """Keep ``data`` as block ``key``, dropping the least recently used block past the limit."""
+        self._items[key] = data
+        if len(self._items) > self.limit:
+            self._items.popitem(last=False)
 
 
 @dataclass(slots=True)
@@ -114,7 +136,8 @@ class FileContent:
     """A regular file's content, decoded block by block on demand (a :class:`~imgdiff.source.Source`)."""
 
     def __init__(self, path: str, size: int, blocks: list[Block], read: Callable[[int, int], bytes],
-                 decode: Decoder, block_size: int, frags: FragmentCache, fragment: int, frag_offset: int) -> None:
+                 decode: Decoder, block_size: int, frags: FragmentCache, fragment: int, frag_offset: int,
+                 cache: BlockCache) -> None:
         self.path = path
         self.size = size
         self.blocks = blocks
@@ -125,14 +148,15 @@ class FileContent:
         self.fragment = fragment
         self.frag_offset = frag_offset
         self.tail_start = len(blocks) * block_size
-        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cache = cache
         self.errors: list[str] = []
 
     def _block(self, i: int) -> bytes:
-        got = self._cache.get(i)
-        if got is not None:
-            return got
         b = self.blocks[i]
+        key = (b.pos, b.word)
+        got = self._cache.get(key) if b.stored else None
+        if got is not None:
+            return got[: b.flen]
         if b.stored == 0:
             out = bytes(b.flen)
         else:
@@ -147,9 +171,8 @@ class FileContent:
                         self.errors.append(f"{self.path}: data block {i}: {exc}")
                     out = b""
         out = out + bytes(b.flen - len(out)) if len(out) < b.flen else out
-        self._cache[i] = out
-        if len(self._cache) > CACHE_BLOCKS:
-            self._cache.popitem(last=False)
+        if b.stored:
+            self._cache.put(key, out)
         return out
 
     def _tail(self) -> bytes:
@@ -189,8 +212,7 @@ class FileContent:
             yield start, min(end, self.size)
 
     def close(self) -> None:
-        """Drop the cached blocks."""
-        self._cache.clear()
+        """Nothing to release (the block cache belongs to the filesystem)."""
 
 
 def file_node(path: str, label: str, size: int, blocks: list[Block], owned: list[bool], fs: int, first: int,

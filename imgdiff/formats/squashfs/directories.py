@@ -133,8 +133,11 @@ def directory_node(lst: Listing, data: bytes, base: int, path: str, covers_hdr: 
         node.errors.append(lst.error)
     if lst.start:
         node.derived = (Derived(POSITION, covers=(Extent(base, lst.start),)),)
+    by_header: dict[int, list[DirEntry]] = {}
+    for e in lst.entries:
+        by_header.setdefault(e.header, []).append(e)
     for i, h in enumerate(lst.headers):
-        ents = [e for e in lst.entries if e.header == i]
+        ents = by_header.get(i, [])
         span = (Extent(base + ents[0].off, ents[-1].off + ents[-1].size - ents[0].off),) if ents else ()
         fields = C_HDR.fields(data, h.off, base + h.off)
         hdr_derived = (
