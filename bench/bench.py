@@ -8,6 +8,15 @@ Pairs are built under bench/work/ (not committed) with real tools on first use:
                   and 1 file's mtime set with debugfs: few differences
   ext4-1g-20k-rebuilt : B built again from the same tree (3 files changed): mke2fs 1.47.0 -d copies every file's
                   ctime, so all 20,000 inodes differ; the worst case for attribution
+The issue-10 pairs, all from a copy of /usr/share (~54,000 real files) unless said otherwise:
+  usr-typical   : 1 GiB ext4 built twice, everything pinned but the directory hash seed (no -E hash_seed=)
+  usr-rebuilt   : B built from a fresh copy of the same tree (new ctimes, which mke2fs 1.47.0 -d copies)
+  usr-shifted   : B's tree has one more file at the root (/changed.txt): inode numbers and blocks of every later
+                  file move (mke2fs -d hands them out in walk order)
+  usr-checksums : 1.5 GiB ext4 built twice without -U: every metadata checksum (seeded from the UUID) differs
+  many-subdirs  : an ext4 whose root holds 70,000 subdirectories (what e2fsprogs' f_many_subdirs exercises),
+                  against a copy with one byte of one inode flipped
+  gpt-10g-200k  : a 10 GiB sparse GPT disk whose root partition is an ext4 with 200,000 files; one file differs
   squashfs-usr-500m : a ~540 MB squashfs (mksquashfs 4.5.1, gzip, SOURCE_DATE_EPOCH pinned) of a copy of /usr/share,
                   /usr/bin and /usr/lib/x86_64-linux-gnu; B packs the same copy after 4 bytes in the middle of one
                   .gz file under /usr/share were changed (and so its mtime): its blocks change, and when their
@@ -107,7 +116,116 @@ def build_ext4_rebuilt(d: Path) -> None:
     shutil.rmtree(tree)
 
 
-def _usr_tree(d: Path) -> Path:
+USR_SHARE = Path("/usr/share")
+UUID = "3f4e5a6b-0000-4000-8000-000000000001"
+HASH_SEED = "3f4e5a6b-0000-4000-8000-000000000002"
+
+
+def _usr_tree(dest: Path, extra: bool = False) -> Path:
+    """A copy of /usr/share (regular files, directories and symlinks) with pinned mtimes and settled atimes."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    sh("cp", "-a", "--no-preserve=ownership", str(USR_SHARE), str(dest))
+    if extra:
+        (dest / "changed.txt").write_text("one more file\n")
+    subprocess.run(["find", str(dest), "-exec", "touch", "-h", "-d", "@1700000000", "{}", "+"], check=True)
+    time.sleep(1.1)
+    # read everything once: relatime updates an atime not newer than the mtime on the first read only
+    subprocess.run(f"find {dest} -type f -print0 | xargs -0 cat > /dev/null; ls -R {dest} > /dev/null; "
+                   f"find {dest} -type l -print0 | xargs -0 readlink > /dev/null",
+                   shell=True, check=False)
+    return dest
+
+
+def _mke2fs(tree: Path, out: Path, size: str, uuid: str | None = UUID, seed: str | None = HASH_SEED) -> None:
+    env = dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000")
+    out.unlink(missing_ok=True)
+    args = ["mke2fs", "-q", "-t", "ext4"]
+    if uuid:
+        args += ["-U", uuid]
+    if seed:
+        args += ["-E", f"hash_seed={seed}"]
+    sh(*args, "-d", str(tree), str(out), size, env=env)
+
+
+def build_usr_typical(d: Path) -> None:
+    tree = _usr_tree(d / "tree")
+    _mke2fs(tree, d / "a.img", "1G", seed=None)
+    _mke2fs(tree, d / "b.img", "1G", seed=None)
+    shutil.rmtree(tree)
+
+
+def build_usr_rebuilt(d: Path) -> None:
+    _mke2fs(_usr_tree(d / "tree"), d / "a.img", "1G")
+    time.sleep(1.1)
+    _mke2fs(_usr_tree(d / "tree"), d / "b.img", "1G")  # a fresh copy: every ctime is new
+    shutil.rmtree(d / "tree")
+
+
+def build_usr_shifted(d: Path) -> None:
+    _mke2fs(_usr_tree(d / "tree"), d / "a.img", "1G")
+    _mke2fs(_usr_tree(d / "tree", extra=True), d / "b.img", "1G")
+    shutil.rmtree(d / "tree")
+
+
+def build_usr_checksums(d: Path) -> None:
+    tree = _usr_tree(d / "tree")
+    _mke2fs(tree, d / "a.img", "1536M", uuid=None)
+    _mke2fs(tree, d / "b.img", "1536M", uuid=None)
+    shutil.rmtree(tree)
+
+
+def build_many_subdirs(d: Path) -> None:
+    tree = d / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir()
+    for i in range(70000):
+        (tree / f"sub{i:05d}").mkdir()
+    subprocess.run(["find", str(tree), "-exec", "touch", "-h", "-d", "@1700000000", "{}", "+"], check=True)
+    _mke2fs(tree, d / "a.img", "256M")
+    shutil.rmtree(tree)
+    sh("cp", "--sparse=always", str(d / "a.img"), str(d / "b.img"))
+    out = subprocess.run(["debugfs", "-R", "imap /sub34567", str(d / "b.img")], capture_output=True, text=True,
+                         check=True).stdout
+    # debugfs imap prints "Inode N is part of block group G" and "located at block B, offset 0xOOOO"
+    words = out.replace(",", " ").split()
+    block, offset = int(words[words.index("block") + 1]), int(words[words.index("offset") + 1], 16)
+    with open(d / "b.img", "r+b") as fh:
+        fh.seek(block * 4096 + offset + 0x64)  # i_generation
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def build_gpt_10g_200k(d: Path) -> None:
+    tree = d / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    for i in range(200000):
+        sub = tree / f"d{i % 1000:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i:06d}.txt").write_text(f"file {i}\n" * (1 + i % 20))
+    subprocess.run(["find", str(tree), "-exec", "touch", "-h", "-d", "@1700000000", "{}", "+"], check=True)
+    part = d / "root.ext4"
+    _mke2fs(tree, part, "10000M")
+    shutil.rmtree(tree)
+    for side in "ab":
+        img = d / f"{side}.img"
+        with open(img, "wb") as fh:
+            fh.truncate((10 << 30) + (4 << 20))
+        sh("sgdisk", "-o", "-U", "11111111-1111-4111-8111-111111111111", "-n", "1:2048:+10000M", "-t", "1:8304",
+           "-u", "1:22222222-2222-4222-8222-222222222222", str(img))
+        sh("dd", f"if={part}", f"of={img}", "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none")
+    out = subprocess.run(["debugfs", "-R", "bmap /d123/f100123.txt 0", str(part)], capture_output=True, text=True,
+                         check=True).stdout
+    with open(d / "b.img", "r+b") as fh:
+        fh.seek((1 << 20) + int(out.split()[-1]) * 4096)
+        fh.write(b"FILE")
+    part.unlink()
+
+
+def _squashfs_tree(d: Path) -> Path:
     tree = d / "tree"
     if tree.exists():
         shutil.rmtree(tree)
@@ -123,33 +241,41 @@ def _squash(tree: Path, img: Path) -> None:
     sh("mksquashfs", str(tree), str(img), "-noappend", "-quiet", "-no-progress", "-comp", "gzip", env=env)
 
 
-def _flip(path: Path, offset: int) -> None:
-    with open(path, "r+b") as fh:
-        fh.seek(offset)
-        data = fh.read(4)
-        fh.seek(offset)
-        fh.write(bytes(x ^ 0x55 for x in data))
-
-
-def _pick(tree: Path, suffix: str, min_size: int) -> Path:
-    """The middle one (in path order) of the regular files ending in ``suffix`` of at least ``min_size`` bytes."""
-    found = sorted(p for p in (tree / "usr" / "share").rglob(f"*{suffix}")
-                   if p.is_file() and not p.is_symlink() and p.stat().st_size >= min_size)
-    return found[len(found) // 2]
-
-
 def build_squashfs(d: Path) -> None:
-    tree = _usr_tree(d)
+    """A, then B after 4 bytes in the middle of one .gz file (the middle one in path order) were flipped."""
+    tree = _squashfs_tree(d)
     _squash(tree, d / "a.img")
-    victim = _pick(tree, ".gz", 20000)
+    found = sorted(p for p in (tree / "usr" / "share").rglob("*.gz")
+                   if p.is_file() and not p.is_symlink() and p.stat().st_size >= 20000)
+    victim = found[len(found) // 2]
     print(f"changed: {victim.relative_to(tree)}", file=sys.stderr)
-    _flip(victim, victim.stat().st_size // 2)
+    with open(victim, "r+b") as fh:
+        fh.seek(victim.stat().st_size // 2)
+        data = fh.read(4)
+        fh.seek(victim.stat().st_size // 2)
+        fh.write(bytes(x ^ 0x55 for x in data))
     _squash(tree, d / "b.img")
     shutil.rmtree(tree)
 
 
-PAIRS = {"gpt-sparse-2g": build_gpt_sparse, "ext4-1g-20k": build_ext4, "ext4-1g-20k-rebuilt": build_ext4_rebuilt,
-         "squashfs-usr-500m": build_squashfs}
+PAIRS = {
+    "gpt-sparse-2g": build_gpt_sparse,
+    "ext4-1g-20k": build_ext4,
+    "ext4-1g-20k-rebuilt": build_ext4_rebuilt,
+    "usr-typical": build_usr_typical,
+    "usr-rebuilt": build_usr_rebuilt,
+    "usr-shifted": build_usr_shifted,
+    "usr-checksums": build_usr_checksums,
+    "many-subdirs": build_many_subdirs,
+    "gpt-10g-200k": build_gpt_10g_200k,
+    "squashfs-usr-500m": build_squashfs,
+}
+GOALS = {
+    "usr-typical": 2, "usr-rebuilt": 3, "usr-shifted": 1, "usr-checksums": 3, "gpt-10g-200k": 3,
+    "ext4-1g-20k": 3, "ext4-1g-20k-rebuilt": 3, "gpt-sparse-2g": 3, "squashfs-usr-500m": 3,
+}
+"""The ratio each pair must stay within (issue 10); every pair: peak RSS <= 300 MiB, many-subdirs <= 150 MiB."""
+RSS_GOALS = {"many-subdirs": 150}
 
 
 def timed(cmd: list[str]) -> tuple[float, int, int]:
@@ -167,23 +293,35 @@ def timed(cmd: list[str]) -> tuple[float, int, int]:
 
 
 def main() -> int:
-    names = sys.argv[1:] or list(PAIRS)
-    print(f"{'pair':20} {'size':>6} {'cmp -l s':>9} {'imgdiff s':>10} {'ratio':>6} {'cmp RSS':>9} {'imgdiff RSS':>12}")
+    args = sys.argv[1:]
+    build_only = "--build" in args
+    names = [a for a in args if not a.startswith("--")] or list(PAIRS)
+    if not build_only:
+        print(f"{'pair':20} {'size':>6} {'cmp -l s':>9} {'imgdiff s':>10} {'ratio':>6} {'goal':>5} "
+              f"{'cmp RSS':>9} {'imgdiff RSS':>12} {'goal':>7}")
     for name in names:
         d = WORK / name
         if not (d / "b.img").exists():
             d.mkdir(parents=True, exist_ok=True)
             print(f"building {name} ...", file=sys.stderr)
             PAIRS[name](d)
+        if build_only:
+            continue
         a, b = str(d / "a.img"), str(d / "b.img")
         # warm the page cache equally for both tools
         subprocess.run(["cat", a, b], stdout=subprocess.DEVNULL, check=False)
         t_cmp, rc_cmp, rss_cmp = timed(["cmp", "-l", a, b])
         t_img, rc_img, rss_img = timed(IMGDIFF + [a, b])
         size = os.path.getsize(a)
-        print(f"{name:20} {size / 2**30:5.2f}G {t_cmp:9.2f} {t_img:10.2f} {t_img / t_cmp:6.2f}"
-              f" {rss_cmp / 1024:6.1f}MiB {rss_img / 1024:9.1f}MiB   (exit cmp={rc_cmp} imgdiff={rc_img})")
-    print("ratio = imgdiff seconds / cmp -l seconds on the same pair, page cache warm for both; goal: ratio <= 3")
+        goal = GOALS.get(name)
+        rss_goal = RSS_GOALS.get(name, 300)
+        ok = (goal is None or t_img / t_cmp <= goal) and rss_img / 1024 <= rss_goal
+        print(f"{name:20} {size / 2**30:5.2f}G {t_cmp:9.2f} {t_img:10.2f} {t_img / t_cmp:6.2f} "
+              f"{'<=' + str(goal) if goal else '-':>5} {rss_cmp / 1024:6.1f}MiB {rss_img / 1024:9.1f}MiB "
+              f"{'<=' + str(rss_goal):>7}  {'ok' if ok else 'MISSED'}   (exit cmp={rc_cmp} imgdiff={rc_img})",
+              flush=True)
+    if not build_only:
+        print("ratio = imgdiff seconds / cmp -l seconds on the same pair, page cache warm for both")
     return 0
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
@@ -23,9 +24,20 @@ EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        """Print the usage, then the error as the last line (one line, whatever argparse composed); exit 2."""
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"imgdiff: error: {message}\n")
+        _error(message)
         raise SystemExit(EXIT_TROUBLE)
+
+
+def _uuid(text: str) -> str:
+    """Return ``text`` as a canonical UUID (the ``--seed`` type); argparse turns the error into exit 2."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a UUID (systemd-repart --seed takes one, e.g. 0867da16-f251-457d-a9e8-c31f9a3c220b)"
+        ) from None
 
 
 class _Progress:
@@ -56,7 +68,7 @@ class _Progress:
 def _add_pair(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", help="first image (raw disk image, or a bare filesystem image)")
     p.add_argument("b", help="second image")
-    p.add_argument("--seed", metavar="UUID", help="the systemd-repart --seed the images were built with")
+    p.add_argument("--seed", metavar="UUID", type=_uuid, help="the systemd-repart --seed the images were built with")
     p.add_argument("--rules", metavar="DIR", help="load rules from DIR instead of the shipped rules/")
 
 
@@ -84,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu = sub.add_parser("tui", help="browse the differences interactively (Textual)")
     tu.add_argument("a", help="first image, or a saved `imgdiff explain --json` result")
     tu.add_argument("b", nargs="?", help="second image")
-    tu.add_argument("--seed", metavar="UUID", help="the systemd-repart --seed the images were built with")
+    tu.add_argument("--seed", metavar="UUID", type=_uuid, help="the systemd-repart --seed the images were built with")
     tu.add_argument("--rules", metavar="DIR", help="load rules from DIR")
     return parser
 
@@ -113,12 +125,35 @@ def _output_file(path: str) -> Iterator[TextIO]:
         raise
 
 
+def _refuse_output_over_input(output: str | None, *inputs: str) -> None:
+    """Raise when ``-o`` names an input image (or a link to it): replacing it would destroy the input."""
+    if not output:
+        return
+    for path in inputs:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(output, path):
+                raise ImgdiffError(f"-o {output}: that is the input image {path}; choose another output file")
+
+
 def _write(text: str, output: str | None) -> None:
+    """Write a text or markdown result: undecodable name bytes as ``\\xff``; on a stdout that is not UTF-8
+    (``LC_ALL=C`` without UTF-8 mode, ``PYTHONIOENCODING=ascii``), other characters it cannot take as escapes."""
+    from imgdiff.report.text import printable
+
+    text = printable(text)
     if output:
         with _output_file(output) as fh:
             fh.write(text)
     else:
+        _lenient(sys.stdout)
         sys.stdout.write(text)
+
+
+def _lenient(stream: TextIO) -> None:
+    """Let ``stream`` write characters its encoding lacks as backslash escapes instead of raising."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:  # strict, or surrogateescape (C locale): either raises on a character it lacks
+        reconfigure(errors="backslashreplace")
 
 
 def _explain(args: argparse.Namespace, fmt: str) -> int:
@@ -131,6 +166,7 @@ def _explain(args: argparse.Namespace, fmt: str) -> int:
 def _explain_paused(args: argparse.Namespace, fmt: str) -> int:
     from imgdiff.engine.analysis import analyze
 
+    _refuse_output_over_input(getattr(args, "output", None), args.a, args.b)
     progress = _Progress(sys.stderr)
     ctx = {"config": args.config} if getattr(args, "config", None) else {}
     try:
@@ -167,6 +203,7 @@ def _explain_paused(args: argparse.Namespace, fmt: str) -> int:
 
 def _list_rules(args: argparse.Namespace) -> int:
     rs = _rules(args.rules)
+    _lenient(sys.stdout)
     if args.rule:
         r = rs.get(args.rule)
         if r is None:
@@ -182,6 +219,13 @@ def _list_rules(args: argparse.Namespace) -> int:
     for r in sorted(rs.rules, key=lambda r: r.id):
         print(f"{r.id:8} {r.info.layer:13} {r.info.name:40} {r.info.title}")
     return 0
+
+
+def _error(message: str) -> None:
+    """Write ``imgdiff: error: <message>`` as one line (a path's undecodable bytes as ``\\xff``)."""
+    from imgdiff.report.text import printable
+
+    sys.stderr.write(f"imgdiff: error: {printable(' '.join(message.splitlines()))}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_tui(args.a, args.b, seed=args.seed, rules_dir=args.rules)
     except ImgdiffError as exc:
-        sys.stderr.write(f"imgdiff: error: {exc}\n")
+        _error(str(exc))
         return EXIT_TROUBLE
     except KeyboardInterrupt:
         sys.stderr.write("imgdiff: interrupted\n")
@@ -209,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_TROUBLE
     except (OSError, MemoryError) as exc:
-        sys.stderr.write(f"imgdiff: error: {exc}\n")
+        _error(str(exc))
         return EXIT_TROUBLE
     except Exception as exc:
         if os.environ.get("IMGDIFF_DEBUG"):

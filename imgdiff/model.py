@@ -118,6 +118,30 @@ class Derived:
     seeds: tuple[str, ...] = ()
 
 
+class FieldSource(Protocol):
+    """Fields described but not built (a :class:`imgdiff.formats.compiled.Record`): see :attr:`Node.record`."""
+
+    def fields(self) -> list[Field]:
+        """Return every field."""
+        ...
+
+    def fields_in(self, ext: Extent) -> list[Field]:
+        """Return the fields whose bytes overlap ``ext``."""
+        ...
+
+    def spans(self) -> list[Extent]:
+        """Return the contiguous byte ranges the fields occupy."""
+        ...
+
+    def comparable(self, other: FieldSource) -> bool:
+        """Return True when the two describe the same members (so they compare member by member)."""
+        ...
+
+    def diff(self, other: FieldSource) -> list[tuple[Field, Field]]:
+        """Return the pairs of fields whose bytes differ."""
+        ...
+
+
 @dataclass(slots=True)
 class Node:
     """One parsed structure (a GPT header, a partition, an inode, a directory entry, a file's data)."""
@@ -141,16 +165,29 @@ class Node:
     """Optional lazy lookup of a child by key for children not built up front (large tables)."""
     errors: list[str] = field(default_factory=list)
     """What could not be parsed inside this node (partial result)."""
+    record: FieldSource | None = None
+    """More fields, described by a fixed layout and built on demand (bulk objects: inodes, directory entries).
+    :meth:`all_fields` returns them with :attr:`fields`; the engine compares records member by member."""
     _by_key: dict[str, Node] = field(default_factory=dict, repr=False, compare=False)
     """Index of ``children`` by key, extended by :meth:`child` with children appended since."""
     _indexed: int = field(default=0, repr=False, compare=False)
 
     def field_named(self, name: str) -> Field | None:
-        """Return the field called ``name`` or None."""
+        """Return the field called ``name`` (among :attr:`fields` and the record's) or None."""
         for f in self.fields:
             if f.name == name:
                 return f
+        if self.record is not None:
+            for f in self.record.fields():
+                if f.name == name:
+                    return f
         return None
+
+    def all_fields(self) -> tuple[Field, ...]:
+        """Return every field of the node: the record's (built now) and :attr:`fields`, in offset order."""
+        if self.record is None:
+            return self.fields
+        return tuple(sorted((*self.record.fields(), *self.fields), key=lambda f: f.extents[0].offset if f.extents else 0))
 
     def child(self, key: str) -> Node | None:
         """Return the child with ``key``, expanding lazily if needed, or None."""

@@ -11,6 +11,7 @@ import errno
 import os
 import re
 import stat
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, Self
@@ -37,6 +38,32 @@ MERGE_GAP = 16
 _NONZERO = re.compile(rb"[^\x00]+")
 
 
+def _check_kind(path: str, mode: int) -> None:
+    """Raise :class:`ImageError` unless ``mode`` is a regular file or a block device (the only seekable inputs).
+
+    A FIFO or a pipe (``<(cmd)`` is a ``/dev/fd/N`` path to one) would block or be read once; a character device
+    such as ``/dev/zero`` or ``/dev/null`` has no size: all of them would be compared as empty or short images.
+    """
+    if stat.S_ISREG(mode) or stat.S_ISBLK(mode):
+        return
+    save = "save it to a file first (cmd > a.img) and pass that file"
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"{path}: is a directory, not an image")
+    if stat.S_ISFIFO(mode):
+        what = "a pipe (from <(cmd) or a pipeline)" if _is_fd_path(path) else "a named pipe (FIFO)"
+        raise ImageError(f"{path}: is {what}, not an image file; {save}")
+    if stat.S_ISCHR(mode):
+        raise ImageError(f"{path}: is a character device, not an image file or block device; pass one of those")
+    if stat.S_ISSOCK(mode):
+        raise ImageError(f"{path}: is a socket, not an image file; {save}")
+    raise ImageError(f"{path}: is not a regular file or block device; {save}")
+
+
+def _is_fd_path(path: str) -> bool:
+    """Return True for a path naming an open descriptor: ``/dev/fd/N``, ``/proc/<pid>/fd/N``, ``/dev/stdin``."""
+    return bool(re.match(r"^/(dev/fd|proc/[^/]+/fd)/\d+$|^/dev/std(in|out|err)$", os.path.normpath(path)))
+
+
 class ImageSource:
     """One image opened read-only; ``read(offset, size)`` returns bytes (short at the end of the file)."""
 
@@ -46,16 +73,24 @@ class ImageSource:
             st = os.stat(path)
         except OSError as exc:
             raise ImageError(f"{path}: {exc.strerror or exc}") from None
-        if stat.S_ISDIR(st.st_mode):
-            raise ImageError(f"{path}: is a directory, not an image")
+        _check_kind(path, st.st_mode)
+        # O_NONBLOCK: should a FIFO take the place of the file between stat and open, open must not wait for a
+        # writer (the type is checked again on the descriptor).  It changes nothing for files and block devices.
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
         try:
-            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self.fd = os.open(path, flags)
         except OSError as exc:
             raise ImageError(f"{path}: {exc.strerror or exc}") from None
-        if stat.S_ISBLK(st.st_mode):
-            self.size = os.lseek(self.fd, 0, os.SEEK_END)
-        else:
-            self.size = st.st_size
+        try:
+            st = os.fstat(self.fd)
+            _check_kind(path, st.st_mode)
+            if stat.S_ISBLK(st.st_mode):
+                self.size = os.lseek(self.fd, 0, os.SEEK_END)
+            else:
+                self.size = st.st_size
+        except BaseException:
+            os.close(self.fd)
+            raise
 
     @classmethod
     def adopt(cls, fd: int, path: str, size: int, decompressed: str = "") -> ImageSource:
@@ -121,11 +156,23 @@ class ImageSource:
         self.close()
 
 
+class Int64s(array):  # type: ignore[type-arg]
+    """A machine-integer array (typecode ``"q"``) that also compares equal to a list of the same integers."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return self.tolist() == other
+        return bool(super().__eq__(other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(slots=True)
 class DiffMap:
     """Differing byte ranges between two aligned regions, in the A-side offset space.
 
-    ``starts``/``ends``/``counts`` are parallel sorted lists: the range ``[starts[i], ends[i])`` contains exactly
+    ``starts``/``ends``/``counts`` are parallel sorted machine-integer arrays (a shifted image has millions of
+    runs): the range ``[starts[i], ends[i])`` contains exactly
     ``counts[i]`` differing bytes (runs separated by fewer than :data:`MERGE_GAP` equal bytes are merged).
     ``delta`` converts an A offset into the B offset of the aligned byte (``b = a + delta``).
     """
@@ -133,9 +180,9 @@ class DiffMap:
     base: int
     length: int
     delta: int = 0
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)
+    starts: Int64s = field(default_factory=lambda: Int64s("q"))
+    ends: Int64s = field(default_factory=lambda: Int64s("q"))
+    counts: Int64s = field(default_factory=lambda: Int64s("q"))
     src_a: Source | None = None
     src_b: Source | None = None
 

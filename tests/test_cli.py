@@ -118,6 +118,57 @@ def test_bad_arguments_exit_2() -> None:
     assert r.returncode == 2 and "error:" in r.stderr
 
 
+FORMATS = "(choose from 'text', 'json', 'markdown')"
+NOT_UUID = f"is not a UUID (systemd-repart --seed takes one, e.g. {NIXOS_SEED})"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((), "the following arguments are required: command"),
+        (("bogus",), "argument command: invalid choice: 'bogus' (choose from 'explain', 'report', 'rules', 'tui')"),
+        (("explain", "only-one"), "the following arguments are required: b"),
+        (("explain", "--format", "yaml", "a", "b"), f"argument --format: invalid choice: 'yaml' {FORMATS}"),
+        (("explain", "a", "b", "--bogus"), "unrecognized arguments: --bogus"),
+        (("explain", "a", "b", "--seed", "notauuid"), f"argument --seed: 'notauuid' {NOT_UUID}"),
+        (("tui", "a", "--seed", "1234"), f"argument --seed: '1234' {NOT_UUID}"),
+    ],
+)
+def test_argument_errors_end_with_the_error_line(args: tuple[str, ...], error: str) -> None:
+    """Usage may come first (argparse wraps it over several lines), but the last line is the one error."""
+    r = run(*args)
+    assert r.returncode == 2 and r.stdout == ""
+    *usage, last = r.stderr.splitlines()
+    assert last == f"imgdiff: error: {error}"
+    assert usage[0].startswith("usage: imgdiff") and all(line.startswith(" ") for line in usage[1:])
+
+
+def test_seed_is_canonicalised(pair) -> None:  # type: ignore[no-untyped-def]
+    """systemd-repart accepts the 32-digit form too; the note names the seed in canonical form."""
+    a, b = pair("gpt-repart-two-seeds")
+    doc = json.loads(run("explain", "--json", "--seed", NIXOS_SEED.replace("-", "").upper(), str(a), str(b)).stdout)
+    assert doc["context"] == {"seed": NIXOS_SEED}
+    assert doc["findings"][0]["note"].startswith(f"seed {NIXOS_SEED}: A: all GUIDs are derived from this seed; ")
+
+
+def test_rules_option_must_name_a_directory_of_rules(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A missing path, a file, or a directory without rules once loaded no rules and reported all unclassified."""
+    a, b = pair("gpt-repart-random-seed")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.toml").write_text("")
+    cases = {
+        tmp_path / "missing": f"{tmp_path}/missing: no such rules directory",
+        tmp_path / "file.toml": (
+            f"{tmp_path}/file.toml: is not a directory (rules are loaded from a directory of *.toml files)"
+        ),
+        tmp_path / "empty": f"{tmp_path}/empty: no rule files (*.toml) in this directory",
+    }
+    for path, message in cases.items():
+        for args in (("rules", "--rules", str(path)), ("explain", "--rules", str(path), str(a), str(b))):
+            r = run(*args)
+            assert (r.returncode, r.stdout, r.stderr) == (2, "", f"imgdiff: error: {message}\n"), args
+
+
 def test_not_an_image_is_compared_as_raw(tmp_path: Path) -> None:
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("hello world\n")
@@ -185,3 +236,18 @@ def test_output_file_replaced_only_when_complete(pair, tmp_path: Path) -> None: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]  # no temporary file left behind
     r = run("explain", "-o", str(tmp_path / "missing-dir" / "x.txt"), str(a), str(b))
     assert r.returncode == 2 and r.stderr.startswith("imgdiff: error:") and r.stderr.count("\n") == 1
+
+
+def test_output_over_an_input_image_is_refused(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`-o` naming an input (or a hard link to it) would replace the image with the result: exit 2, image intact."""
+    a, b = pair("gpt-name-attrs")
+    copy = tmp_path / "b.img"
+    copy.write_bytes(b.read_bytes())
+    link = tmp_path / "link.img"
+    os.link(copy, link)
+    before = sha(copy)
+    for out in (copy, link):
+        r = run("explain", "--json", "-o", str(out), str(a), str(copy))
+        assert (r.returncode, r.stdout) == (2, "")
+        assert r.stderr == f"imgdiff: error: -o {out}: that is the input image {copy}; choose another output file\n"
+    assert sha(copy) == before and sorted(p.name for p in tmp_path.iterdir()) == ["b.img", "link.img"]

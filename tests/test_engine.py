@@ -36,3 +36,65 @@ def test_fs_uuid_not_folded_when_not_derived(analyzed) -> None:  # type: ignore[
     gpt = [f for f in report.findings if f.rule.id == "GPT001"]
     assert gpt and all(not d.ref.endswith("BS_VolID") for f in gpt for d in f.derived)
     assert any(d.ref.endswith("/boot/BS_VolID") for f in report.findings for d in f.causes)
+
+
+def _record_pair(raw_a: bytes, raw_b: bytes, base_a: int, base_b: int):  # type: ignore[no-untyped-def]
+    """Two one-node trees whose node holds a record of the ext4 extent header layout (12 bytes)."""
+    from imgdiff.formats.c_ext4 import EXT4_EXTENT_HEADER
+    from imgdiff.formats.compiled import Compiled, Record
+    from imgdiff.model import Extent, Node
+
+    comp = Compiled(EXT4_EXTENT_HEADER)
+    trees = []
+    for raw, base in ((raw_a, base_a), (raw_b, base_b)):
+        rec = Record(comp, raw, base, display={"eh_depth": lambda v: f"depth {v}"})
+        node = Node(kind="t.hdr", key="hdr", label="header", extents=(Extent(base, 12),), record=rec)
+        trees.append(Node(kind="t", key="root", label="root", extents=(Extent(0, 64),), children=[node]))
+    return trees
+
+
+def test_records_compare_member_by_member_without_building_every_field(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import struct
+
+    from imgdiff.engine.attribute import Attributor
+    from imgdiff.model import Extent
+    from imgdiff.source import ImageSource, compare_regions
+
+    a = struct.pack("<HHHHI", 0xF30A, 4, 4, 0, 7)
+    b = struct.pack("<HHHHI", 0xF30A, 4, 4, 1, 9)  # eh_depth and eh_generation differ
+    (tmp_path / "a").write_bytes(bytes(16) + a + bytes(36))
+    (tmp_path / "b").write_bytes(bytes(16) + b + bytes(36))
+    ta, tb = _record_pair(a, b, 16, 16)
+    with ImageSource(str(tmp_path / "a")) as sa, ImageSource(str(tmp_path / "b")) as sb:
+        dm = compare_regions(sa, sb, 0, 0, 64)
+        diffs = Attributor(ta, tb, dm, sa, sb).run()
+    got = sorted((d.field, d.a, d.b, d.display_a, d.extents_a, d.bytes) for d in diffs)
+    assert got == [
+        ("eh_depth", 0, 1, "depth 0", (Extent(22, 2),), 1),
+        ("eh_generation", 7, 9, None, (Extent(24, 4),), 1),
+    ]
+    node = ta.children[0]
+    assert node.fields == () and [f.name for f in node.all_fields()] == [
+        "eh_magic", "eh_entries", "eh_max", "eh_depth", "eh_generation"
+    ]
+    assert node.field_named("eh_max").value == 4  # type: ignore[union-attr]
+
+
+def test_record_moved_to_another_offset_is_a_move(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import struct
+
+    from imgdiff.engine.attribute import Attributor
+    from imgdiff.model import Change
+    from imgdiff.source import ImageSource, compare_regions
+
+    hdr = struct.pack("<HHHHI", 0xF30A, 4, 4, 0, 7)
+    (tmp_path / "a").write_bytes(bytes(16) + hdr + bytes(36))
+    (tmp_path / "b").write_bytes(bytes(32) + hdr + bytes(20))
+    ta, tb = _record_pair(hdr, hdr, 16, 32)
+    with ImageSource(str(tmp_path / "a")) as sa, ImageSource(str(tmp_path / "b")) as sb:
+        dm = compare_regions(sa, sb, 0, 0, 64)
+        diffs = Attributor(ta, tb, dm, sa, sb).run()
+    # equal values: no field difference; the bytes that differ because it moved are attributed by offset to the
+    # record's members on each side (built only for those bytes), as a move
+    assert {(d.kind, d.change) for d in diffs} == {("t.hdr", Change.MOVED)}
+    assert sum(d.bytes for d in diffs) == dm.total == 10

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import shutil
+import signal
+import stat
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from imgdiff.errors import ImageError
 from imgdiff.model import Extent
 from imgdiff.source import CHUNK, ImageSource, compare_regions
 
@@ -38,7 +47,7 @@ def test_holes_on_both_sides_are_skipped_and_sizes_may_differ(tmp_path: Path) ->
     a = make(tmp_path / "a", 1 << 30, {1 << 29: b"A"})
     b = make(tmp_path / "b", 1 << 30, {1 << 29: b"B"})
     with ImageSource(str(a)) as sa, ImageSource(str(b)) as sb:
-        assert list(sa.data_extents(0, sa.size))[0][0] <= 1 << 29
+        assert next(iter(sa.data_extents(0, sa.size)))[0] <= 1 << 29
         dm = compare_regions(sa, sb, 0, 0, sa.size)
         assert list(dm.ranges()) == [Extent(1 << 29, 1)]
 
@@ -53,3 +62,95 @@ def test_source_never_opens_for_writing(tmp_path: Path) -> None:
         assert s.read(5000, 10) == b""
         assert fcntl.fcntl(s.fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
     assert a.stat().st_mtime_ns == before
+
+
+@contextlib.contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail (instead of hanging the test run) when the body blocks longer than ``seconds``."""
+
+    def expired(*_: object) -> None:
+        raise TimeoutError(f"blocked for more than {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def refused(path: str) -> str:
+    with deadline(5), pytest.raises(ImageError) as err:
+        ImageSource(path)
+    return str(err.value)
+
+
+def test_named_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "img.fifo"
+    os.mkfifo(fifo)
+    assert refused(str(fifo)) == (
+        f"{fifo}: is a named pipe (FIFO), not an image file; save it to a file first (cmd > a.img) and pass that file"
+    )
+
+
+def test_fifo_swapped_in_after_stat_does_not_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race: stat saw a regular file, then a FIFO took its place; open must not wait for a writer."""
+    fifo = tmp_path / "img.fifo"
+    os.mkfifo(fifo)
+    regular = os.stat(__file__)
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: regular if str(p) == str(fifo) else real_stat(p, *a, **k))
+    assert refused(str(fifo)).startswith(f"{fifo}: is a named pipe (FIFO), not an image file;")
+
+
+def test_pipe_by_descriptor_path_is_refused() -> None:
+    """``<(cat a.img)`` hands the program /dev/fd/63, a pipe: it would be read once and compared as short."""
+    r, w = os.pipe()
+    try:
+        os.write(w, b"x" * 100)
+        for path in (f"/dev/fd/{r}", f"/proc/self/fd/{r}"):
+            assert refused(path) == (
+                f"{path}: is a pipe (from <(cmd) or a pipeline), not an image file; "
+                "save it to a file first (cmd > a.img) and pass that file"
+            )
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+@pytest.mark.parametrize("dev", ["/dev/null", "/dev/zero"])
+def test_character_devices_are_refused(dev: str) -> None:
+    if not os.path.exists(dev):
+        pytest.skip(f"{dev} missing")
+    assert refused(dev) == f"{dev}: is a character device, not an image file or block device; pass one of those"
+
+
+def test_socket_is_refused(tmp_path: Path) -> None:
+    import socket
+
+    path = tmp_path / "s"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        assert refused(str(path)).startswith(f"{path}: is a socket, not an image file;")
+
+
+def test_block_device_is_read_only_and_sized(tmp_path: Path) -> None:
+    """A read-only loop device over a file: same size and bytes as the file, opened O_RDONLY (root only)."""
+    if os.geteuid() != 0 or shutil.which("losetup") is None:
+        pytest.skip("needs root and losetup")
+    img = make(tmp_path / "disk.img", 1 << 20, {0: b"head", (1 << 20) - 4: b"tail"})
+    cmd = ["losetup", "--read-only", "--find", "--show", str(img)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    dev = r.stdout.strip()
+    if r.returncode != 0 or not dev:
+        pytest.skip(f"no loop device: {r.stderr.strip()}")
+    try:
+        assert stat.S_ISBLK(os.stat(dev).st_mode)
+        with ImageSource(dev) as s, ImageSource(str(img)) as f:
+            assert s.size == 1 << 20
+            assert fcntl.fcntl(s.fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+            assert s.read(0, 4) == b"head" and s.read((1 << 20) - 4, 100) == b"tail"
+            assert compare_regions(s, f, 0, 0, s.size).total == 0
+    finally:
+        subprocess.run(["losetup", "--detach", dev], check=False)

@@ -17,7 +17,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from imgdiff.model import POSITION, Change, Difference, Extent, Field, Node, Value, merge_extents, subtract_extents
+from imgdiff.model import (
+    POSITION,
+    Change,
+    Difference,
+    Extent,
+    Field,
+    FieldSource,
+    Node,
+    Value,
+    merge_extents,
+    subtract_extents,
+)
 from imgdiff.source import VBASE, DiffMap, Source, _xor_runs
 
 Keys = tuple[str, ...]
@@ -53,7 +64,7 @@ class TreeIndex:
     starts: array[int] = field(default_factory=lambda: array("q"))
     ends: array[int] = field(default_factory=lambda: array("q"))
     owner_keys: list[Keys] = field(default_factory=list)
-    owner_fields: list[Field] = field(default_factory=list)
+    owner_fields: list[Field | FieldSource] = field(default_factory=list)
     nodes: dict[Keys, NodeInfo] = field(default_factory=dict)
     _differs: Callable[[Extent], bool] | None = None
 
@@ -94,7 +105,15 @@ class TreeIndex:
             scope = "/".join(keys)
         self.nodes[keys] = NodeInfo(keys, node, " / ".join(here_labels) or node.label, scope or "/".join(keys))
         differs = self._differs
-        if node.fields and (differs is None or not node.extents or any(differs(e) for e in node.extents)):
+        touched = differs is None or not node.extents or any(differs(e) for e in node.extents)
+        if node.record is not None and touched:
+            rs, re_, rk, rf = rows
+            for span in node.record.spans():  # one row per run of members, not one per member
+                rs.append(span.offset)
+                re_.append(span.end)
+                rk.append(keys)
+                rf.append(node.record)
+        if node.fields and touched:
             rs, re_, rk, rf = rows
             for f in node.fields:
                 exts = f.extents
@@ -116,14 +135,25 @@ class TreeIndex:
             self._visit(c, keys, here_labels, scope, rows)
 
     def fields_in(self, ext: Extent) -> Iterator[tuple[Keys, Field, Extent]]:
-        """Yield ``(node keys, field, overlap)`` for each field extent overlapping ``ext``."""
+        """Yield ``(node keys, field, overlap)`` for each field extent overlapping ``ext``.
+
+        A record's row stands for all its members: the members overlapping ``ext`` are built here.
+        """
         starts, ends = self.starts, self.ends
         lo_ext, hi_ext = ext.offset, ext.offset + ext.length
         i = bisect.bisect_right(ends, lo_ext)
         n = len(starts)
         while i < n and starts[i] < hi_ext:
             lo, hi = max(starts[i], lo_ext), min(ends[i], hi_ext)
-            yield self.owner_keys[i], self.owner_fields[i], Extent(lo, hi - lo)
+            owner = self.owner_fields[i]
+            if isinstance(owner, Field):
+                yield self.owner_keys[i], owner, Extent(lo, hi - lo)
+            else:
+                for f in owner.fields_in(Extent(lo, hi - lo)):
+                    for off, length in f.extents:
+                        flo, fhi = max(off, lo), min(off + length, hi)
+                        if flo < fhi:
+                            yield self.owner_keys[i], f, Extent(flo, fhi - flo)
             i += 1
 
     def lookup(self, keys: Keys) -> NodeInfo | None:
@@ -175,7 +205,7 @@ class _Rows(NamedTuple):
     starts: array[int]
     ends: array[int]
     keys: list[Keys]
-    fields: list[Field]
+    fields: list[Field | FieldSource]
 
 
 def count_bytes(dm: DiffMap, extents_a: tuple[Extent, ...] | list[Extent], extents_b: tuple[Extent, ...] | list[Extent]) -> int:
@@ -268,18 +298,25 @@ class Attributor:
         na, nb = ia.node, ib.node
         der_a = {d.field: d for d in na.derived}
         der_b = {d.field: d for d in nb.derived}
-        names_b = {f.name: f for f in nb.fields}
         out: list[Difference] = []
         seen: set[str] = set()
         attrs = dict(nb.attrs)
         attrs.update(na.attrs)
-        for fa in na.fields:
+        fields_a, fields_b = na.fields, nb.fields
+        ra, rb = na.record, nb.record
+        if ra is not None and rb is not None and ra.comparable(rb):
+            for ma, mb in ra.diff(rb):  # member by member from the raw bytes: no field built for equal members
+                out.append(self._field_diff(path, ia, ma, mb, attrs, der_a.get(ma.name), der_b.get(mb.name)))
+        elif ra is not None or rb is not None:
+            fields_a, fields_b = na.all_fields(), nb.all_fields()
+        names_b = {f.name: f for f in fields_b}
+        for fa in fields_a:
             seen.add(fa.name)
             fb = names_b.get(fa.name)
             if fb is not None and fb.value == fa.value and self._same_bytes(fa, fb):
                 continue
             out.append(self._field_diff(path, ia, fa, fb, attrs, der_a.get(fa.name), der_b.get(fa.name)))
-        for fb in nb.fields:
+        for fb in fields_b:
             if fb.name not in seen:
                 out.append(self._field_diff(path, ib, None, fb, attrs, None, der_b.get(fb.name)))
         return out

@@ -49,6 +49,7 @@ def explain(
     ``progress(done, total)`` is called while the differences are matched against the rules.
     """
     ctx.differences = diffs
+    ctx.diffmap = dm
     findings: dict[tuple[str, str], Finding] = {}
     rule_of: dict[str, Rule] = {}
     placed: set[int] = set()

@@ -22,7 +22,7 @@ plain file, with a message saying why.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -358,7 +358,7 @@ def _view_diff(dm: DiffMap, view: MappedSource, side: str) -> DiffMap:
     return out
 
 
-def _bisect_right(a: list[int], x: int) -> int:
+def _bisect_right(a: Sequence[int], x: int) -> int:
     import bisect
 
     return bisect.bisect_right(a, x)

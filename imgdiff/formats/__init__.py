@@ -67,10 +67,53 @@ def parse_region(ctx: ParseContext, base: int, size: int, label: str) -> Node:
         except (ImgdiffError, ValueError, struct.error, IndexError, KeyError, EOFError, OverflowError) as exc:
             msg = f"{label}: {mod.NAME} could not be parsed: {exc}"
             ctx.errors.append(msg)
-            node = raw_node(base, size, f"{mod.NAME} (unparsed)")
+            sig = _signature(mod, head)
+            short = sig is not None and sig[2] > size
+            node = raw_node(base, size, f"{mod.NAME} ({'truncated' if short else 'unparsed'})")
+            node.attrs["format"] = node.label
             node.errors.append(msg)
+            if short and sig is not None:
+                node.errors.append(_too_short(ctx, sig, base, size, label))
+                ctx.errors.append(node.errors[-1])
             return node
+    for mod in FILESYSTEMS:
+        sig = _signature(mod, head)
+        if sig is not None:  # the magic is there, but the region is too short for recognizes()
+            return _truncated(ctx, mod, sig, base, size, label)
     return raw_node(base, size, "unrecognised data")
+
+
+def _signature(mod: ModuleType, head: bytes) -> tuple[str, str, int] | None:
+    """Return ``mod.signature(head)``: (what was found, what it belongs to, bytes that needs; 0 if unknown)."""
+    probe = getattr(mod, "signature", None)
+    if probe is None:
+        return None
+    try:
+        sig: tuple[str, str, int] | None = probe(head)
+    except (IndexError, struct.error, ValueError):
+        return None
+    return sig
+
+
+def _too_short(ctx: ParseContext, sig: tuple[str, str, int], base: int, size: int, label: str) -> str:
+    """Return the error line of a region whose format signature survives but whose bytes are cut short."""
+    found, unit, needs = sig
+    whole = base == 0 and size == ctx.src.size
+    where = f"the image ends at {size} bytes" if whole else f"the region is {size} bytes"
+    need = f"the {unit} needs {needs} bytes" if needs > size else f"that is too short for the {unit}"
+    text = f"{found} found, but {where}; {need} (truncated?)"
+    return text if whole else f"{label}: {text}"
+
+
+def _truncated(
+    ctx: ParseContext, mod: ModuleType, sig: tuple[str, str, int], base: int, size: int, label: str
+) -> Node:
+    """Return the raw node of a region that carries ``mod``'s signature but is too short to parse."""
+    node = raw_node(base, size, f"{mod.NAME} (truncated)")
+    node.attrs["format"] = node.label
+    node.errors.append(_too_short(ctx, sig, base, size, label))
+    ctx.errors.append(node.errors[-1])
+    return node
 
 
 def parse_image(ctx: ParseContext) -> Node:
@@ -85,6 +128,10 @@ def parse_image(ctx: ParseContext) -> Node:
         except (ImgdiffError, ValueError, struct.error) as exc:
             ctx.errors.append(f"partition table could not be parsed: {exc}")
             root = _bare(ctx, size)
+    elif (sig := _signature(gpt, head)) is not None:  # a GPT header, but too short a disk to parse
+        root = Node(kind="image", key="disk", label="image", extents=raw_node(0, size, "").extents)
+        root.attrs["table"] = "none"
+        root.children.append(_truncated(ctx, gpt, sig, 0, size, "disk"))
     else:
         root = _bare(ctx, size)
     return root
@@ -101,10 +148,12 @@ def _bare(ctx: ParseContext, size: int) -> Node:
 
 
 def image_format(root: Node) -> str:
-    """Return a short description of what was detected: ``"gpt"``, ``"mbr"``, ``"ext4"``, ``"raw"``."""
+    """Return a short description of what was detected: ``"gpt"``, ``"mbr"``, ``"ext4"``, ``"vfat (truncated)"``,
+    ``"raw"``."""
     table = root.attrs.get("table")
     if table in ("gpt", "mbr"):
         return str(table)
-    if root.children:
-        return root.children[0].kind.split(".")[0]
+    if root.children:  # a bare filesystem, or raw data (``vfat (truncated)`` when a signature survived)
+        child = root.children[0]
+        return str(child.attrs.get("format") or child.kind.split(".")[0])
     return "empty"

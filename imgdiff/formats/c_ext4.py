@@ -486,6 +486,10 @@ EXT4_HUGE_FILE_FL = 0x00040000
 EXT4_EXTENTS_FL = 0x00080000
 EXT4_EA_INODE_FL = 0x00200000
 EXT4_INLINE_DATA_FL = 0x10000000
+EXT4_MIN_INLINE_DATA_SIZE = 60
+"""``sizeof(i_block)``: the first 60 bytes of an inline-data file live in ``i_block`` (fs/ext4/ext4.h)."""
+EXT4_XATTR_INDEX_SYSTEM_DATA = 7
+"""xattr name index of ``system.data``, where inline data continues past ``i_block`` (fs/ext4/xattr.h)."""
 
 # i_mode file type bits (S_IFMT) and the dirent file_type codes (EXT4_FT_*).
 S_IFMT = 0o170000
@@ -494,6 +498,8 @@ MODE_TYPES: dict[int, str] = {
     0o140000: "sock",
 }
 S_IFDIR = 0o040000
+S_IFCHR = 0o020000
+S_IFBLK = 0o060000
 S_IFREG = 0o100000
 S_IFLNK = 0o120000
 DIRENT_FILE_TYPES: dict[int, str] = {

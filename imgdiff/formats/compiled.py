@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import construct as c
@@ -162,3 +162,111 @@ def _member_fmt(kind: str, size: int, n: int) -> str:
     if kind in ("bytes", "array"):
         return f"{size}s"
     return {1: "B", 2: "H", 4: "I", 8: "Q"}[size]
+
+
+class Record:
+    """One fixed-layout structure whose fields are described, not built: materialised only when asked for.
+
+    Bulk objects (tens of thousands of inodes or directory entries) are held as a record on their node
+    (:attr:`imgdiff.model.Node.record`): the raw bytes, the layout and the decode/display rules.  The engine compares
+    two records member by member from their unpacked values (:meth:`diff`) and builds :class:`Field` objects
+    only for members that differ or that a differing byte range falls in (:meth:`fields_in`); renderers get all of
+    them from :meth:`fields`.
+    """
+
+    __slots__ = ("base", "compiled", "decode", "display", "limit", "prefix", "raw", "skip")
+
+    def __init__(
+        self,
+        compiled: Compiled,
+        raw: bytes,
+        base: int,
+        *,
+        limit: int | None = None,
+        skip: frozenset[str] = frozenset(),
+        prefix: str = "",
+        decode: Mapping[str, Callable[[Any], Value]] | None = None,
+        display: Mapping[str, Callable[[Any], str | None]] | None = None,
+    ) -> None:
+        if len(raw) < compiled.size:
+            raw = bytes(raw) + bytes(compiled.size - len(raw))
+        self.compiled = compiled
+        self.raw = bytes(raw[: compiled.size])
+        self.base = base
+        self.limit = limit
+        self.skip = skip
+        self.prefix = prefix
+        self.decode = decode
+        self.display = display
+
+    @property
+    def extent(self) -> Extent:
+        """Return the bytes the record's members occupy (up to ``limit``)."""
+        return Extent(self.base, min(self.limit, self.compiled.size) if self.limit is not None else self.compiled.size)
+
+    def fields(self) -> list[Field]:
+        """Return every member as a :class:`Field` (at absolute offsets)."""
+        return self.compiled.fields(self.raw, 0, self.base, limit=self.limit, skip=self.skip, prefix=self.prefix,
+                                    decode=self.decode, display=self.display)
+
+    def _members(self) -> Iterator[tuple[int, tuple[str, int, int, int, int, str]]]:
+        limit = self.limit
+        for k, m in enumerate(self.compiled.members):
+            if limit is not None and m[1] + m[2] > limit:
+                return
+            if self.skip and m[0] in self.skip:
+                continue
+            yield k, m
+
+    def _field(self, k: int, vals: tuple[Any, ...]) -> Field:
+        name, moff, size, i, n, kind = self.compiled.members[k]
+        raw: Any = vals[i] if kind != "array" else vals[i : i + n]
+        if self.decode is not None and name in self.decode:
+            v: Any = self.decode[name](raw)
+        elif kind == "bytes":
+            v = blob_value(raw)
+        else:
+            v = raw
+        disp = self.display[name](raw) if self.display is not None and name in self.display else None
+        return Field(self.prefix + name, v, (Extent(self.base + moff, size),), disp)
+
+    def spans(self) -> list[Extent]:
+        """Return the contiguous byte ranges of the selected members (skipped members leave gaps)."""
+        out: list[Extent] = []
+        for _k, (_name, moff, size, _i, _n, _kind) in self._members():
+            start = self.base + moff
+            if out and out[-1].end == start:
+                out[-1] = Extent(out[-1].offset, out[-1].length + size)
+            else:
+                out.append(Extent(start, size))
+        return out
+
+    def fields_in(self, ext: Extent) -> list[Field]:
+        """Return the members whose bytes overlap ``ext``."""
+        lo, hi = ext.offset - self.base, ext.offset + ext.length - self.base
+        vals: tuple[Any, ...] | None = None
+        out: list[Field] = []
+        for k, (_name, moff, size, _i, _n, _kind) in self._members():
+            if moff < hi and moff + size > lo:
+                if vals is None:
+                    vals = self.compiled.struct.unpack(self.raw)
+                out.append(self._field(k, vals))
+        return out
+
+    def comparable(self, other: object) -> bool:
+        """Return True when ``other`` has the same layout and member selection (so members pair one to one)."""
+        return (isinstance(other, Record) and self.compiled is other.compiled and self.limit == other.limit
+                and self.skip == other.skip and self.prefix == other.prefix)
+
+    def diff(self, other: object) -> list[tuple[Field, Field]]:
+        """Return ``(A field, B field)`` for each member whose bytes differ (``other`` must be :meth:`comparable`)."""
+        assert isinstance(other, Record)
+        if self.raw == other.raw:
+            return []
+        va = self.compiled.struct.unpack(self.raw)
+        vb = self.compiled.struct.unpack(other.raw)
+        out: list[tuple[Field, Field]] = []
+        for k, (_name, _moff, _size, i, n, _kind) in self._members():
+            if va[i : i + n] != vb[i : i + n]:
+                out.append((self._field(k, va), other._field(k, vb)))
+        return out

@@ -17,7 +17,8 @@ Tree (keys in brackets; all siblings have disjoint fields)::
       ext4.block_bitmap [bbitmap:N], ext4.inode_bitmap [ibitmap:N]
       ext4.inodes [inodes] -> ext4.inode [<path> | ino:N]
       ext4.directories [dirs] -> ext4.directory [<path>] -> ext4.dirent [<path>/<name> | deleted:<path>],
-                                 ext4.dir_block / ext4.dx_root / ext4.dx_node [blk:L], ext4.extent_block
+                                 ext4.dir_block / ext4.dx_root / ext4.dx_node [blk:L], ext4.extent_block,
+                                 ext4.dir_block [inline:0 | inline:1]   (inline directory: i_block, system.data)
       ext4.files [files] -> ext4.file [<path> | ino:N] -> ext4.extent_block [eb:D:L], ext4.indirect_block
       ext4.xattr_blocks [xattrs] -> ext4.xattr_block [<path>]
       ext4.journal [journal] -> ext4.journal_block [jblk:N], ext4.extent_block
@@ -26,6 +27,12 @@ Tree (keys in brackets; all siblings have disjoint fields)::
       ext4.free [free:N]                     unallocated blocks of group N
       ext4.unowned [unowned:N] (raw)         allocated blocks nothing refers to
       ext4.beyond_end [beyond]               region bytes after the last filesystem block
+
+``i_block`` is named by what it holds: an extent root (``i_block.extent[N].*``), block pointers, a fast symlink's
+target (text), a device's ``i_block[0]``/``i_block[1]`` (old and new device encoding, shown as major:minor).  An
+inline-data file or directory has its content in ``i_block`` and the ``system.data`` xattr value; those bytes belong
+to its ``ext4.file`` (field ``data``, the rest ``slack``) or ``ext4.directory`` node, not to the inode.  A slow
+symlink's ``data`` is its target text.
 
 Checksums (superblock, group descriptors, bitmaps, inodes, directory tails, htree tails, extent blocks, xattr
 blocks, orphan blocks, jbd2 superblock) are declared :class:`~imgdiff.model.Derived` with the bytes they cover and
@@ -36,8 +43,11 @@ References:
     group_descr.rst, bitmaps.rst, inodes.rst, ifork.rst, directory.rst, attributes.rst, journal.rst,
     orphan.rst, checksums.rst, special_inodes.rst)
     fs/ext4/ext4.h, fs/ext4/ext4_extents.h, fs/ext4/namei.c, fs/ext4/xattr.h, include/linux/jbd2.h
+    fs/ext4/inode.c (__ext4_iget: i_block[0] old_decode_dev, else i_block[1] new_decode_dev), fs/ext4/inline.c,
+    include/linux/kdev_t.h
     e2fsprogs lib/ext2fs/ext2_fs.h, lib/ext2fs/openfs.c (ext2fs_descriptor_block_loc2), lib/ext2fs/closefs.c
-    (ext2fs_bg_has_super)
+    (ext2fs_bg_has_super), lib/ext2fs/inline_data.c (ext2fs_inline_data_get), lib/ext2fs/symlink.c,
+    misc/create_inode.c (do_mknod_internal), debugfs/debugfs.c (device number display)
 """
 
 from __future__ import annotations
@@ -81,6 +91,7 @@ from imgdiff.formats.c_ext4 import (
     EXT4_INDEX_FL,
     EXT4_INLINE_DATA_FL,
     EXT4_INODE,
+    EXT4_MIN_INLINE_DATA_SIZE,
     EXT4_ORPHAN_BLOCK_MAGIC,
     EXT4_ORPHAN_BLOCK_TAIL,
     EXT4_RESIZE_INO,
@@ -91,6 +102,7 @@ from imgdiff.formats.c_ext4 import (
     EXT4_XATTR_ENTRY,
     EXT4_XATTR_HEADER,
     EXT4_XATTR_IBODY_HEADER,
+    EXT4_XATTR_INDEX_SYSTEM_DATA,
     EXT4_XATTR_MAGIC,
     EXT_INIT_MAX_LEN,
     FAKE_DIRENT,
@@ -123,6 +135,8 @@ from imgdiff.formats.c_ext4 import (
     RO_COMPAT_GDT_CSUM,
     RO_COMPAT_METADATA_CSUM,
     RO_COMPAT_SPARSE_SUPER,
+    S_IFBLK,
+    S_IFCHR,
     S_IFDIR,
     S_IFLNK,
     S_IFMT,
@@ -145,6 +159,8 @@ MAX_DIR_ENTRIES = 20_000_000
 """Directory entries walked per filesystem at most (bounds a hostile or looping tree)."""
 MAX_PATH_DEPTH = 2048
 READ_CHUNK = 8 << 20
+SYMLINK_MAX = 4096
+"""Longest symlink target shown as text (``PATH_MAX``); a longer "target" is shown as a digest."""
 SHA_FULL_LIMIT = 16 << 30
 """Files with more logical bytes than this are hashed over their mapped bytes only (holes are skipped)."""
 
@@ -201,7 +217,8 @@ _GD_SCAN_HI, _GD_SCAN_HI_NAMES = C_GD.subset(
 
 
 def _cstr(raw: bytes) -> str:
-    return bytes(raw).split(b"\0", 1)[0].decode("utf-8", errors="backslashreplace")
+    # surrogateescape: a byte that is not UTF-8 survives losslessly (os.fsencode gives it back); see _name
+    return bytes(raw).split(b"\0", 1)[0].decode("utf-8", errors="surrogateescape")
 
 
 def _uuid(raw: bytes) -> str:
@@ -399,6 +416,20 @@ def recognizes(head: bytes, size: int) -> bool:
     return magic == EXT4_SUPER_MAGIC and rev <= 1
 
 
+def signature(head: bytes) -> tuple[str, str, int] | None:
+    """Return ``("ext4 superblock", "filesystem", bytes s_blocks_count says)`` when ``head`` holds the superblock
+    magic whatever the region's size (so a truncated image is reported as such), else None (0 bytes: unknown)."""
+    magic_end = EXT4_SUPERBLOCK_OFFSET + C_SB.offset("s_magic") + 2
+    if len(head) < magic_end or not recognizes(head[:2048].ljust(2048, b"\0"), 1 << 62):
+        return None
+    sb = head[EXT4_SUPERBLOCK_OFFSET : EXT4_SUPERBLOCK_OFFSET + 1024].ljust(1024, b"\0")
+    blocks = struct.unpack_from("<I", sb, C_SB.offset("s_blocks_count_lo"))[0]
+    if struct.unpack_from("<I", sb, C_SB.offset("s_feature_incompat"))[0] & INCOMPAT_64BIT:
+        blocks |= struct.unpack_from("<I", sb, C_SB.offset("s_blocks_count_hi"))[0] << 32
+    log = struct.unpack_from("<I", sb, C_SB.offset("s_log_block_size"))[0]
+    return "ext4 superblock", "filesystem", blocks << (10 + log) if log <= 6 else 0
+
+
 def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
     """Return the ``ext4`` node of ``[base, base + size)``; raises ParseError when the superblock is unusable."""
     vol = Volume(ctx, base, size)
@@ -412,7 +443,8 @@ def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
 class InodeInfo:
     """What the bulk scan keeps of one used inode: type, size, links, and its block map."""
 
-    __slots__ = ("errors", "fast", "file_acl", "flags", "generation", "ino", "links", "mode", "runs", "size", "tree")
+    __slots__ = ("errors", "fast", "file_acl", "flags", "generation", "inline", "ino", "links", "mode", "runs", "size",
+                 "tree")
 
     def __init__(self, ino: int, mode: int, flags: int, size: int, links: int, generation: int, file_acl: int):
         self.ino = ino
@@ -428,6 +460,8 @@ class InodeInfo:
         """``(physical block, depth or level, first logical block, "eb" | "ind")`` of mapping blocks."""
         self.fast = False
         """True when the data lives in ``i_block`` (fast symlink, inline data, device numbers)."""
+        self.inline: tuple[tuple[int, int], ...] = ()
+        """Inline data: ``(filesystem offset, length)`` of ``i_block`` and of the ``system.data`` value, in order."""
         self.errors: list[str] | None = None
 
     @property
@@ -539,11 +573,17 @@ class Volume:
         if self.groups > MAX_GROUPS:
             raise ParseError(f"{self.groups} block groups is not plausible", where + 0x04, "s_blocks_count_lo")
         self.fs_bytes = self.blocks_count * self.bs
-        if self.fs_bytes > size:
+        self.avail = max(0, min(size, ctx.src.size - base))
+        """Bytes of the region this image really holds (less than ``size`` when the image is cut short)."""
+        self.limit = self._build_limit()
+        """Detail is built only below this region offset: past it this image has no bytes, or the other image
+        has none to pair them with (those bytes belong to the image-size difference)."""
+        if self.fs_bytes > self.avail:
             self.errors.append(
-                f"filesystem is {self.fs_bytes} bytes but the region is {size}: image truncated, "
-                "blocks past the end read as zero"
+                f"filesystem is {self.fs_bytes} bytes but the image holds {self.avail} of them: image truncated; "
+                "structures past the end are not read"
             )
+        self._missing: dict[str, list[int]] = {}
         self.dpb = self.bs // self.desc_size
         self.gdb_count = -(-self.groups // self.dpb)
         self.itb_per_group = -(-(self.ipg * self.inode_size) // self.bs)
@@ -570,6 +610,59 @@ class Volume:
         self._map_blocks()
         self._walk()
 
+    def _build_limit(self) -> int:
+        """Return the region offset past which nothing is built (see ``self.limit``)."""
+        limit = self.avail
+        diff = self.ctx.diff
+        if diff is not None:
+            other = diff.src_b if self.ctx.side == "a" else diff.src_a
+            if other is not None:
+                other_end = other.size - diff.delta if self.ctx.side == "a" else other.size + diff.delta
+                limit = min(limit, max(0, other_end - self.base))
+        return limit
+
+    def _past_end(self, what: str, number: int, first_block: int, nblocks: int = 1) -> bool:
+        """Return True (and remember it for one summary error) when a structure lies beyond the image's end.
+
+        ``what`` names the kind and the unit of ``number``: ``"inode table of group"``, ``"descriptor block"``.
+        """
+        if (first_block + nblocks) * self.bs <= self.avail:
+            return False
+        self._missing.setdefault(what, []).append(number)
+        return True
+
+    def _missing_errors(self) -> list[str]:
+        """Return one error per kind of structure that lies (partly) past the end of a truncated image."""
+        out = []
+        for what, numbers in self._missing.items():
+            ns = sorted(set(numbers))
+            listed = ", ".join(str(n) for n in ns[:8]) + (f" and {len(ns) - 8} more" if len(ns) > 8 else "")
+            out.append(f"{what} {listed}: past the end of the image ({self.avail} bytes), not read")
+        return out
+
+    def _clipped(self, node: Node | None) -> Node | None:
+        """Return ``node`` without what lies past ``self.limit`` (None when nothing is left).
+
+        Bytes past the end of this image do not exist; bytes past the end of the other image have nothing to pair
+        with and belong to the image-size difference, so a structure there is not described field by field.
+        """
+        if node is None or self.limit >= max(self.size, self.fs_bytes):
+            return node
+        end = self.base + self.limit
+        if node.extents and all(e.offset >= end for e in node.extents):
+            return None
+        if all(e.end <= end for e in node.extents):
+            return node
+        node.extents = tuple(Extent(e.offset, min(e.end, end) - e.offset) for e in node.extents if e.offset < end)
+        fields = []
+        for f in node.fields:
+            exts = tuple(Extent(e.offset, min(e.end, end) - e.offset) for e in f.extents if e.offset < end)
+            if exts:
+                fields.append(f._replace(extents=exts))
+        node.fields = tuple(fields)
+        node.children = [c for c in (self._clipped(c) for c in node.children) if c is not None]
+        return node
+
     # ---------------------------------------------------------------------------------------------- errors
 
     def report(self, node: Node) -> None:
@@ -585,8 +678,8 @@ class Volume:
             stack.extend(n.children)
 
     def lazy(self, node: Node, build: Callable[[str], Node | None]) -> _Lazy:
-        """Make ``node``'s children buildable by key, reporting their errors."""
-        lz = _Lazy(node, build, self.ctx.errors, self.report)
+        """Make ``node``'s children buildable by key (cut at ``self.limit``), reporting their errors."""
+        lz = _Lazy(node, lambda key: self._clipped(build(key)), self.ctx.errors, self.report)
         self._lazy_of[id(node)] = lz
         return lz
 
@@ -651,12 +744,16 @@ class Volume:
                     copies.setdefault(key, []).append((blk, i * self.dpb))
         self.gdt_copies = copies
         table = bytearray()
+        readable = 0
         for blk, _first in sorted(copies.get("gdt", []), key=lambda t: t[1]):
             table += self.read(blk * self.bs, self.bs)
+            if not self._past_end("group descriptor table block", blk, blk):
+                readable = len(table)
         for g in range(self.groups):
             off = g * self.desc_size
-            if off + 32 > len(table):
-                self.errors.append(f"group descriptor {g} lies outside the descriptor table")
+            if off + 32 > readable:
+                if off + 32 > len(table):
+                    self.errors.append(f"group descriptor {g} lies outside the descriptor table")
                 self.gd.append((0, 0, 0, EXT4_BG_INODE_UNINIT | EXT4_BG_BLOCK_UNINIT, 0))
                 continue
             bb, ib, it, flags, unused = _GD_SCAN.unpack_from(table, off)
@@ -682,7 +779,8 @@ class Volume:
             else:
                 nbytes = self.ipg // 8
                 blk, uninit = ib, flags & EXT4_BG_INODE_UNINIT
-            if uninit or not 0 < blk < self.blocks_count:
+            what = ("block" if which == "b" else "inode") + " bitmap of group"
+            if uninit or not 0 < blk < self.blocks_count or self._past_end(what, g, blk):
                 data = bytes(nbytes)
             else:
                 data = self.read(blk * self.bs, nbytes)
@@ -710,6 +808,10 @@ class Volume:
             itable = self.gd[g][2]
             if not 0 < itable < self.blocks_count:
                 continue
+            if self._past_end("inode table of group", g, itable, -(-(top * isz) // self.bs)):
+                top = max(0, min(top, (self.avail - itable * self.bs) // isz))
+                if not top:
+                    continue
             table = self.read(itable * self.bs, top * isz)
             mv = memoryview(table)
             first = g * self.ipg + 1
@@ -725,6 +827,26 @@ class Volume:
                 info = InodeInfo(ino, mode, flags, size_lo | (size_hi << 32), links, gen, acl_lo | (acl_hi << 32))
                 self.inodes[ino] = info
                 self._map_inode(info, iblock, blocks_lo)
+                if flags & EXT4_INLINE_DATA_FL and ino != EXT4_RESIZE_INO:
+                    self._map_inline(info, mv[idx * isz : (idx + 1) * isz], itable * self.bs + idx * isz)
+
+    def _map_inline(self, info: InodeInfo, raw: bytes | memoryview, off: int) -> None:
+        """Fill ``info.inline``: the 60 bytes of ``i_block``, then the value of the in-inode ``system.data`` xattr.
+
+        The content of an inline-data file (or the entries of an inline directory after the 4-byte parent inode)
+        is ``i_block`` followed by that value (e2fsprogs lib/ext2fs/inline_data.c ``ext2fs_inline_data_get``;
+        kernel fs/ext4/inline.c).
+        """
+        iblock_off, _n = C_INODE.span("i_block")
+        parts = [(off + iblock_off, EXT4_MIN_INLINE_DATA_SIZE)]
+        found = _inline_xattr(bytes(raw), self.inode_size)
+        if found is None:
+            info.error("inline data without an in-inode system.data attribute")
+        elif isinstance(found, str):
+            info.error(found)
+        elif found[1]:
+            parts.append((off + found[0], found[1]))
+        info.inline = tuple(parts)
 
     def _map_inode(self, info: InodeInfo, iblock: bytes, blocks_lo: int) -> None:
         """Fill ``info.runs``/``info.tree`` from ``i_block`` (extent tree or indirect map)."""
@@ -783,6 +905,8 @@ class Volume:
                 if not 0 < leaf < self.blocks_count or leaf in visited or len(visited) >= MAX_TREE_BLOCKS:
                     info.error(f"extent index to block {leaf} is invalid or repeated")
                     continue
+                if self._past_end("extent tree block of inode", info.ino, leaf):
+                    continue
                 visited.add(leaf)
                 info.tree.append((leaf, depth - 1, lblk, "eb"))
                 children.append((self.read(leaf * self.bs, self.bs), 0, depth - 1, level + 1))
@@ -817,6 +941,8 @@ class Volume:
                 return
             if not 0 < blk < self.blocks_count or blk in visited or len(visited) >= MAX_TREE_BLOCKS:
                 info.error(f"indirect block {blk} is invalid or repeated")
+                return
+            if self._past_end("indirect block of inode", info.ino, blk):
                 return
             visited.add(blk)
             info.tree.append((blk, level, lbase, "ind"))
@@ -937,7 +1063,7 @@ class Volume:
             ino, path, depth = queue.pop()
             info = self.inodes.get(ino)
             if info is None or info.mode & S_IFMT != S_IFDIR:
-                if ino == EXT4_ROOT_INO:
+                if ino == EXT4_ROOT_INO and self.gd[0][2] and self.inode_offset(ino) + self.inode_size <= self.avail:
                     self.errors.append("root directory inode 2 is not in use or not a directory")
                 continue
             for name, child, _ft in self.dir_entries(info, path):
@@ -975,12 +1101,14 @@ class Volume:
     def dir_entries(self, info: InodeInfo, path: str = "") -> Iterable[tuple[str, int, int]]:
         """Yield ``(name, inode, file_type)`` of the live entries of a directory, in on-disk order."""
         if info.flags & EXT4_INLINE_DATA_FL:
-            raw = self.read(self.inode_offset(info.ino) + 0x28, 60)
-            yield "..", struct.unpack_from("<I", raw)[0], 2
-            yield from self._entries_in(raw, 4, 60, path)
+            for k, (off, n) in enumerate(info.inline):
+                raw = self.read(off, n)
+                if k == 0:
+                    yield "..", struct.unpack_from("<I", raw)[0], 2
+                yield from self._entries_in(raw, 4 if k == 0 else 0, n, path)
             return
         for _lblk, pblk, length, unwritten in info.runs:
-            if unwritten:
+            if unwritten or self._past_end("directory block of inode", info.ino, pblk, length):
                 continue
             data = self.read(pblk * self.bs, length * self.bs)
             for k in range(length):
@@ -1070,7 +1198,9 @@ class Volume:
         out: set[tuple[Any, ...]] = set()
         bs = self.bs
         for s, e in ranges:
-            rs, re_ = s - self.base, e - self.base
+            rs, re_ = s - self.base, min(e - self.base, self.limit)
+            if rs >= re_:
+                continue
             if re_ > self.fs_bytes:
                 out.add(("beyond",))
                 re_ = self.fs_bytes
@@ -1112,7 +1242,13 @@ class Volume:
             i0 = (lo - start) // self.inode_size
             i1 = (hi - 1 - start) // self.inode_size
             for idx in range(max(0, i0), min(self.ipg - 1, i1) + 1):
-                out.add(("inode", g * self.ipg + idx + 1))
+                ino = g * self.ipg + idx + 1
+                out.add(("inode", ino))
+                info = self.inodes.get(ino)
+                if info is not None and info.inline:  # its content lives in the inode
+                    isdir = info.mode & S_IFMT == S_IFDIR
+                    out.add(("dir", ino) if isdir else ("file", ino))
+                    out.add(("dirs",) if isdir else ("files",))
         elif kind in ("dir", "file"):
             out.add(tag)
             out.add(("dirs",) if kind == "dir" else ("files",))
@@ -1224,7 +1360,7 @@ class Volume:
                 continue
             if info.mode & S_IFMT == S_IFDIR and dirs is not None:
                 self.add(dirs, self.key_of(ino))
-            elif info.runs and files is not None:
+            elif (info.runs or info.inline) and files is not None:
                 self.add(files, self.key_of(ino))
         for t in sorted(wanted, key=repr):
             if t[0] == "dir" and dirs is not None:
@@ -1268,7 +1404,7 @@ class Volume:
                 top.add(f"unowned:{g}")
         if ("beyond",) in wanted or (full and self.size > self.fs_bytes):
             top.add("beyond")
-        msgs = list(dict.fromkeys(self.errors))
+        msgs = list(dict.fromkeys(self.errors + self._missing_errors()))
         for info in self.inodes.values():
             if info.errors:
                 msgs.extend(f"{self._label(info.ino)}: {m}" for m in info.errors)
@@ -1312,11 +1448,12 @@ class Volume:
         if key == "xattrs":
             return self._xattrs_node()
         if key == "journal":
-            return self._journal_node()
+            return self._journal_node() if self.journal_ino in self.inodes else None
         if key == "orphan":
-            return self._orphan_node()
+            return self._orphan_node() if self.orphan_ino in self.inodes else None
         if key == "resize:dind":
-            return self._resize_node()
+            info = self.inodes.get(EXT4_RESIZE_INO)
+            return self._resize_node() if info is not None and info.tree else None
         if key.startswith("free:"):
             g = _int_suffix(key)
             return self._free_node(g) if g is not None and 0 <= g < self.groups else None
@@ -1606,6 +1743,8 @@ class Volume:
                 xfields.extend(self._xattr_fields(raw, xstart + 4, xstart + 4, isz, absoff, errors))
             _gap_fields(xfields, absoff + xstart, absoff + isz, "i_extra_space",
                         _reader(raw, absoff))
+            if info is not None and len(info.inline) > 1:  # the file or directory node owns the inline content
+                xfields = [f for f in xfields if f.name != "xattr[system.data].value"]
             fields.extend(xfields)
         fields.sort(key=lambda f: f.extents[0].offset)
         derived: list[Derived] = []
@@ -1645,6 +1784,8 @@ class Volume:
         a = absoff + off
         flags = vals["i_flags"]
         ftype = vals["i_mode"] & S_IFMT
+        if info is not None and info.inline:
+            return []  # the file or directory node owns the inline content
         if flags & EXT4_INLINE_DATA_FL:
             return [Field("i_block", _blob(ib), (Extent(a, size),), "inline data")]
         if info is not None and info.fast and ftype == S_IFLNK:
@@ -1657,8 +1798,10 @@ class Volume:
             return out
         if flags & EXT4_EXTENTS_FL and struct.unpack_from("<H", ib)[0] == EXT4_EXT_MAGIC:
             return self._extent_node_fields(ib, 0, a, size, "i_block.")
+        if info is not None and info.fast and ftype in (S_IFCHR, S_IFBLK):
+            return _device_fields(ib, a)
         if info is not None and info.fast:
-            return [Field("i_block", struct.unpack_from("<15I", ib), (Extent(a, size),), "device numbers")]
+            return [Field("i_block", struct.unpack_from("<15I", ib), (Extent(a, size),), "unused")]
         return [Field("i_block", struct.unpack_from("<15I", ib), (Extent(a, size),))]
 
     def _extent_node_fields(self, buf: bytes, off: int, absoff: int, size: int, prefix: str) -> list[Field]:
@@ -1748,6 +1891,7 @@ class Volume:
                 continue
             exts.extend(Extent(self.abs(p), n * self.bs) for _l, p, n, _u in info.runs)
             exts.extend(Extent(self.abs(b), self.bs) for b, _lv, _l, _k in info.tree)
+            exts.extend(Extent(self.base + o, n) for o, n in info.inline)
         node = Node(kind=kind, key=key, label=label, extents=merge_extents(exts))
 
         def by_key(k: str) -> Node | None:
@@ -1757,7 +1901,7 @@ class Volume:
             info = self.inodes[ino]
             if ino in (self.journal_ino, self.orphan_ino, EXT4_RESIZE_INO):
                 return None
-            if (info.mode & S_IFMT == S_IFDIR) != dirs or (not info.runs and not info.tree):
+            if (info.mode & S_IFMT == S_IFDIR) != dirs or (not info.runs and not info.tree and not info.inline):
                 return None
             return build(ino)
 
@@ -1808,6 +1952,15 @@ class Volume:
         unwritten_ext: list[Extent] = []
         beyond_ext: list[Extent] = []
         size = info.size
+        pos = 0
+        for off, n in info.inline:  # i_block, then the system.data value
+            inside = max(0, min(n, size - pos))
+            if inside:
+                data_ext.append(Extent(self.base + off, inside))
+                offsets.append(pos)
+            if inside < n:
+                slack_ext.append(Extent(self.base + off + inside, n - inside))
+            pos += n
         for lblk, pblk, length, unwritten in info.runs:
             fstart = lblk * bs
             a = self.abs(pblk)
@@ -1826,8 +1979,13 @@ class Volume:
                 rest = nbytes - inside - tail_len
                 if rest:
                     beyond_ext.append(Extent(a + inside + tail_len, rest))
-        digest = self.content_sha256(info)
-        fields = [Field("data", digest, tuple(data_ext), f"{size} bytes")] if data_ext else []
+        value: Value = self.content_sha256(info)
+        disp = f"{size} bytes"
+        if info.mode & S_IFMT == S_IFLNK and size <= SYMLINK_MAX:  # a slow (or inline) symlink: show the target
+            target = self.read_content(info, SYMLINK_MAX)
+            if target is not None:
+                value, disp = _name(target), "symlink target"
+        fields = [Field("data", value, tuple(data_ext), disp)] if data_ext else []
         for name, exts in (("slack", slack_ext), ("unwritten", unwritten_ext), ("beyond_eof", beyond_ext)):
             if exts:
                 h = hashlib.sha256()
@@ -1838,7 +1996,7 @@ class Volume:
                     h.update(chunk)
                     nz += e.length - chunk.count(0)
                     total += e.length
-                value: Value = "sha256:" + h.hexdigest()[:16]
+                value = "sha256:" + h.hexdigest()[:16]
                 if total <= BLOB_INLINE:
                     value = b"".join(self.ctx.read(e.offset, e.length) for e in exts)
                 fields.append(Field(name, value, tuple(exts),
@@ -1847,6 +2005,8 @@ class Volume:
         children = self._tree_nodes(info, errors)
         attrs = self.path_attrs(ino)
         attrs.update({"content": True, "size": size, "file_offsets": tuple(offsets)})
+        if info.inline:
+            attrs["inline_data"] = True
         exts_all = [e for f in fields for e in f.extents] + [e for ch in children for e in ch.extents]
         return Node(
             kind="ext4.file",
@@ -1861,6 +2021,8 @@ class Volume:
 
     def content_sha256(self, info: InodeInfo) -> str:
         """Return the SHA-256 hex of a file's logical content (holes and unwritten extents read as zero)."""
+        if info.inline:
+            return hashlib.sha256(self._inline_content(info)).hexdigest()
         h = hashlib.sha256()
         bs = self.bs
         size = info.size
@@ -1899,6 +2061,8 @@ class Volume:
         """Return a file's logical content when it is at most ``limit`` bytes, else None."""
         if info.size > limit:
             return None
+        if info.inline:
+            return self._inline_content(info)
         out = bytearray(info.size)
         for lblk, pblk, length, unwritten in info.runs:
             fstart = lblk * self.bs
@@ -1907,6 +2071,11 @@ class Volume:
             n = min(length * self.bs, info.size - fstart)
             out[fstart : fstart + n] = self.read(pblk * self.bs, n)
         return bytes(out)
+
+    def _inline_content(self, info: InodeInfo) -> bytes:
+        """Return an inline-data file's content: ``i_block`` then the ``system.data`` value, cut at ``i_size``."""
+        data = b"".join(self.read(o, n) for o, n in info.inline)
+        return data[: info.size]
 
     # ---------------------------------------------------------------------------------------------- directories
 
@@ -1918,6 +2087,16 @@ class Volume:
         dx = self._dx_blocks(info, errors)
         used_keys: dict[str, int] = {}
         entry_count = 0
+        for k, (off, n) in enumerate(info.inline):
+            data = self.read(off, n)
+            a = self.base + off
+            extra: list[Field] = []
+            if k == 0:  # i_block starts with the parent directory's inode number (the ".." entry)
+                extra = [Field("parent_inode", struct.unpack_from("<I", data)[0], (Extent(a, 4),), ".. entry")]
+                data, a = data[4:], a + 4
+            nodes = self._leaf_nodes(data, a, k, dpath, info, used_keys, errors, inline=True, block_fields=extra)
+            entry_count += sum(1 for c in nodes if c.kind == "ext4.dirent")
+            children.extend(nodes)
         for lblk, pblk, length, unwritten in info.runs:
             if unwritten:
                 continue
@@ -1934,8 +2113,11 @@ class Volume:
         children.extend(self._tree_nodes(info, errors))
         exts = [Extent(self.abs(p), n * self.bs) for _l, p, n, _u in info.runs]
         exts.extend(Extent(self.abs(b), self.bs) for b, _lv, _l, _k in info.tree)
+        exts.extend(Extent(self.base + o, n) for o, n in info.inline)
         attrs = self.path_attrs(ino)
         attrs.update({"htree": bool(dx), "entries": entry_count})
+        if info.inline:
+            attrs["inline_data"] = True
         node = Node(
             kind="ext4.directory",
             key=dpath,
@@ -2062,13 +2244,19 @@ class Volume:
         return out
 
     def _leaf_nodes(self, data: bytes, a: int, lb: int, dpath: str, info: InodeInfo,
-                    used: dict[str, int], errors: list[str]) -> list[Node]:
+                    used: dict[str, int], errors: list[str], inline: bool = False,
+                    block_fields: list[Field] | None = None) -> list[Node]:
+        """Return the entries of one directory block (or one part of an inline directory, ``inline=True``).
+
+        An inline part has no checksum tail and starts at ``data[0]`` (the caller hands in ``i_block`` without its
+        4-byte parent inode, or the ``system.data`` value); ``block_fields`` are extra fields of its block node.
+        """
         nodes: list[Node] = []
-        end = self.bs
+        end = len(data) if inline else self.bs
         htree = bool(info.flags & EXT4_INDEX_FL)
-        block_fields: list[Field] = []
+        block_fields = list(block_fields or [])
         derived: tuple[Derived, ...] = ()
-        if self.csum and end >= 12:
+        if self.csum and end >= 12 and not inline:
             t_ino, t_rec, t_nl, t_ft = _DIRENT.unpack_from(data, end - 12)
             if t_ino == 0 and t_rec == 12 and t_nl == 0 and t_ft == EXT4_DIR_TAIL_FT:
                 end -= 12
@@ -2094,7 +2282,9 @@ class Volume:
             block_fields.append(Field("unparsed", _blob(rest), (Extent(a + pos, end - pos),), _blob_display(rest)))
         if block_fields:
             exts = merge_extents(e for f in block_fields for e in f.extents)
-            nodes.append(Node(kind="ext4.dir_block", key=f"blk:{lb}", label=f"directory block {lb} of {dpath}",
+            key, label = (f"inline:{lb}", f"inline directory data {lb} of {dpath}") if inline else (
+                f"blk:{lb}", f"directory block {lb} of {dpath}")
+            nodes.append(Node(kind="ext4.dir_block", key=key, label=label,
                               extents=exts, fields=tuple(sorted(block_fields, key=_fkey)), derived=derived,
                               attrs={"path": dpath, "lblk": lb, "ino": info.ino, "file_type": "dir",
                                      "htree": htree},
@@ -2457,6 +2647,62 @@ class Volume:
 # small helpers
 
 
+def _old_decode_dev(v: int) -> str:
+    """Return ``major:minor`` of the 16-bit device encoding in ``i_block[0]`` (``old_decode_dev``)."""
+    return f"{(v >> 8) & 0xFF}:{v & 0xFF}"
+
+
+def _new_decode_dev(v: int) -> str:
+    """Return ``major:minor`` of the 32-bit device encoding in ``i_block[1]`` (``new_decode_dev``)."""
+    return f"{(v & 0xFFF00) >> 8}:{(v & 0xFF) | ((v >> 12) & 0xFFF00)}"
+
+
+def _device_fields(ib: bytes, a: int) -> list[Field]:
+    """Return the device number fields of a character/block device's ``i_block``.
+
+    The kernel reads ``i_block[0]`` with ``old_decode_dev`` when it is non-zero and ``i_block[1]`` with
+    ``new_decode_dev`` otherwise (fs/ext4/inode.c ``__ext4_iget``); mke2fs -d writes the old form for majors and
+    minors below 256 and the new one for larger numbers (misc/create_inode.c ``do_mknod_internal``).
+    """
+    old, new = struct.unpack_from("<2I", ib)
+    if old:
+        d0, d1 = f"device {_old_decode_dev(old)}", "not used (i_block[0] is set)" if new else None
+    else:
+        d0, d1 = "not used (the number is in i_block[1])", f"device {_new_decode_dev(new)}"
+    rest = ib[8:]
+    return [Field("i_block[0]", old, (Extent(a, 4),), d0), Field("i_block[1]", new, (Extent(a + 4, 4),), d1),
+            Field("i_block.unused", _blob(rest), (Extent(a + 8, len(rest)),), _blob_display(rest))]
+
+
+def _inline_xattr(raw: bytes, isz: int) -> tuple[int, int] | str | None:
+    """Return ``(offset in the inode, size)`` of the ``system.data`` value in an inode's xattr area.
+
+    None when the inode has no such attribute, a message when the area is damaged.
+    """
+    if isz <= EXT4_GOOD_OLD_INODE_SIZE or len(raw) < isz:
+        return None
+    extra = struct.unpack_from("<H", raw, EXT4_GOOD_OLD_INODE_SIZE)[0]
+    start = EXT4_GOOD_OLD_INODE_SIZE + extra
+    if extra % 4 or start + 4 > isz or struct.unpack_from("<I", raw, start)[0] != EXT4_XATTR_MAGIC:
+        return None
+    first = start + 4
+    pos = first
+    for _ in range(isz // 16):
+        if pos + 4 > isz or struct.unpack_from("<I", raw, pos)[0] == 0:
+            return None
+        if pos + 16 > isz:
+            return "xattr entry runs past the end of the inode"
+        nlen, index, voffs, vinum, vsize, _hash = struct.unpack_from("<BBHIII", raw, pos)
+        if pos + 16 + nlen > isz:
+            return "xattr name runs past the end of the inode"
+        if index == EXT4_XATTR_INDEX_SYSTEM_DATA and raw[pos + 16 : pos + 16 + nlen] == b"data":
+            if vinum or (vsize and (first + voffs < pos + 16 + nlen or first + voffs + vsize > isz)):
+                return f"system.data value at +{first + voffs} size {vsize} lies outside the inode"
+            return first + voffs, vsize
+        pos += (16 + nlen + 3) & ~3
+    return None
+
+
 JBD2_INCOMPAT_NAMES = {0x01: "revoke", 0x02: "64bit", 0x04: "async_commit", 0x08: "csum_v2", 0x10: "csum_v3",
                        0x20: "fast_commit"}
 
@@ -2471,7 +2717,9 @@ def _reader(data: bytes, base: int) -> Callable[[int, int], bytes]:
 
 
 def _name(raw: bytes) -> str:
-    return bytes(raw).decode("utf-8", errors="backslashreplace")
+    # surrogateescape (PEP 383), as Python decodes file names: lossless; the JSON writes such a byte as \udcff,
+    # text and markdown show it as \xff (report.text.printable)
+    return bytes(raw).decode("utf-8", errors="surrogateescape")
 
 
 def _int_suffix(key: str) -> int | None:

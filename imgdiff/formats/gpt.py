@@ -75,6 +75,18 @@ def recognizes(head: bytes, size: int) -> bool:
     return any(head[446 + 16 * i + 4] != 0 for i in range(4))
 
 
+def signature(head: bytes) -> tuple[str, str, int] | None:
+    """Return ``("GPT header", "disk", bytes up to the backup header's LBA)`` when ``head`` holds an MBR and a GPT
+    header signature whatever its length (so a truncated disk is reported as such), else None (0 bytes: unknown)."""
+    if len(head) < 520 or head[510:512] != b"\x55\xaa":
+        return None
+    for sector in (512, 4096):
+        if head[sector : sector + 8] == GPT_SIGNATURE:
+            alt = head[sector + 32 : sector + 40]
+            return "GPT header", "disk", (int.from_bytes(alt, "little") + 1) * sector if len(alt) == 8 else 0
+    return None
+
+
 def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
     """Return the ``disk`` node: MBR, GPT (when present), partitions and unpartitioned space."""
     head = ctx.read(base, 8192)

@@ -359,6 +359,15 @@ def recognizes(head: bytes, size: int) -> bool:
     return fatsz16 != 0 or fatsz32 != 0
 
 
+def signature(head: bytes) -> tuple[str, str, int] | None:
+    """Return ``("vfat boot sector", "volume", bytes the BPB says the volume has)`` when ``head`` starts with a FAT
+    boot sector whatever the region's size (so a truncated image is reported as such), else None."""
+    if not recognizes(head, 1 << 62):
+        return None
+    tot = _U16.unpack_from(head, 19)[0] or _U32.unpack_from(head, 32)[0]
+    return "vfat boot sector", "volume", tot * _U16.unpack_from(head, 11)[0]
+
+
 def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
     """Return the ``vfat`` node of ``[base, base + size)``; raise ParseError when the BPB is unusable."""
     return _Volume(ctx, base, size, label).build()

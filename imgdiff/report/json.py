@@ -8,11 +8,17 @@ Version 1 contract: ``imgdiff_json_version``, ``a``, ``b``, ``identical``, ``sum
 Offsets at or above 2**56 are in a decoded space (a decompressed stream or a relocated image file inside the
 image): ``decoded_spaces`` lists them (``base``, ``label``, ``size_a``, ``size_b``) and a detail's
 ``decoded_space`` is the index of the space its offsets are in (offset - base = offset inside the payload).
+
+The text is always valid UTF-8 (or plain ASCII when the output stream cannot encode more).  A name byte that is
+not UTF-8 is carried as Python carries it (``surrogateescape``, U+DC80 + byte) and written as the JSON escape
+``\\udcff``: ``os.fsencode(name)`` gives the exact bytes back.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from typing import Any, TextIO
 
 from imgdiff.model import Difference, Extent, Finding, ImageInfo, Report, RuleInfo, Summary
@@ -21,6 +27,27 @@ from imgdiff.source import SLOT, VBASE
 
 VERSION = 1
 HEX_KEEP = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogates(text: str) -> str:
+    """Write lone surrogates (undecodable name bytes) as ``\\uXXXX`` escapes, so the text encodes as UTF-8.
+
+    With ``ensure_ascii=False`` the encoder copies a string's characters as they are; a surrogate can only sit
+    inside a JSON string there, where its escape means the same character.
+    """
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _ascii_only(fh: TextIO) -> bool:
+    """Return True when ``fh`` cannot take UTF-8 (``PYTHONIOENCODING=ascii``, a latin-1 locale): escape it all."""
+    enc = getattr(fh, "encoding", None)
+    if not enc:
+        return False
+    try:
+        return codecs.lookup(enc).name != "utf-8"
+    except LookupError:
+        return True
 
 
 def _diff(d: Difference, hexes: dict[int, tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -117,23 +144,25 @@ def _image(info: ImageInfo) -> dict[str, Any]:
 
 def dumps(report: Report, hexes: dict[int, tuple[str, str]] | None = None) -> str:
     """Return the JSON text of ``report`` (stable key order, so equal results give equal text)."""
-    return json.dumps(report_to_dict(report, hexes), indent=2, ensure_ascii=False) + "\n"
+    return _escape_surrogates(json.dumps(report_to_dict(report, hexes), indent=2, ensure_ascii=False)) + "\n"
 
 
 def write(report: Report, fh: TextIO, hexes: dict[int, tuple[str, str]] | None = None) -> None:
-    """Write exactly the text :func:`dumps` returns to ``fh``, in pieces.
+    """Write exactly the text :func:`dumps` returns to ``fh``, in pieces (all non-ASCII escaped when ``fh``'s
+    encoding is not UTF-8, so the bytes are valid JSON either way).
 
     A result with tens of thousands of differences encodes to millions of small strings; joining them into one
     text first (and encoding that) held several copies of the document at once.
     """
+    ascii_only = _ascii_only(fh)
     chunks: list[str] = []
-    for chunk in json.JSONEncoder(ensure_ascii=False, indent=2).iterencode(report_to_dict(report, hexes)):
+    for chunk in json.JSONEncoder(ensure_ascii=ascii_only, indent=2).iterencode(report_to_dict(report, hexes)):
         chunks.append(chunk)
         if len(chunks) >= 16384:
-            fh.write("".join(chunks))
+            fh.write(_escape_surrogates("".join(chunks)))
             chunks.clear()
     chunks.append("\n")
-    fh.write("".join(chunks))
+    fh.write(_escape_surrogates("".join(chunks)))
 
 
 def _ext(rows: list[list[int]]) -> tuple[Extent, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 
 from imgdiff.model import Difference, Finding, ImageInfo, Report
@@ -9,6 +10,21 @@ from imgdiff.report.values import short
 
 MAX_FIELDS = 12
 """Cause fields listed per finding before the rest is summarised."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """Return ``text`` with each name byte that is not UTF-8 (a ``surrogateescape`` surrogate) shown as ``\\xff``.
+
+    Text and markdown go through this before they are written, so no output encoding meets a lone surrogate.
+    """
+    return _SURROGATE.sub(_escape, text)
 
 
 def _group(f: Finding) -> str:

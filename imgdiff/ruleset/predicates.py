@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from imgdiff.model import Difference, Finding, Node
+    from imgdiff.source import DiffMap
 
 Predicate = Callable[["Difference", "ExplainContext"], bool]
 Annotation = Callable[["Finding", "ExplainContext"], str]
@@ -33,6 +34,8 @@ class ExplainContext:
     tree_b: Node | None = None
     cache: dict[str, Any] = field(default_factory=dict)
     """Scratch space for predicates that compute something once per comparison."""
+    diffmap: DiffMap | None = None
+    """The byte comparison (A offsets; ``delta`` maps them to B), for checks on which bytes really differ."""
 
 
 def predicate(fn: Predicate) -> Predicate:

@@ -217,10 +217,21 @@ class RuleSet:
 
 
 def load_rules(directory: Path | None = None) -> RuleSet:
-    """Load and validate every ``*.toml`` under ``directory`` (default: the shipped rules/)."""
+    """Load and validate every ``*.toml`` under ``directory`` (default: the shipped rules/).
+
+    A missing path, a file, or a directory without rule files is a :class:`RuleError`: loading no rules would
+    silently turn every finding into ``unclassified``.
+    """
     load_all()
-    directory = directory or default_rules_dir()
+    if directory is None:
+        directory = default_rules_dir()
+    elif not directory.exists():
+        raise RuleError(f"{directory}: no such rules directory")
+    elif not directory.is_dir():
+        raise RuleError(f"{directory}: is not a directory (rules are loaded from a directory of *.toml files)")
     rules = [load_rule(p) for p in sorted(directory.rglob("*.toml"))]
+    if not rules:
+        raise RuleError(f"{directory}: no rule files (*.toml) in this directory")
     ids: dict[str, str] = {}
     names: dict[str, str] = {}
     for r in rules:

@@ -595,8 +595,10 @@ class DetailPane(VerticalScroll):
 
     @staticmethod
     def _fields(a: Node | None, b: Node | None, differing: set[str], limit: int = 80) -> list[RenderableType]:
-        names = [f.name for f in (a.fields if a else ())]
-        names += [f.name for f in (b.fields if b else ()) if f.name not in names]
+        fields_a = {f.name: f for f in (a.all_fields() if a else ())}
+        fields_b = {f.name: f for f in (b.all_fields() if b else ())}
+        names = list(fields_a)
+        names += [n for n in fields_b if n not in fields_a]
         if not names:
             return []
         table = Table(box=None, expand=True, show_edge=False, pad_edge=False, padding=(0, 1))
@@ -604,8 +606,8 @@ class DetailPane(VerticalScroll):
         table.add_column("A", ratio=2, overflow="fold")
         table.add_column("B", ratio=2, overflow="fold")
         for name in names[:limit]:
-            fa = a.field_named(name) if a else None
-            fb = b.field_named(name) if b else None
+            fa = fields_a.get(name)
+            fb = fields_b.get(name)
             mark = name in differing
             table.add_row(
                 Text(("≠ " if mark else "  ") + name, style="bold red" if mark else ""),
