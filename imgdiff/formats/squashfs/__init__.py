@@ -770,8 +770,9 @@ class _Parser:
                 kv.children.append(xattr_set_node(s, self.xtab.data, self.xtab.base, key, paths))
         owned = merge_extents([Extent(s.start, s.end - s.start) for s, _k, _p in sets])
         gaps = subtract_extents(Extent(0, len(self.xtab.data)), owned)
-        kv.fields = tuple(Field.at("out-of-line values" if any(g.offset <= o < g.end for s, _k, _p in sets
-                                                               for o in s.ool) else "unreferenced",
+        ool = {d for s, _k, _p in sets for ref in s.ool
+               if (d := self.xtab.decoded(ref >> 16, ref & 0xFFFF)) is not None}
+        kv.fields = tuple(Field.at("out-of-line values" if any(g.offset <= o < g.end for o in ool) else "unreferenced",
                                    f"{g.length} bytes", self.xtab.base + g.offset, g.length) for g in gaps)
         kv.expand = lambda k: (xattr_set_node(by_key[k][0], self.xtab.data, self.xtab.base, k, by_key[k][1])  # type: ignore[union-attr]
                                if k in by_key else None)
