@@ -387,3 +387,22 @@ def test_squashfs_fixtures_are_small() -> None:
     for name in [*PAIR_FACTS, "squashfs-parallel-fragments"]:
         for side in "ab":
             assert (PAIRS / name / f"{side}.img.xz").stat().st_size < 40_000
+
+
+@pytest.mark.parametrize(("offset", "value", "message"), [
+    (16, 0xFFFFFFF0, "fragment table: block index of 8388608 entries does not fit before bytes_used; 18 read"),
+    (64, 1 << 63, "inode table: position 9223372036854775808.."),
+])
+def test_hostile_superblock_counts_and_positions_stay_bounded(pair, tmp_path: Path, offset: int, value: int,  # type: ignore[no-untyped-def]
+                                                              message: str) -> None:
+    a, _b = pair("squashfs-sort")
+    data = bytearray(a.read_bytes())
+    width = 4 if offset < 40 else 8
+    data[offset : offset + width] = value.to_bytes(width, "little")
+    bad = tmp_path / "bad.img"
+    bad.write_bytes(bytes(data))
+    root, ctx = _parse(bad)
+    assert any(m.startswith(f"image: {message}") for m in ctx.errors), ctx.errors
+    assert sum(len(n.fields) for n in _walk(root)) < 1000  # no field per claimed index entry
+    report = analyze(a, bad)  # the comparison completes: offsets stay within what the index can hold
+    assert 0 < report.summary.bytes_differing <= width

@@ -189,7 +189,11 @@ class _Parser:
 
     # -- layout: where every table is ------------------------------------------------------------------------------
 
-    def _pointers(self, pos: int, count: int) -> list[int]:
+    def _pointers(self, pos: int, count: int, name: str = "table") -> list[int]:
+        room = max(0, (self.sb.bytes_used - pos) // 8) if self._valid(pos) else 0
+        if count > room:  # a count the image cannot hold (hostile or corrupt superblock)
+            self.error(f"{name}: block index of {count} entries does not fit before bytes_used; {room} read")
+            count = room
         raw = self.read(pos, 8 * count)
         return [int.from_bytes(raw[8 * i : 8 * i + 8], "little") for i in range(count)]
 
@@ -201,10 +205,12 @@ class _Parser:
         md = cs.SQUASHFS_METADATA_SIZE
         self.regions: list[tuple[int, int, str]] = []
         """Stored ranges owned by a table node (relative), for the gap fields."""
-        self.frag_ptrs = self._pointers(sb.fragment_table_start, -(-sb.fragments * 16 // md)) if sb.fragments else []
-        self.lookup_ptrs = (self._pointers(sb.lookup_table_start, -(-sb.inodes * 8 // md))
+        self.frag_ptrs = (self._pointers(sb.fragment_table_start, -(-sb.fragments * 16 // md), "fragment table")
+                          if sb.fragments else [])
+        self.lookup_ptrs = (self._pointers(sb.lookup_table_start, -(-sb.inodes * 8 // md), "export table")
                             if sb.has_lookup and self._valid(sb.lookup_table_start) else [])
-        self.id_ptrs = self._pointers(sb.id_table_start, -(-sb.no_ids * 4 // md)) if self._valid(sb.id_table_start) else []
+        self.id_ptrs = (self._pointers(sb.id_table_start, -(-sb.no_ids * 4 // md), "id table")
+                        if self._valid(sb.id_table_start) else [])
         self.xhdr = b""
         self.xid_ptrs: list[int] = []
         self.xattr_table_start = 0
@@ -216,7 +222,8 @@ class _Parser:
             if self.xattr_count > 1 << 24:
                 self.error(f"xattr_ids {self.xattr_count} is implausible")
                 self.xattr_count = 0
-            self.xid_ptrs = self._pointers(sb.xattr_id_table_start + 16, -(-self.xattr_count * 16 // md))
+            self.xid_ptrs = self._pointers(sb.xattr_id_table_start + 16, -(-self.xattr_count * 16 // md),
+                                           "xattr id table")
         starts = [p for p in (
             (self.frag_ptrs[0] if self.frag_ptrs else sb.fragment_table_start),
             (self.lookup_ptrs[0] if self.lookup_ptrs else (sb.lookup_table_start if sb.has_lookup else None)),
@@ -333,7 +340,14 @@ class _Parser:
 
     def _data(self) -> None:
         sb = self.sb
-        self.frag_entries = fragment_entries(self.ftab.data, sb.fragments)
+        end = self.data_end = sb.inode_table_start if self._valid(sb.inode_table_start) else self.data_start
+        self.frag_entries = []
+        for i, (pos, word) in enumerate(fragment_entries(self.ftab.data, sb.fragments)):
+            stored = word & ~cs.SQUASHFS_COMPRESSED_BIT_BLOCK
+            if not (self.data_start <= pos and pos + stored <= end) or stored > sb.block_size + 4096:
+                self.error(f"fragment {i}: block at {pos} ({stored} bytes) lies outside the data region")
+                pos, word = self.data_start, cs.SQUASHFS_COMPRESSED_BIT_BLOCK  # an empty, uncompressed block
+            self.frag_entries.append((pos, word))
         self.frags = FragmentCache(self.read, self.decode, sb.block_size, self.frag_entries)
         self.block_cache = BlockCache()
         self.files: dict[str, FileRec] = {}
@@ -347,8 +361,11 @@ class _Parser:
             path = self.key_of(off)
             blocks = file_blocks(rec.vals["start_block"], rec.blocks, sb.block_size, rec.vals["file_size"])
             fr = FileRec(path, rec, blocks)
+            bad = [b for b in blocks if b.stored and not (self.data_start <= b.pos and b.pos + b.stored <= end)]
+            if bad:
+                self.error(f"{path}: {len(bad)} data block(s) lie outside the data region; not attributed")
             for b in blocks:
-                mine = b.stored > 0 and b.pos not in claimed
+                mine = b.stored > 0 and b.pos not in claimed and b not in bad
                 if mine:
                     claimed.add(b.pos)
                 fr.owned.append(mine)
@@ -363,7 +380,7 @@ class _Parser:
             owned.extend(Extent(b.pos, b.stored) for b, mine in zip(fr.blocks, fr.owned, strict=True) if mine)
         for pos, word in self.frag_entries:
             owned.append(Extent(pos, word & ~cs.SQUASHFS_COMPRESSED_BIT_BLOCK))
-        region = Extent(self.data_start, max(0, sb.inode_table_start - self.data_start))
+        region = Extent(self.data_start, end - self.data_start)
         inside = [e for e in owned if e.length and region.offset <= e.offset and e.end <= region.end]
         if len(inside) != len([e for e in owned if e.length]):
             self.error("a data block or fragment lies outside the data region")
@@ -528,7 +545,7 @@ class _Parser:
         fields: list[Field] = []
         used = sb.bytes_used
         pad_end = min(self.size, -(-used // PAD) * PAD)
-        covered = [Extent(0, self.data_start), Extent(self.data_start, max(0, sb.inode_table_start - self.data_start))]
+        covered = [Extent(0, self.data_start), Extent(self.data_start, self.data_end - self.data_start)]
         covered += [Extent(s, e - s) for s, e, _k in self.regions]
         for g in subtract_extents(Extent(0, used), merge_extents(covered)):
             fields.append(gap_field("unreferenced", self.fs, g.offset, g.end, self.read))

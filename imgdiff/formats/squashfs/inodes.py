@@ -53,6 +53,8 @@ C_INODE: dict[int, Compiled] = {
     cs.SQUASHFS_LSOCKET_TYPE: Compiled(cs.squashfs_lipc_inode_header),
 }
 C_DIR_INDEX = Compiled(cs.squashfs_dir_index)
+MAX_FILE = 1 << 40
+"""File size at most (1 TiB): larger ones are corrupt inodes (and would not fit a decoded-space slot)."""
 MAX_BLOCKS = 1 << 26
 """Data blocks of one file at most (64 Mi blocks of 4 KiB is 256 GiB)."""
 MAX_DIR_INDEX = 1 << 16
@@ -131,6 +133,8 @@ def _block_word(w: int) -> str:
 
 def _reg(data: bytes, off: int, itype: int, block_log: int) -> InodeRec:
     vals, n = _fixed(data, off, itype)
+    if vals["file_size"] > MAX_FILE:
+        raise InodeError(f"inode at {off}: file_size {vals['file_size']} is implausible")
     count = file_blocks(vals["file_size"], vals["fragment"], block_log)
     if count > MAX_BLOCKS or off + n + 4 * count > len(data):
         raise InodeError(f"inode at {off}: block list of {count} blocks runs past the inode table")
