@@ -38,6 +38,7 @@ PAIR_FACTS = {
     "squashfs-file-content": (5216, ["SQS011"]),
     "squashfs-file-set": (3167, ["SQS012"]),
     "squashfs-fragments": (19000, ["SQS007"]),
+    "squashfs-hardlinks": (325, ["SQS013"]),
     "squashfs-in-ext4": (1, ["SQS001"]),
     "squashfs-inode-mtimes": (560, ["SQS002"]),
     "squashfs-mkfs-time": (1, ["SQS001"]),

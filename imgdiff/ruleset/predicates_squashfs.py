@@ -4,7 +4,8 @@ whether differing inode times are the Nix store's epoch.
 The squashfs parser (:mod:`imgdiff.formats.squashfs`) puts on each filesystem's root node the superblock
 ``flags`` and digests of what it found: ``file_set`` (every path), ``inode_order`` (paths in inode table order),
 ``data_order`` (files by data block position), ``fragment_order`` (files by fragment and offset) and
-``fragments_in_order`` (fragment blocks stored in fragment-index order, as mksquashfs >= 4.4 does by default).
+``fragments_in_order`` (fragment blocks stored in fragment-index order, as mksquashfs >= 4.4 does by default) and
+``links`` (the sets of paths that name one inode: hard links).
 The checks compare those values of A and B for the scope a difference belongs to, so a rule names a cause only when
 the images show it.
 """
@@ -118,7 +119,7 @@ def squashfs_reordered(d: Difference, ctx: ExplainContext) -> bool:
     if pair is None:
         return False
     a, b = pair
-    if a.get("file_set") != b.get("file_set") or a.get("flags") != b.get("flags"):
+    if any(a.get(k) != b.get(k) for k in ("file_set", "flags", "links")):
         return False
     if not (a.get("fragments_in_order") and b.get("fragments_in_order")):
         return False  # fragments out of index order: the parallel writer (squashfs_parallel_fragments)
@@ -136,7 +137,8 @@ def squashfs_parallel_fragments(d: Difference, ctx: ExplainContext) -> bool:
     if pair is None:
         return False
     a, b = pair
-    return a.get("file_set") == b.get("file_set") and not (a.get("fragments_in_order") and b.get("fragments_in_order"))
+    return (a.get("file_set") == b.get("file_set") and a.get("links") == b.get("links")
+            and not (a.get("fragments_in_order") and b.get("fragments_in_order")))
 
 
 def _scope_mtimes(ctx: ExplainContext) -> dict[str, list[tuple[Any, Any]]]:
@@ -179,3 +181,32 @@ def squashfs_inode_type_changed(d: Difference, ctx: ExplainContext) -> bool:
         cached = (ctx.differences, nodes)
         ctx.cache["squashfs-type-changed"] = cached
     return d.node_path in cached[1]
+
+
+@predicate
+def squashfs_hardlinks(d: Difference, ctx: ExplainContext) -> bool:
+    """True in a squashfs with the same paths on both sides whose hard links differ (paths that are one inode on
+    one side and separate inodes on the other), for what that changes: an inode or file present on one side
+    only, ``nlink``, the inode type (extended when ``nlink > 1``) and the fields of a retyped inode, and the
+    moves, renumbering and positions that follow -- never a mode, owner, time or content."""
+    if not d.kind.startswith("squashfs."):
+        return False
+    pair = _pair(d, ctx)
+    if pair is None:
+        return False
+    a, b = pair
+    if a.get("file_set") != b.get("file_set") or a.get("links") == b.get("links"):
+        return False
+    if d.field == "(node)" and d.change in (Change.ADDED, Change.REMOVED):
+        return d.kind in ("squashfs.inode", "squashfs.file", "squashfs.export_entry", "squashfs.id")
+    if d.kind == "squashfs.inode" and d.field in ("nlink", "inode_type"):
+        return True
+    return _layout_consequence(d) or squashfs_inode_type_changed(d, ctx)
+
+
+@predicate
+def squashfs_file_set_changed(d: Difference, ctx: ExplainContext) -> bool:
+    """True in a squashfs whose set of paths differs between A and B (a path that only names another inode on
+    the other side, a hard link, does not count)."""
+    pair = _pair(d, ctx)
+    return pair is not None and pair[0].get("file_set") != pair[1].get("file_set")

@@ -461,6 +461,7 @@ class _Parser:
 
         regs = list(self.files.values())
         self.root.attrs["file_set"] = digest(sorted(p for ps in self.paths.values() for p in ps))
+        self.root.attrs["links"] = digest(sorted("\0".join(sorted(ps)) for ps in self.paths.values() if len(ps) > 1))
         self.root.attrs["inode_order"] = digest([self.key_of(o) for o in sorted(self.inodes)])
         data_order = sorted((fr.rec.vals["start_block"], fr.path) for fr in regs if any(fr.owned))
         self.root.attrs["data_order"] = digest([p for _s, p in data_order])
