@@ -76,13 +76,6 @@ class Table:
         pos = start + ref_offset
         return pos if pos <= len(self.data) else None
 
-    def block_at(self, doff: int) -> MetaBlock | None:
-        """Return the block whose payload holds decoded offset ``doff``."""
-        import bisect
-
-        i = bisect.bisect_right([b.dstart for b in self.blocks], doff) - 1
-        return self.blocks[i] if 0 <= i < len(self.blocks) else None
-
     def ext(self, doff: int, size: int) -> Extent:
         """Return the decoded-space extent of decoded bytes ``[doff, doff + size)``."""
         return Extent(self.base + doff, size)
