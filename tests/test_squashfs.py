@@ -150,7 +150,7 @@ def test_mkfs_time_pair_builds_no_decoded_detail(pair) -> None:  # type: ignore[
 def _owned_by_space(root: Node) -> dict[int, list[tuple[int, int]]]:
     spaces: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for n in _walk(root):
-        for f in n.fields:
+        for f in n.all_fields():
             for e in f.extents:
                 slot = -1 if e.offset < VBASE else (e.offset - VBASE) // SLOT
                 spaces[slot].append((e.offset, e.length))
@@ -189,16 +189,16 @@ def test_tree_shape_and_literal_fields(pair) -> None:  # type: ignore[no-untyped
     assert inodes is not None
     big = inodes.child("/nix/store/bbbb-lib/lib/libbig.so")
     assert big is not None and big.attrs["file_type"] == "reg"
-    f = {x.name: x.value for x in big.fields}
+    f = {x.name: x.value for x in big.all_fields()}
     assert (f["inode_type"], f["mode"], f["file_size"], f["fragment"]) == (2, 0o644, 296894, 0xFFFFFFFF)
-    assert [x.name for x in big.fields if x.name.startswith("block_list")] == [
+    assert [x.name for x in big.all_fields() if x.name.startswith("block_list")] == [
         "block_list[0]", "block_list[1]", "block_list[2]"]
     link = inodes.child("/etc/hello-link")
-    assert link is not None and {x.name: x.value for x in link.fields}["symlink"] == "../nix/store/aaaa-hello/bin/hello"
+    assert link is not None and {x.name: x.value for x in link.all_fields()}["symlink"] == "../nix/store/aaaa-hello/bin/hello"
     hard = inodes.child("/etc/os-release")
     assert hard is not None and hard.attrs["paths"] == ("/etc/os-release", "/etc/os-release.hardlink")
     dev = inodes.child("/etc/console")
-    assert dev is not None and {x.name: x.display for x in dev.fields}["rdev"] == "5:1"
+    assert dev is not None and {x.name: x.display for x in dev.all_fields()}["rdev"] == "5:1"
 
 
 # -- oracles ------------------------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_dissect_squashfs_agrees_on_tree_inodes_and_contents(pair, name: str) ->
                 path, ino = stack.pop()
                 seen.add(path)
                 node = mine.get(path) or next(n for n in mine.values() if path in n.attrs.get("paths", ()))  # type: ignore[operator]
-                v = {f.name: f.value for f in node.fields}
+                v = {f.name: f.value for f in node.all_fields()}
                 assert v["mode"] == ino.mode & 0o7777, path
                 assert (v["uid"], v["guid"]) == (ino.header.uid, ino.header.guid), path
                 assert v["mtime"] == ino.header.mtime and v["inode_number"] == ino.inode_number, path
@@ -266,7 +266,7 @@ def test_unsquashfs_lls_lists_the_same_paths_sizes_and_owners(pair) -> None:  # 
     for n in inodes.children:
         for path in n.attrs.get("paths") or (n.key,):  # type: ignore[union-attr]
             perms, owner = listed[path]
-            v = {f.name: f for f in n.fields}
+            v = {f.name: f for f in n.all_fields()}
             assert perms[1:] == stat.filemode(v["mode"].value)[1:], path  # type: ignore[arg-type]
             assert owner == "1000/1000", path
             assert v["uid"].display == "index 0 (1000)"
@@ -299,7 +299,7 @@ def test_each_compressor_decodes(tmp_path: Path, comp: str) -> None:
         pytest.importorskip("lzo")
     root, ctx = _parse(img)
     assert ctx.errors == []
-    sb = {f.name: f.value for f in root.children[0].fields}
+    sb = {f.name: f.value for f in root.children[0].all_fields()}
     assert sb["compression"] == {"gzip": 1, "lzma": 2, "lzo": 3, "xz": 4, "lz4": 5, "zstd": 6}[comp]
     assert _content(root, ctx, "/big") == (tree / "big").read_bytes()
     assert _content(root, ctx, "/d/small") == (tree / "d" / "small").read_bytes()
@@ -356,7 +356,7 @@ def test_corrupt_tables_give_a_partial_result(pair, where: str) -> None:  # type
     a, _b = pair("squashfs-owner")
     data = bytearray(a.read_bytes())
     root, _ctx = _parse(a)
-    sb = {f.name: f.value for f in root.children[0].fields}
+    sb = {f.name: f.value for f in root.children[0].all_fields()}
     pos = sb[where]
     assert isinstance(pos, int)
     data[pos : pos + 2] = (0x7FFF).to_bytes(2, "little")  # a metadata block that claims 32 KiB

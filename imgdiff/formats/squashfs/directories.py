@@ -22,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from imgdiff.formats.compiled import Compiled
+from imgdiff.formats.compiled import Compiled, Record
 from imgdiff.formats.squashfs import c_squashfs as cs
 from imgdiff.model import POSITION, Derived, Extent, Field, Node
 
 C_HDR = Compiled(cs.squashfs_dir_header)
+_ENT_DISPLAY = {"type": lambda v: cs.FILE_TYPES.get(v, "?")}
 C_ENT = Compiled(cs.squashfs_dir_entry)
 SQUASHFS_DIR_COUNT = 256
 """Entries per directory header at most."""
@@ -139,14 +140,14 @@ def directory_node(lst: Listing, data: bytes, base: int, path: str, covers_hdr: 
     for i, h in enumerate(lst.headers):
         ents = by_header.get(i, [])
         span = (Extent(base + ents[0].off, ents[-1].off + ents[-1].size - ents[0].off),) if ents else ()
-        fields = C_HDR.fields(data, h.off, base + h.off)
         hdr_derived = (
             Derived("count", covers=span),
             Derived("start_block", covers=covers_hdr[i] if i < len(covers_hdr) else ()),
             Derived("inode_number", covers=first_number[i] if i < len(first_number) else ()),
         )
         node.children.append(Node(kind="squashfs.dir_header", key=f"header:{i}", label=f"header {i}",
-                                  extents=(Extent(base + h.off, C_HDR.size),), fields=tuple(fields),
+                                  extents=(Extent(base + h.off, C_HDR.size),),
+                                  record=Record(C_HDR, data[h.off : h.off + C_HDR.size], base + h.off),
                                   derived=(*(x for x in hdr_derived if x.covers),
                                            Derived(POSITION, covers=(Extent(base, h.off),))),
                                   attrs={"path": path}))
@@ -157,8 +158,8 @@ def directory_node(lst: Listing, data: bytes, base: int, path: str, covers_hdr: 
         seen[name] = n + 1
         key = name if n == 0 else f"{name}#{n}"
         at = base + e.off
-        fields = C_ENT.fields(data, e.off, at, display={"type": lambda v: cs.FILE_TYPES.get(v, "?")})
-        fields.append(Field.at("name", name, at + C_ENT.size, len(e.name)))
+        record = Record(C_ENT, data[e.off : e.off + C_ENT.size], at, display=_ENT_DISPLAY)
+        fields = (Field.at("name", name, at + C_ENT.size, len(e.name)),)
         cov = covers_ent[j] if j < len(covers_ent) else EntryCovers()
         name_ext = (Extent(at + C_ENT.size, len(e.name)),)
         derived: list[Derived] = [Derived("size", covers=name_ext), Derived(POSITION, covers=(Extent(base, e.off),))]
@@ -167,7 +168,7 @@ def directory_node(lst: Listing, data: bytes, base: int, path: str, covers_hdr: 
                 derived.append(Derived(fname, covers=c))
         child_path = (path.rstrip("/") + "/" + name) if path != "/" else "/" + name
         node.children.append(Node(kind="squashfs.dirent", key=key, label=f"entry {name}",
-                                  extents=(Extent(at, e.size),), fields=tuple(fields), derived=tuple(derived),
+                                  extents=(Extent(at, e.size),), fields=fields, record=record, derived=tuple(derived),
                                   attrs={"path": child_path, "dir": path,
                                          "file_type": cs.FILE_TYPES.get(e.type, "?")}))
     return node

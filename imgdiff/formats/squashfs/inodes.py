@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from imgdiff.formats.compiled import Compiled, blob_value
+from imgdiff.formats.compiled import Compiled, Record, blob_value
 from imgdiff.formats.squashfs import c_squashfs as cs
 from imgdiff.model import POSITION, Derived, Extent, Field, Node, Value
 
@@ -276,7 +276,8 @@ def inode_node(rec: InodeRec, table: bytes, base: int, key: str, label: str, att
     for name, text in (("uid", cov.uid), ("guid", cov.guid)):
         if text is not None:
             disp[name] = _const(text)
-    fields = comp.fields(table, rec.off, at, display=disp)
+    record = Record(comp, table[rec.off : rec.off + comp.size], at, display=disp)
+    fields: list[Field] = []
     for t in rec.tails:
         fields.append(Field.at(t.name, t.value if not isinstance(t.value, bytes) else blob_value(t.value),
                                at + t.off, t.size, t.display))
@@ -310,4 +311,4 @@ def inode_node(rec: InodeRec, table: bytes, base: int, key: str, label: str, att
     if rec.file_type == "lnk":
         d("symlink_size", (Extent(at + comp.size, max(1, len(rec.target))),))
     return Node(kind="squashfs.inode", key=key, label=label, extents=(Extent(at, rec.size),),
-                fields=tuple(fields), derived=tuple(derived), attrs=attrs)
+                fields=tuple(fields), record=record, derived=tuple(derived), attrs=attrs)

@@ -22,16 +22,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from imgdiff.formats.compiled import Compiled, blob_value
+from imgdiff.formats.compiled import Compiled, Record, blob_value
 from imgdiff.formats.squashfs import c_squashfs as cs
 from imgdiff.model import POSITION, Derived, Extent, Field, Node
 
 C_FRAG = Compiled(cs.squashfs_fragment_entry)
+C_LOOKUP = Compiled(cs.squashfs_lookup_entry)
 C_XID = Compiled(cs.squashfs_xattr_id)
 C_XENTRY = Compiled(cs.squashfs_xattr_entry)
 C_XVAL = Compiled(cs.squashfs_xattr_val)
 C_XTABLE = Compiled(cs.squashfs_xattr_table)
 MAX_XATTRS = 1 << 16
+_REF_DISPLAY = {"inode": lambda v: f"block {v >> 16}, offset {v & 0xFFFF}"}
 """Entries of one xattr set at most."""
 
 
@@ -52,9 +54,9 @@ def fragment_node(i: int, data: bytes, base: int, covers_start: Extent, covers_s
         n = v & ~cs.SQUASHFS_COMPRESSED_BIT_BLOCK
         return f"{n} bytes, {'uncompressed' if v & cs.SQUASHFS_COMPRESSED_BIT_BLOCK else 'compressed'}"
 
-    fields = C_FRAG.fields(data, off, base + off, display={"size": size_text})
+    record = Record(C_FRAG, data[off : off + C_FRAG.size], base + off, display={"size": size_text})
     return Node(kind="squashfs.fragment", key=f"frag:{i}", label=f"fragment {i}",
-                extents=(Extent(base + off, C_FRAG.size),), fields=tuple(fields),
+                extents=(Extent(base + off, C_FRAG.size),), record=record,
                 derived=(Derived("start_block", covers=(covers_start,)), Derived("size", covers=covers_size)),
                 attrs={"fragment": i})
 
@@ -62,13 +64,12 @@ def fragment_node(i: int, data: bytes, base: int, covers_start: Extent, covers_s
 def lookup_node(n: int, data: bytes, base: int, covers: tuple[Extent, ...], path: str | None) -> Node:
     """Return the ``squashfs.export_entry`` node of inode number ``n`` (entry ``n - 1``)."""
     off = (n - 1) * 8
-    ref = int.from_bytes(data[off : off + 8], "little")
     attrs: dict[str, object] = {"ino": n}
     if path is not None:
         attrs["path"] = path
     return Node(kind="squashfs.export_entry", key=f"ino:{n}", label=f"inode number {n}",
                 extents=(Extent(base + off, 8),),
-                fields=(Field.at("inode", ref, base + off, 8, f"block {ref >> 16}, offset {ref & 0xFFFF}"),),
+                record=Record(C_LOOKUP, data[off : off + 8], base + off, display=_REF_DISPLAY),
                 derived=(Derived("inode", covers=covers),) if covers else (), attrs=attrs)  # type: ignore[arg-type]
 
 
