@@ -139,9 +139,18 @@ def test_mkfs_time_pair_builds_no_decoded_detail(pair) -> None:  # type: ignore[
     tree = report.tree_a
     assert tree is not None
     kinds = [n.kind for n in _walk(tree)]
-    # nothing but the superblock differs: no inode, directory, file or metadata block node is built
-    assert "squashfs.inode" not in kinds and "squashfs.directory" not in kinds and "squashfs.file" not in kinds
-    assert "squashfs.metadata_block" not in kinds
+    # nothing but the superblock differs: no table is even decoded (no decoded space is opened)
+    assert kinds == ["image", "squashfs", "squashfs.superblock", "squashfs.unchanged"]
+    assert report.spaces == []
+    # one changed file (same size and time): the tables are decoded, but no inode or directory differs, so none
+    # is built; the files sharing the rewritten fragment block are
+    a, b = pair("squashfs-file-content")
+    report = analyze(a, b)
+    assert report.tree_a is not None
+    kinds = [n.kind for n in _walk(report.tree_a)]
+    assert "squashfs.inode" not in kinds and "squashfs.directory" not in kinds
+    files = [n.key for n in _walk(report.tree_a) if n.kind == "squashfs.file"]
+    assert "/nix/store/aaaa-hello/bin/hello" in files and "/nix/store/bbbb-lib/lib/libbig.so" not in files
 
 
 # -- every byte owned once ----------------------------------------------------------------------------------------

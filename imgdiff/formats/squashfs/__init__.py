@@ -28,6 +28,8 @@ Tree (keys in brackets; stored bytes below, decoded spaces under ``decoded`` nod
       squashfs.xattr_table [xattrs]           -> metadata blocks, decoded -> squashfs.xattr_set [<path> | xid:N]
       squashfs.xattr_id_table [xattr_ids]     -> metadata blocks, squashfs.xattr_table_header [header], index,
                                                  decoded -> squashfs.xattr_id [xid:N]
+      squashfs.unchanged [unchanged]          instead of all the above but the superblock, in a comparison where
+                                              no byte after the superblock (and compressor options) differs
 
 Positions (table starts, block indexes, ``start_block`` s, inode references) are declared
 :class:`~imgdiff.model.Derived` from the stored bytes before them, stored blocks from the decoded bytes they hold,
@@ -172,6 +174,16 @@ class _Parser:
                                            extents=(Extent(self.fs + rest, self.size - rest),), raw=True,
                                            errors=[str(exc)]))
             self.root.errors.extend(self.errors)
+            return self.root
+        after = Extent(self.fs + self.data_start, self.size - self.data_start)
+        if not self.standalone and not self.interesting(after):
+            # nothing past the superblock and compressor options differs: no table needs decoding (a pair that
+            # differs in mkfs_time alone costs a superblock, not a walk of every inode)
+            self.root.children.append(super_node(head, self.fs, {}))
+            if comp_node is not None:
+                self.root.children.append(comp_node)
+            self.root.children.append(Node(kind="squashfs.unchanged", key="unchanged", label="tables and data (equal)",
+                                           extents=(after,) if after.length else ()))
             return self.root
         self._layout()
         self._walk()
