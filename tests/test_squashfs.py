@@ -44,6 +44,7 @@ PAIR_FACTS = {
     "squashfs-mkfs-time": (1, ["SQS001"]),
     "squashfs-nix-store-epoch": (489, ["SQS003"]),
     "squashfs-owner": (1, ["SQS004"]),
+    "squashfs-root-mode": (532, ["SQS014"]),
     "squashfs-sort": (515, ["SQS005"]),
     "squashfs-xattrs": (627, ["SQS008"]),
 }

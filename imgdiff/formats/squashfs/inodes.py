@@ -221,8 +221,13 @@ def _time(v: int) -> str:
         return str(v)
 
 
-def _mode(v: int) -> str:
-    return stat.filemode(v)
+_S_IF = {"dir": stat.S_IFDIR, "reg": stat.S_IFREG, "lnk": stat.S_IFLNK, "blk": stat.S_IFBLK, "chr": stat.S_IFCHR,
+         "fifo": stat.S_IFIFO, "sock": stat.S_IFSOCK}
+
+
+def _mode_of(file_type: str) -> Callable[[int], str | None]:
+    bits = _S_IF.get(file_type, 0)
+    return lambda v: stat.filemode(bits | (v & 0o7777))
 
 
 def _rdev(v: int) -> str:
@@ -235,7 +240,6 @@ INODE_TYPES = {
 }
 _DISPLAY: dict[str, Callable[[int], str | None]] = {
     "mtime": _time,
-    "mode": lambda v: _mode(v),
     "rdev": _rdev,
     "inode_type": lambda v: INODE_TYPES.get(v, "?"),
 }
@@ -273,6 +277,7 @@ def inode_node(rec: InodeRec, table: bytes, base: int, key: str, label: str, att
     comp = C_INODE[rec.itype]
     at = base + rec.off
     disp = dict(_DISPLAY)
+    disp["mode"] = _mode_of(rec.file_type)
     for name, text in (("uid", cov.uid), ("guid", cov.guid)):
         if text is not None:
             disp[name] = _const(text)
