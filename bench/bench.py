@@ -137,7 +137,8 @@ def _usr_tree(dest: Path, extra: bool = False) -> Path:
     return dest
 
 
-def _mke2fs(tree: Path, out: Path, size: str, uuid: str | None = UUID, seed: str | None = HASH_SEED) -> None:
+def _mke2fs(tree: Path, out: Path, size: str, uuid: str | None = UUID, seed: str | None = HASH_SEED,
+            extra: tuple[str, ...] = ()) -> None:
     env = dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000")
     out.unlink(missing_ok=True)
     args = ["mke2fs", "-q", "-t", "ext4"]
@@ -145,7 +146,7 @@ def _mke2fs(tree: Path, out: Path, size: str, uuid: str | None = UUID, seed: str
         args += ["-U", uuid]
     if seed:
         args += ["-E", f"hash_seed={seed}"]
-    sh(*args, "-d", str(tree), str(out), size, env=env)
+    sh(*args, *extra, "-d", str(tree), str(out), size, env=env)
 
 
 def build_usr_typical(d: Path) -> None:
@@ -183,7 +184,7 @@ def build_many_subdirs(d: Path) -> None:
     for i in range(70000):
         (tree / f"sub{i:05d}").mkdir()
     subprocess.run(["find", str(tree), "-exec", "touch", "-h", "-d", "@1700000000", "{}", "+"], check=True)
-    _mke2fs(tree, d / "a.img", "256M")
+    _mke2fs(tree, d / "a.img", "1G", extra=("-N", "100000"))  # one block and one inode per directory
     shutil.rmtree(tree)
     sh("cp", "--sparse=always", str(d / "a.img"), str(d / "b.img"))
     out = subprocess.run(["debugfs", "-R", "imap /sub34567", str(d / "b.img")], capture_output=True, text=True,

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="explain the differences between two images")
     _add_pair(ex)
     ex.add_argument("--json", action="store_true", help="print the JSON result (version 1 contract)")
+    ex.add_argument("--all-fields", action="store_true",
+                    help="JSON: list every field, path and derived field of each finding (default: the first "
+                         "200 of each, with *_total counts)")
     ex.add_argument("--format", choices=("text", "json", "markdown"), default=None, help="output format")
     ex.add_argument("-v", "--verbose", action="store_true", help="list every field, path and derived field")
     ex.add_argument("--config", metavar="NAME", help="configuration name for the markdown report header")
@@ -175,19 +178,20 @@ def _explain_paused(args: argparse.Namespace, fmt: str) -> int:
     finally:
         progress.done()
     if fmt == "json":
-        from imgdiff.report.json import hex_snippets, write
+        from imgdiff.report.json import LIST_LIMIT, hex_snippets, write
 
+        limit = None if getattr(args, "all_fields", False) else LIST_LIMIT
         try:  # read through the analysis' sources: decompressed inputs and decoded spaces included
             hexes = hex_snippets(report, lambda o, n: report.read("a", o, n) or b"",
-                                 lambda o, n: report.read("b", o, n) or b"")
+                                 lambda o, n: report.read("b", o, n) or b"", limit)
         finally:
             report.close()
         output = getattr(args, "output", None)
         if output:
             with _output_file(output) as fh:
-                write(report, fh, hexes)
+                write(report, fh, hexes, limit)
         else:
-            write(report, sys.stdout, hexes)
+            write(report, sys.stdout, hexes, limit)
         return EXIT_SAME if report.identical else EXIT_DIFFERENT
     elif fmt == "markdown":
         from imgdiff.report.markdown import render as render_md

@@ -258,6 +258,9 @@ class Difference:
     """For derived fields: ``"<kind>:<field>"`` values that feed the computation."""
     scope: str = ""
     """Node path of the enclosing scope (a partition's filesystem, or the disk): findings group by it."""
+    chain: tuple[str, ...] = ()
+    """The scopes the field lies in, outermost first (partition, filesystem, file holding a nested image, stream,
+    nested filesystem): renderers show ``" ▸ ".join(chain)`` and group by it instead of parsing ``location``."""
     detail: str | None = None
     """Extra text: differing ranges inside a file, a short unified diff."""
     content_a: builtins.bytes | None = None
@@ -308,6 +311,22 @@ class Finding:
     note: str = ""
     """Rule-specific extra text (a seed check verdict, which files leak the build time)."""
     bytes: int = 0
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """Return the scope chain all causes share (their longest common prefix)."""
+        chains = [d.chain for d in self.causes]
+        if not chains:
+            return ()
+        first = chains[0]
+        n = len(first)
+        for c in chains[1:]:
+            n = min(n, len(c))
+            for i in range(n):
+                if c[i] != first[i]:
+                    n = i
+                    break
+        return first[:n]
 
     @property
     def fields(self) -> list[str]:

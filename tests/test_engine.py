@@ -40,8 +40,8 @@ def test_fs_uuid_not_folded_when_not_derived(analyzed) -> None:  # type: ignore[
 
 def _record_pair(raw_a: bytes, raw_b: bytes, base_a: int, base_b: int):  # type: ignore[no-untyped-def]
     """Two one-node trees whose node holds a record of the ext4 extent header layout (12 bytes)."""
-    from imgdiff.formats.c_ext4 import EXT4_EXTENT_HEADER
     from imgdiff.formats.compiled import Compiled, Record
+    from imgdiff.formats.ext4.c_ext4 import EXT4_EXTENT_HEADER
     from imgdiff.model import Extent, Node
 
     comp = Compiled(EXT4_EXTENT_HEADER)

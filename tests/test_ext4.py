@@ -102,7 +102,7 @@ def test_inode_mtime_by_path(pair) -> None:  # type: ignore[no-untyped-def]
         assert ino.extents == (Extent(35 * 4096 + 0xC00, 256),)
         mtime = ino.field_named("i_mtime")
         assert mtime is not None and mtime.value == expected and mtime.extents == (Extent(35 * 4096 + 0xC10, 4),)
-        names = [f.name for f in ino.fields]
+        names = [f.name for f in ino.all_fields()]
         assert "i_generation" in names and "i_checksum_lo" in names and "i_block.extent[0].ee_start_lo" in names
         [csum] = [d for d in ino.derived if d.field == "i_checksum_lo"]
         assert csum.seeds[0] == "ext4.superblock:s_uuid"
@@ -131,7 +131,7 @@ def test_htree_directory(pair) -> None:  # type: ignore[no-untyped-def]
     assert d is not None and d.attrs["htree"] is True and d.attrs["entries"] == 400
     roots = [c for c in d.children if c.kind == "ext4.dx_root"]
     assert len(roots) == 1
-    info = {f.name: f.value for f in roots[0].fields}
+    info = {f.name: f.value for f in roots[0].all_fields()}
     assert info["hash_version"] == 1 and info["info_length"] == 8 and info["indirect_levels"] == 0
     assert info["count"] >= 2 and info["limit"] == (4096 - 32 - 8) // 8
     names = {c.key for c in d.children if c.kind == "ext4.dirent"}
@@ -159,7 +159,7 @@ def test_in_inode_xattrs(pair) -> None:  # type: ignore[no-untyped-def]
     _a, b = pair("ext4-xattr")
     node = _fs(b, []).child("inodes").child("/usr/bin/tool")  # type: ignore[union-attr]
     assert node is not None
-    values = {f.name: f for f in node.fields}
+    values = {f.name: f for f in node.all_fields()}
     assert values["xattr.h_magic"].value == 0xEA020000
     assert values["xattr[security.selinux].value"].value == b"system_u:object_r:etc_t:s0\0"
     assert values["xattr[user.origin].value"].value == b"builder-42"
@@ -232,7 +232,7 @@ def test_device_numbers_agree_with_debugfs(pair) -> None:  # type: ignore[no-unt
         major, minor = (int(v) for v in line.split("number:")[1].split()[0].split(":"))
         node = inodes.child(path)
         assert node is not None
-        shown = [f.display for f in node.fields if f.name.startswith("i_block[") and (f.display or "").startswith("device")]
+        shown = [f.display for f in node.all_fields() if f.name.startswith("i_block[") and (f.display or "").startswith("device")]
         assert shown == [f"device {major}:{minor}"]
 
 
@@ -252,7 +252,7 @@ def test_inline_data_files_and_directory(pair) -> None:  # type: ignore[no-untyp
         assert b"".join(raw[e.offset : e.end] for e in data.extents) == content
         inode = fs.child("inodes").child(path)  # type: ignore[union-attr]
         assert inode is not None and inode.field_named("i_block") is None  # the file node owns i_block
-        names = {f.name for f in inode.fields}
+        names = {f.name for f in inode.all_fields()}
         assert "xattr[system.data].value" not in names and "xattr[system.data].e_value_size" in names
         ino = int(inode.attrs["ino"])  # type: ignore[arg-type]
         # dissect.extfs reads only i_block of an inline file; system.data holds the rest
@@ -280,7 +280,7 @@ def test_journal_superblock(pair) -> None:  # type: ignore[no-untyped-def]
     a, _b = pair("ext4-kernel")
     j = _fs(a, []).child("journal")
     assert j is not None
-    f = {x.name: x.value for x in j.fields}
+    f = {x.name: x.value for x in j.all_fields()}
     assert f["h_magic"] == 0xC03B3998 and f["h_blocktype"] == 4 and f["s_blocksize"] == 4096
     assert f["s_uuid"] == "2e3f4a5b-6c7d-4e8f-9a0b-1c2d3e4f5a6b"  # mke2fs copies the filesystem UUID
     assert any(d.field == "s_uuid" and d.seeds == ("ext4.superblock:s_uuid",) for d in j.derived)
@@ -299,7 +299,7 @@ def test_every_byte_in_exactly_one_field(pair, name: str, side: str) -> None:  #
     path = pair(name)[0 if side == "a" else 1]
     root, ctx = _tree(path)
     size = path.stat().st_size
-    spans = sorted((e.offset, e.end, n.kind, f.name) for n in _walk(root) for f in n.fields for e in f.extents)
+    spans = sorted((e.offset, e.end, n.kind, f.name) for n in _walk(root) for f in n.all_fields() for e in f.extents)
     pos = 0
     for s, e, kind, fname in spans:
         assert s == pos, f"{'gap' if s > pos else 'overlap'} at 0x{min(s, pos):x} before {kind}.{fname}"
@@ -317,11 +317,11 @@ def test_node_extents_contain_their_fields_and_children(pair, name: str) -> None
         return any(o.offset <= ext.offset and ext.end <= o.end for o in outer)
 
     for node in _walk(root):
-        for f in node.fields:
+        for f in node.all_fields():
             # sibling fields of one node are disjoint
             for e in f.extents:
                 assert inside(e, node.extents), (node.kind, node.key, f.name)
-        own = sorted(e for f in node.fields for e in f.extents)
+        own = sorted(e for f in node.all_fields() for e in f.extents)
         assert all(x.end <= y.offset for x, y in itertools.pairwise(own)), (node.kind, node.key)
         for c in node.children:
             for e in c.extents:
@@ -703,6 +703,6 @@ def test_one_kib_blocks_and_identical_rebuild(tmp_path: Path) -> None:
     fs = root.children[0]
     assert fs.attrs["block_size"] == 1024 and not ctx.errors
     assert fs.child("boot") is not None and fs.child("superblock@group:0") is None
-    total = sum(e.length for n in _walk(root) for f in n.fields for e in f.extents)
+    total = sum(e.length for n in _walk(root) for f in n.all_fields() for e in f.extents)
     assert total == imgs[0].stat().st_size
     assert shutil.which("mke2fs")

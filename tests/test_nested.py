@@ -237,3 +237,12 @@ def test_parser_decoded_space_alone_and_in_a_comparison() -> None:
     ca.defer(lambda: seen.append((ca.interesting(Extent(ba, 4)), ca.interesting(Extent(ba + 5, 7)))))
     table.settle()
     assert seen == [(False, True)] and dm.total == 0  # decoded bytes are not image bytes
+
+
+def test_findings_carry_their_scope_chain(analyzed) -> None:  # type: ignore[no-untyped-def]
+    (f,) = analyzed("nested-esp-zstd-initrd").findings
+    assert f.chain == ("partition 1 (esp)", "vfat (FAT32)", "/EFI/nixos/initrd.efi", "zstd", "cpio archive")
+    (g,) = analyzed("nested-ext4-vfat").findings
+    assert g.chain == ("ext4", "/boot/efi.img", "vfat (FAT32)")
+    pe = [d for f in analyzed("content-formats").findings for d in f.causes if d.field == "TimeDateStamp"]
+    assert [d.chain for d in pe] == [("partition 1 (esp)", "vfat (FAT32)", "/EFI/BOOT/BOOTX64.EFI", "pe")]

@@ -396,6 +396,8 @@ SMOKE = [
     "ext4-order",
     "ext4-hardlinks",
     "report-esp-root",
+    "iso-no-sde",
+    "iso-sort-weight",
 ]
 
 

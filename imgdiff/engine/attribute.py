@@ -43,12 +43,31 @@ EXCERPT = 32
 
 @dataclass(slots=True)
 class NodeInfo:
-    """A built node with its key chain, human location and scope."""
+    """A built node with its key chain, human location, scope and scope chain."""
 
     keys: Keys
     node: Node
     location: str
     scope: str
+    chain: tuple[str, ...] = ()
+    """The scopes this node lies in, outermost first: ``("partition 1 (esp)", "vfat (FAT32)",
+    "/EFI/nixos/initrd.efi", "zstd", "cpio archive")`` (see :func:`chain_step`)."""
+
+
+def chain_step(node: Node) -> str | None:
+    """Return what ``node`` adds to the scope chain of the nodes below it, or None.
+
+    A scope (a partition, a filesystem, a nested image's root) adds its label; a file holding a nested image adds
+    its path; a compressed stream holding one adds its kind (``zstd``).
+    """
+    attrs = node.attrs
+    if attrs.get("nested"):
+        return str(attrs.get("path") or node.label)
+    if attrs.get("stream"):
+        return str(attrs["stream"])
+    if attrs.get("scope"):
+        return node.label
+    return None
 
 
 @dataclass(slots=True)
@@ -98,12 +117,16 @@ class TreeIndex:
             last_end = e
         return idx
 
-    def _visit(self, node: Node, prefix: Keys, labels: list[str], scope: str, rows: _Rows) -> None:
+    def _visit(self, node: Node, prefix: Keys, labels: list[str], scope: str, rows: _Rows,
+               chain: tuple[str, ...] = ()) -> None:
         keys = (*prefix, node.key)
         here_labels = labels + [node.label] if prefix else labels
         if not prefix or node.attrs.get("scope"):
             scope = "/".join(keys)
-        self.nodes[keys] = NodeInfo(keys, node, " / ".join(here_labels) or node.label, scope or "/".join(keys))
+        self.nodes[keys] = NodeInfo(keys, node, " / ".join(here_labels) or node.label, scope or "/".join(keys),
+                                    chain)
+        step = chain_step(node) if prefix else None
+        below = (*chain, step) if step is not None else chain
         differs = self._differs
         touched = differs is None or not node.extents or any(differs(e) for e in node.extents)
         if node.record is not None and touched:
@@ -132,7 +155,7 @@ class TreeIndex:
                         rk.append(keys)
                         rf.append(f)
         for c in node.children:
-            self._visit(c, keys, here_labels, scope, rows)
+            self._visit(c, keys, here_labels, scope, rows, below)
 
     def fields_in(self, ext: Extent) -> Iterator[tuple[Keys, Field, Extent]]:
         """Yield ``(node keys, field, overlap)`` for each field extent overlapping ``ext``.
@@ -156,6 +179,16 @@ class TreeIndex:
                             yield self.owner_keys[i], f, Extent(flo, fhi - flo)
             i += 1
 
+    def keys_in(self, ext: Extent) -> Iterator[Keys]:
+        """Yield the key chain of each node owning a field extent that overlaps ``ext`` (records stay unbuilt)."""
+        starts, owner_keys = self.starts, self.owner_keys
+        hi_ext = ext.offset + ext.length
+        i = bisect.bisect_right(self.ends, ext.offset)
+        n = len(starts)
+        while i < n and starts[i] < hi_ext:
+            yield owner_keys[i]
+            i += 1
+
     def lookup(self, keys: Keys) -> NodeInfo | None:
         """Return the node at ``keys``, building it lazily through ``Node.expand`` when needed."""
         info = self.nodes.get(keys)
@@ -171,7 +204,8 @@ class TreeIndex:
             return None
         scope = "/".join(keys) if child.attrs.get("scope") else parent.scope
         loc = f"{parent.location} / {child.label}" if len(keys) > 2 else child.label
-        info = NodeInfo(keys, child, loc, scope)
+        step = chain_step(parent.node) if len(keys) > 2 else None
+        info = NodeInfo(keys, child, loc, scope, (*parent.chain, step) if step is not None else parent.chain)
         self.nodes[keys] = info
         return info
 
@@ -253,10 +287,10 @@ class Attributor:
         """
         touched: dict[Keys, None] = {}
         for r in self.dm.ranges():
-            for keys, _f, _o in self.ia.fields_in(r):
-                touched.setdefault(keys, None)
-            for keys, _f, _o in self.ib.fields_in(r.shifted(self.dm.delta)):
-                touched.setdefault(keys, None)
+            for keys in self.ia.keys_in(r):
+                touched[keys] = None
+            for keys in self.ib.keys_in(r.shifted(self.dm.delta)):
+                touched[keys] = None
         diffs: list[Difference] = []
         for i, keys in enumerate(touched):
             if progress is not None and i % 1000 == 0:
@@ -293,6 +327,7 @@ class Attributor:
                     location=info.location,
                     attrs=dict(node.attrs),
                     scope=info.scope,
+                    chain=info.chain,
                 )
             ]
         na, nb = ia.node, ib.node
@@ -313,8 +348,8 @@ class Attributor:
         for fa in fields_a:
             seen.add(fa.name)
             fb = names_b.get(fa.name)
-            if fb is not None and fb.value == fa.value and self._same_bytes(fa, fb):
-                continue
+            if fb is not None and fb.value == fa.value and (fa.name == "data" or self._same_bytes(fa, fb)):
+                continue  # a file's data value is a digest of its content: equal values are equal content
             out.append(self._field_diff(path, ia, fa, fb, attrs, der_a.get(fa.name), der_b.get(fa.name)))
         for fb in fields_b:
             if fb.name not in seen:
@@ -377,6 +412,7 @@ class Attributor:
             covers_b=db.covers if db else (),
             seeds=(da or db).seeds if (da or db) else (),  # type: ignore[union-attr]
             scope=info.scope,
+            chain=info.chain,
         )
         if attrs.get("content") and f.name == "data" and fa is not None and fb is not None:
             self._content(d, fa, fb)
@@ -409,6 +445,7 @@ class Attributor:
                     covers_a=fa.extents if cf.derived else (),
                     covers_b=fb.extents if cf.derived else (),
                     scope=d.scope,
+                    chain=(*d.chain, str(d.attrs.get("path") or d.location), cf.kind.split(".", 1)[-1]),
                 )
             )
         return out
@@ -538,6 +575,7 @@ class Attributor:
                     location=info.location,
                     attrs=dict(info.node.attrs),
                     scope=info.scope,
+                    chain=info.chain,
                 )
                 out[key] = d
             self._pending.setdefault(id(d), (d, []))[1].append(gap)
@@ -577,6 +615,7 @@ class Attributor:
                 location=info.location,
                 attrs=dict(info.node.attrs),
                 scope=info.scope,
+                chain=info.chain,
                 detail=None if same else "A and B store different nodes' data at these bytes",
             )
             out[key] = d

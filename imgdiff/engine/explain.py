@@ -7,8 +7,8 @@ Order of work:
 4. fields declared :class:`~imgdiff.model.Derived` (CRCs, checksums, copies) are folded, to a fixpoint, into the
    finding whose differing bytes they cover or whose seed field they depend on, unclassified findings included
    (a checksum over an unexplained change belongs to that change, never to a rule about stale checksums);
-5. derived differences whose covered bytes did not change may still be matched by a rule (a derived rule), and
-   what they cover or seed folds into that finding in turn;
+5. derived differences whose covered bytes did not change may still be matched by a rule (a derived rule); the
+   fields derived from those are then folded in turn;
 6. derived differences left over join the ``unclassified`` finding of their scope: nothing is dropped.
 """
 
@@ -126,11 +126,8 @@ def explain(
             if rule.match.matches(d, ctx):
                 add(rule, d)
                 break
-    # 5b. what follows from a difference a derived rule claimed (a block that moved because another was
-    # recompressed) folds into that finding too
-    pending = [d for d in diffs if id(d) not in placed and d.derived]
-    if pending:
-        _fold_derived(pending, {k: f for k, f in findings.items() if k[0] != UNCLASSIFIED.id}, placed)
+    # 5b. what a derived rule's finding now holds may in turn cover derived fields (a checksum over them)
+    _fold_derived([d for d in derived if id(d) not in placed], findings, placed)
     # 6. unclassified derived differences
     for d in diffs:
         if id(d) not in placed:

@@ -52,6 +52,9 @@ class SpaceTable:
     by_key: dict[str, Space] = field(default_factory=dict)
     deferred: list[Callable[[], None]] = field(default_factory=list)
     """Parser callbacks waiting for the spaces to be compared (:meth:`ParseContext.defer`)."""
+    peers: dict[tuple[str, int, int], object] = field(default_factory=dict)
+    """What side A's parser of a region left for side B's (``(format, base, size)`` -> its scan results): a parser
+    may reuse the parts of A's scan whose bytes do not differ instead of scanning them again."""
     standalone: bool = False
     """True for a table made by a parser used outside a comparison: nothing is compared, nothing waits."""
     _named: dict[tuple[str, str, str], int] = field(default_factory=dict)

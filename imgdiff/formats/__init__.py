@@ -11,13 +11,19 @@ import struct
 from types import ModuleType
 
 from imgdiff.errors import ImgdiffError
-from imgdiff.formats import gpt
+from imgdiff.formats import gpt, iso9660
 from imgdiff.formats.base import ParseContext, raw_node
 from imgdiff.model import Node
 
 REGISTRY: tuple[str, ...] = (
+    "imgdiff.formats.iso9660",
     "imgdiff.formats.ext4",
     "imgdiff.formats.vfat",
+    "imgdiff.formats.verity",
+    "imgdiff.formats.verity.sig",
+    "imgdiff.formats.luks2",
+    "imgdiff.formats.erofs",
+    "imgdiff.formats.btrfs",
     "imgdiff.formats.squashfs",
 )
 """The format modules tried on a region (a partition, a whole image, a nested file), most specific first.
@@ -29,7 +35,8 @@ Each module provides ``NAME``, ``recognizes(head, size)`` and ``parse(ctx, base,
 FILESYSTEMS: list[ModuleType] = []
 """The loaded :data:`REGISTRY` modules (plus any added by :func:`register`), in the order they are tried."""
 
-HEAD = 65536
+HEAD = 0x11000
+"""Bytes of a region handed to ``recognizes``: 68 KiB, so that btrfs's superblock (at 64 KiB) is inside."""
 
 
 def register(module: ModuleType) -> ModuleType:
@@ -122,6 +129,11 @@ def parse_image(ctx: ParseContext) -> Node:
     size = ctx.src.size
     head = ctx.read(0, min(HEAD, size))
     root: Node
+    if iso9660.recognizes(head, size):  # before GPT: an isohybrid ISO's MBR/GPT are a view of the ISO
+        try:
+            return iso9660.parse_image(ctx)
+        except (ImgdiffError, ValueError, struct.error) as exc:
+            ctx.errors.append(f"ISO 9660 volume could not be parsed: {exc}")
     if size >= 1024 and gpt.recognizes(head, size):
         try:
             root = gpt.parse(ctx, 0, size, "disk")

@@ -82,6 +82,21 @@ class ParseContext:
             self.src = layered
         return table.open_named(self.side, label, name, payload).base
 
+    def peer(self, fmt: str, base: int, size: int, mine: object) -> object | None:
+        """Share scan results between the two sides' parsers of the same region.
+
+        Side A registers ``mine`` and gets None; side B gets what A registered for ``(fmt, base, size)`` (or None),
+        when both images hold the region at the same offset.  B may then reuse what A scanned wherever
+        :meth:`interesting` says no byte differs: the same bytes give the same structures.
+        """
+        if self.spaces is None or self.spaces.standalone or self.diff is None:
+            return None
+        key = (fmt, base, size)
+        if self.side == "a":
+            self.spaces.peers[key] = mine
+            return None
+        return self.spaces.peers.get(key) if self.diff.delta == 0 else None
+
     def defer(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once the decoded spaces opened so far are compared (at once when parsing alone)."""
         if self.spaces is None or self.spaces.standalone:
@@ -97,7 +112,7 @@ class Format(Protocol):
     """Short name shown in locations: ``"gpt"``, ``"ext4"``, ``"vfat"``."""
 
     def recognizes(self, head: bytes, size: int) -> bool:
-        """Return True if ``head`` (the first 64 KiB of the region) starts this format."""
+        """Return True if ``head`` (the first 68 KiB of the region, :data:`imgdiff.formats.HEAD`) starts this format."""
         ...
 
     def parse(self, ctx: ParseContext, base: int, size: int, label: str) -> Node:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import construct as c
@@ -164,6 +164,23 @@ def _member_fmt(kind: str, size: int, n: int) -> str:
     return {1: "B", 2: "H", 4: "I", 8: "Q"}[size]
 
 
+_SELECTIONS: dict[
+    tuple[int, int | None, frozenset[str]],
+    tuple[tuple[tuple[int, tuple[str, int, int, int, int, str]], ...], tuple[tuple[int, int], ...]],
+] = {}
+"""Per (layout, limit, skip): the selected members and their contiguous runs (relative offset, length)."""
+
+
+def _runs(members: list[tuple[int, tuple[str, int, int, int, int, str]]]) -> tuple[tuple[int, int], ...]:
+    out: list[list[int]] = []
+    for _k, (_name, moff, size, _i, _n, _kind) in members:
+        if out and out[-1][0] + out[-1][1] == moff:
+            out[-1][1] += size
+        else:
+            out.append([moff, size])
+    return tuple((o, n) for o, n in out)
+
+
 class Record:
     """One fixed-layout structure whose fields are described, not built: materialised only when asked for.
 
@@ -209,14 +226,20 @@ class Record:
         return self.compiled.fields(self.raw, 0, self.base, limit=self.limit, skip=self.skip, prefix=self.prefix,
                                     decode=self.decode, display=self.display)
 
-    def _members(self) -> Iterator[tuple[int, tuple[str, int, int, int, int, str]]]:
-        limit = self.limit
-        for k, m in enumerate(self.compiled.members):
-            if limit is not None and m[1] + m[2] > limit:
-                return
-            if self.skip and m[0] in self.skip:
-                continue
-            yield k, m
+    def _members(self) -> tuple[tuple[int, tuple[str, int, int, int, int, str]], ...]:
+        key = (id(self.compiled), self.limit, self.skip)
+        found = _SELECTIONS.get(key)
+        if found is None:
+            limit = self.limit
+            out = []
+            for k, m in enumerate(self.compiled.members):
+                if limit is not None and m[1] + m[2] > limit:
+                    break
+                if self.skip and m[0] in self.skip:
+                    continue
+                out.append((k, m))
+            found = _SELECTIONS[key] = (tuple(out), _runs(out))
+        return found[0]
 
     def _field(self, k: int, vals: tuple[Any, ...]) -> Field:
         name, moff, size, i, n, kind = self.compiled.members[k]
@@ -232,14 +255,9 @@ class Record:
 
     def spans(self) -> list[Extent]:
         """Return the contiguous byte ranges of the selected members (skipped members leave gaps)."""
-        out: list[Extent] = []
-        for _k, (_name, moff, size, _i, _n, _kind) in self._members():
-            start = self.base + moff
-            if out and out[-1].end == start:
-                out[-1] = Extent(out[-1].offset, out[-1].length + size)
-            else:
-                out.append(Extent(start, size))
-        return out
+        self._members()
+        base = self.base
+        return [Extent(base + off, n) for off, n in _SELECTIONS[(id(self.compiled), self.limit, self.skip)][1]]
 
     def fields_in(self, ext: Extent) -> list[Field]:
         """Return the members whose bytes overlap ``ext``."""

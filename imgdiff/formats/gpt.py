@@ -26,6 +26,7 @@ from imgdiff.formats.c_gpt import (
     OSTYPE_GPT_PROTECTIVE,
 )
 from imgdiff.formats.gpt_types import PARTITION_TYPES
+from imgdiff.formats.verity.tree import link_disk as link_verity
 from imgdiff.model import Derived, Extent, Field, Node
 
 NAME = "gpt"
@@ -129,6 +130,7 @@ def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
         pnode.children.append(ctx.parse_nested(base + pstart, plen, tname))
         disk.children.append(pnode)
         owned.append(Extent(base + pstart, plen))
+    link_verity(disk)  # dm-verity: hash tree -> data partition, root hash -> partition GUIDs
     for gap in _gaps(owned, base, base + size):
         disk.children.append(raw_node(gap.offset, gap.length, "unpartitioned space", key=f"gap@{gap.offset - base}"))
     ctx.errors.extend(disk.errors)
@@ -318,3 +320,25 @@ def _gaps(owned: list[Extent], start: int, end: int) -> list[Extent]:
     if pos < end:
         gaps.append(Extent(pos, end - pos))
     return [g for g in gaps if g.length > 0]
+
+
+def parse_tables(ctx: ParseContext, base: int, size: int) -> tuple[list[Node], list[tuple[int, str, int, int, str]], list[Extent]]:
+    """Return the MBR (and GPT) nodes, the partitions and the bytes the tables own, without parsing partitions.
+
+    Partitions are ``(index, type name, offset, length, unique GUID)`` relative to ``base``.  For a caller whose
+    own view owns the partitions' bytes: an isohybrid ISO 9660 image, whose GPT partition 1 covers the ISO itself.
+    A GPT behind a hybrid MBR without a 0xEE partition (xorriso -isohybrid-gpt-basdat) is parsed too.
+    """
+    head = ctx.read(base, 8192)
+    sector = 4096 if head[512:520] != GPT_SIGNATURE and head[4096:4104] == GPT_SIGNATURE else 512
+    nodes: list[Node] = [_parse_mbr(head[:512], base)]
+    owned: list[Extent] = [Extent(base, 512)]
+    records = _mbr_records(head[:512])
+    if any(r[1] == OSTYPE_GPT_PROTECTIVE for r in records) or head[sector : sector + 8] == GPT_SIGNATURE:
+        gpt, parts, gpt_owned = _parse_gpt(ctx, base, size, sector)
+        nodes.append(gpt)
+        owned.extend(gpt_owned)
+        return nodes, parts, owned
+    parts = [(i, MBR_TYPES.get(ostype, f"0x{ostype:02x}"), start * sector, count * sector, "")
+             for i, (_boot, ostype, start, count) in enumerate(records, start=1) if ostype and count]
+    return nodes, parts, owned

@@ -56,6 +56,7 @@ def _diff(d: Difference, hexes: dict[int, tuple[str, str]] | None = None) -> dic
         "kind": d.kind,
         "change": d.change,
         "location": d.location,
+        "chain": list(d.chain),
         "a": to_json(d.a),
         "b": to_json(d.b),
         "display_a": d.display_a,
@@ -83,23 +84,41 @@ def _pair(f: Finding) -> tuple[Any, Any]:
     return None, None
 
 
-def report_to_dict(report: Report, hexes: dict[int, tuple[str, str]] | None = None) -> dict[str, Any]:
-    """Return the JSON document of ``report`` as plain data."""
+LIST_LIMIT = 200
+"""Per finding, at most this many cause fields, paths and derived fields are listed (``*_total`` give the
+counts); ``imgdiff explain --json --all-fields`` lists every one."""
+
+
+def _bounded(items: list[Any], limit: int | None) -> list[Any]:
+    return items if limit is None or len(items) <= limit else items[:limit]
+
+
+def report_to_dict(
+    report: Report, hexes: dict[int, tuple[str, str]] | None = None, limit: int | None = LIST_LIMIT
+) -> dict[str, Any]:
+    """Return the JSON document of ``report`` as plain data (lists per finding bounded by ``limit``; None: all)."""
     findings = []
     for f in report.findings:
         a, b = _pair(f)
+        causes = _bounded(f.causes, limit)
+        derived = _bounded(f.derived, limit)
+        paths = f.paths
         findings.append(
             {
                 "rule": f.rule.id,
                 "title": f.rule.title,
                 "layer": f.rule.layer,
                 "location": f.location,
-                "fields": f.fields,
-                "paths": f.paths,
+                "chain": list(f.chain),
+                "fields": [d.ref for d in causes],
+                "fields_total": len(f.causes),
+                "paths": _bounded(paths, limit),
+                "paths_total": len(paths),
                 "a": a,
                 "b": b,
                 "bytes": f.bytes,
-                "derived": [d.ref for d in f.derived],
+                "derived": [d.ref for d in derived],
+                "derived_total": len(f.derived),
                 "fix": f.rule.fix,
                 "name": f.rule.name,
                 "explanation": f.rule.explanation,
@@ -107,8 +126,8 @@ def report_to_dict(report: Report, hexes: dict[int, tuple[str, str]] | None = No
                 "fixed_in": f.rule.fixed_in,
                 "references": list(f.rule.references),
                 "note": f.note,
-                "details": [_diff(d, hexes) for d in f.causes],
-                "derived_details": [_diff(d, hexes) for d in f.derived],
+                "details": [_diff(d, hexes) for d in causes],
+                "derived_details": [_diff(d, hexes) for d in derived],
             }
         )
     return {
@@ -142,12 +161,14 @@ def _image(info: ImageInfo) -> dict[str, Any]:
     return out
 
 
-def dumps(report: Report, hexes: dict[int, tuple[str, str]] | None = None) -> str:
+def dumps(report: Report, hexes: dict[int, tuple[str, str]] | None = None, limit: int | None = LIST_LIMIT) -> str:
     """Return the JSON text of ``report`` (stable key order, so equal results give equal text)."""
-    return _escape_surrogates(json.dumps(report_to_dict(report, hexes), indent=2, ensure_ascii=False)) + "\n"
+    return _escape_surrogates(json.dumps(report_to_dict(report, hexes, limit), indent=2, ensure_ascii=False)) + "\n"
 
 
-def write(report: Report, fh: TextIO, hexes: dict[int, tuple[str, str]] | None = None) -> None:
+def write(
+    report: Report, fh: TextIO, hexes: dict[int, tuple[str, str]] | None = None, limit: int | None = LIST_LIMIT
+) -> None:
     """Write exactly the text :func:`dumps` returns to ``fh``, in pieces (all non-ASCII escaped when ``fh``'s
     encoding is not UTF-8, so the bytes are valid JSON either way).
 
@@ -156,7 +177,7 @@ def write(report: Report, fh: TextIO, hexes: dict[int, tuple[str, str]] | None =
     """
     ascii_only = _ascii_only(fh)
     chunks: list[str] = []
-    for chunk in json.JSONEncoder(ensure_ascii=ascii_only, indent=2).iterencode(report_to_dict(report, hexes)):
+    for chunk in json.JSONEncoder(ensure_ascii=ascii_only, indent=2).iterencode(report_to_dict(report, hexes, limit)):
         chunks.append(chunk)
         if len(chunks) >= 16384:
             fh.write(_escape_surrogates("".join(chunks)))
@@ -237,11 +258,13 @@ def _load_image(path: str, info: dict[str, Any]) -> ImageInfo:
     return ImageInfo(path, int(info.get("size", 0)), str(info.get("format", "")), str(info.get("decompressed", "")))
 
 
-def hex_snippets(report: Report, read_a: Any, read_b: Any) -> dict[int, tuple[str, str]]:
-    """Return the first bytes of every difference's extents on both sides, for viewers without the images."""
+def hex_snippets(
+    report: Report, read_a: Any, read_b: Any, limit: int | None = LIST_LIMIT
+) -> dict[int, tuple[str, str]]:
+    """Return the first bytes of every listed difference's extents on both sides, for viewers without the images."""
     out: dict[int, tuple[str, str]] = {}
     for f in report.findings:
-        for d in f.causes + f.derived:
+        for d in _bounded(f.causes, limit) + _bounded(f.derived, limit):
             ea = d.extents_a or d.extents_b
             eb = d.extents_b or d.extents_a
             if not ea:

@@ -395,7 +395,7 @@ and the write counter its writes advance."""
 
 
 def _sb_values(node: Node | None) -> dict[str, Any] | None:
-    return {f.name: f.value for f in node.fields} if node is not None else None
+    return {f.name: f.value for f in node.all_fields()} if node is not None else None
 
 
 def _superblocks(ctx: ExplainContext, node_path: str) -> tuple[dict[str, Any], dict[str, Any]] | None:

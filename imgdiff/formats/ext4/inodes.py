@@ -1,0 +1,227 @@
+"""Inodes as nodes: the inode table slot's fields (a record built on demand), ``i_block`` named by what it holds, and the in-inode extended attributes."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from imgdiff.formats.compiled import Record
+from imgdiff.formats.compiled import blob_display as _blob_display
+from imgdiff.formats.compiled import blob_value as _blob
+from imgdiff.formats.ext4.c_ext4 import (
+    EXT4_EXT_MAGIC,
+    EXT4_EXTENTS_FL,
+    EXT4_GOOD_OLD_INODE_SIZE,
+    EXT4_INLINE_DATA_FL,
+    EXT4_XATTR_MAGIC,
+    MODE_TYPES,
+    S_IFBLK,
+    S_IFCHR,
+    S_IFLNK,
+    S_IFMT,
+    XATTR_PREFIXES,
+)
+from imgdiff.formats.ext4.common import (
+    C_INODE,
+    C_XE,
+    C_XIH,
+    _device_fields,
+    _disjoint,
+    _gap_fields,
+    _inode_fields,
+    _inode_member_fields,
+    _inode_plan,
+    _name,
+    _reader,
+    _xattr_value,
+    _xattr_value_display,
+)
+from imgdiff.formats.ext4.extents import extent_node_fields
+from imgdiff.formats.ext4.volume import InodeInfo, Volume
+from imgdiff.model import Derived, Extent, Field, Node, merge_extents, subtract_extents
+
+
+def inodes_node(vol: Volume) -> Node:
+    exts = []
+    for g in range(vol.groups):
+        it = vol.gd[g][2]
+        if 0 < it < vol.blocks_count:
+            exts.append(Extent(vol.abs(it), min(vol.itb_per_group, vol.blocks_count - it) * vol.bs))
+    node = Node(kind="ext4.inodes", key="inodes", label="inode tables", extents=merge_extents(exts))
+
+    def build(key: str) -> Node | None:
+        ino = vol.ino_of(key)
+        return inode_node(vol, ino) if ino is not None else None
+
+    vol.lazy(node, build)
+    return node
+
+class InodeRecord(Record):
+    """The fixed members of an inode table slot (``i_block`` excepted) with the inode displays, built on demand."""
+
+    __slots__ = ()
+
+    def __init__(self, raw: bytes, base: int, limit: int) -> None:
+        super().__init__(C_INODE, raw, base, limit=limit, skip=_SKIP_IBLOCK)
+
+    def fields(self) -> list[Field]:
+        """Return every fixed member as a field (the bulk recipe of :func:`_inode_fields`)."""
+        return _inode_fields(self.raw, self.base, self.limit or C_INODE.size)
+
+    def _field(self, k: int, vals: tuple[Any, ...]) -> Field:
+        limit = self.limit or C_INODE.size
+        _inode_plan(limit)  # fills the per-name index
+        for f in _inode_member_fields(vals, self.base, limit, C_INODE.members[k][0]):
+            return f
+        return super()._field(k, vals)
+
+
+_SKIP_IBLOCK = frozenset({"i_block"})
+
+
+def inode_node(vol: Volume, ino: int) -> Node:
+    """Return the node of inode ``ino`` with every field (used or not): the fixed members as a record."""
+    off = vol.inode_offset(ino)
+    isz = vol.inode_size
+    raw = vol.inode_raw(ino)
+    absoff = vol.base + off
+    vals = C_INODE.unpack(raw)
+    info = vol.inodes.get(ino)
+    errors: list[str] = []
+    limit = EXT4_GOOD_OLD_INODE_SIZE
+    extra = 0
+    if isz > EXT4_GOOD_OLD_INODE_SIZE:
+        extra = vals["i_extra_isize"]
+        if extra % 4 or EXT4_GOOD_OLD_INODE_SIZE + extra > isz:
+            if info is not None:
+                errors.append(f"i_extra_isize {extra} is not plausible")
+            extra = 0
+        limit = EXT4_GOOD_OLD_INODE_SIZE + max(extra, 2)
+    record = InodeRecord(raw, absoff, limit)
+    fields = iblock_fields(vol, raw, absoff, vals, info)
+    # The bytes after the fixed fields: in-inode extended attributes or unused space.
+    xstart = limit
+    if xstart < isz:
+        # every field so far ends by ``limit``: only the xattr fields can cover bytes of the gap
+        xfields: list[Field] = []
+        if struct.unpack_from("<I", raw, xstart)[0] == EXT4_XATTR_MAGIC and xstart + 4 <= isz:
+            xfields.extend(C_XIH.fields(raw, xstart, absoff + xstart, prefix="xattr."))
+            xfields.extend(xattr_fields(vol, raw, xstart + 4, xstart + 4, isz, absoff, errors))
+        _gap_fields(xfields, absoff + xstart, absoff + isz, "i_extra_space",
+                    _reader(raw, absoff))
+        if info is not None and len(info.inline) > 1:  # the file or directory node owns the inline content
+            xfields = [f for f in xfields if f.name != "xattr[system.data].value"]
+        fields.extend(xfields)
+    fields.sort(key=lambda f: f.extents[0].offset)
+    derived: list[Derived] = []
+    if vol.csum:
+        lo, _ = C_INODE.span("i_checksum_lo")
+        csum_ext = [Extent(absoff + lo, 2)]
+        hi, _ = C_INODE.span("i_checksum_hi")
+        if isz > EXT4_GOOD_OLD_INODE_SIZE and extra >= 4:
+            csum_ext.append(Extent(absoff + hi, 2))
+        covers = tuple(subtract_extents(Extent(absoff, isz), csum_ext))
+        derived.append(Derived("i_checksum_lo", covers=covers, seeds=vol.seeds))
+        if len(csum_ext) > 1:
+            derived.append(Derived("i_checksum_hi", covers=covers, seeds=vol.seeds))
+    attrs = vol.path_attrs(ino)
+    if info is None:
+        attrs["unused"] = True
+        attrs["file_type"] = MODE_TYPES.get(vals["i_mode"] & S_IFMT, "none") if vals["i_mode"] else "none"
+    else:
+        attrs["links"] = info.links
+        if info.errors:
+            errors.extend(info.errors)
+    return Node(
+        kind="ext4.inode",
+        key=vol.key_of(ino) if info is not None else f"ino:{ino}",
+        label=vol._label(ino) + ("" if info is not None else " (unused)"),
+        extents=(Extent(absoff, isz),),
+        fields=tuple(fields),
+        derived=tuple(derived),
+        attrs=attrs,
+        errors=errors,
+        record=record,
+    )
+
+def iblock_fields(vol: Volume, raw: bytes, absoff: int, vals: dict[str, Any], info: InodeInfo | None) -> list[Field]:
+    """Return the fields of ``i_block``: an extent tree root, a block map, a symlink target or inline data."""
+    off, size = C_INODE.span("i_block")
+    ib = raw[off : off + size]
+    a = absoff + off
+    flags = vals["i_flags"]
+    ftype = vals["i_mode"] & S_IFMT
+    if info is not None and info.inline:
+        return []  # the file or directory node owns the inline content
+    if flags & EXT4_INLINE_DATA_FL:
+        return [Field("i_block", _blob(ib), (Extent(a, size),), "inline data")]
+    if info is not None and info.fast and ftype == S_IFLNK:
+        target = ib[: min(info.size, size)]
+        out = [Field("i_block", _name(target), (Extent(a, len(target)),), "symlink target")]
+        if len(target) < size:
+            rest = ib[len(target) :]
+            out.append(Field("i_block.unused", _blob(rest), (Extent(a + len(target), size - len(target)),),
+                             _blob_display(rest)))
+        return out
+    if flags & EXT4_EXTENTS_FL and struct.unpack_from("<H", ib)[0] == EXT4_EXT_MAGIC:
+        return extent_node_fields(vol, ib, 0, a, size, "i_block.")
+    if info is not None and info.fast and ftype in (S_IFCHR, S_IFBLK):
+        return _device_fields(ib, a)
+    if info is not None and info.fast:
+        return [Field("i_block", struct.unpack_from("<15I", ib), (Extent(a, size),), "unused")]
+    return [Field("i_block", struct.unpack_from("<15I", ib), (Extent(a, size),))]
+
+def xattr_fields(vol: Volume, buf: bytes, first: int, value_base: int, end: int, absoff: int,
+                  errors: list[str], prefix: str = "xattr") -> list[Field]:
+    """Return the fields of an xattr entry table at ``first`` whose values are relative to ``value_base``."""
+    fields: list[Field] = []
+    pos = first
+    seen: dict[str, int] = {}
+    count = 0
+    while pos + 4 <= end:
+        if struct.unpack_from("<I", buf, pos)[0] == 0:
+            fields.append(Field(f"{prefix}.end", 0, (Extent(absoff + pos, 4),), "end of entries"))
+            break
+        if pos + 16 > end:
+            errors.append(f"xattr entry at +{pos} runs past the end")
+            break
+        e = C_XE.unpack(buf, pos)
+        nlen = e["e_name_len"]
+        if pos + 16 + nlen > end:
+            errors.append(f"xattr name at +{pos} runs past the end")
+            break
+        name = XATTR_PREFIXES.get(e["e_name_index"], f"{e['e_name_index']}:") + _name(buf[pos + 16 : pos + 16 + nlen])
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}#{seen[name]}"
+        else:
+            seen[name] = 1
+        p = f"{prefix}[{name}]."
+        fields.extend(C_XE.fields(buf, pos, absoff + pos, prefix=p))
+        fields.append(Field(p + "e_name", _name(buf[pos + 16 : pos + 16 + nlen]),
+                            (Extent(absoff + pos + 16, nlen),)))
+        entry_end = pos + ((16 + nlen + 3) & ~3)
+        if entry_end > pos + 16 + nlen:
+            padn = entry_end - pos - 16 - nlen
+            fields.append(Field(p + "e_pad", _blob(buf[pos + 16 + nlen : entry_end]),
+                                (Extent(absoff + pos + 16 + nlen, padn),)))
+        vsize = e["e_value_size"]
+        voff = value_base + e["e_value_offs"]
+        if e["e_value_inum"] == 0 and vsize:
+            vend = voff + ((vsize + 3) & ~3)
+            if voff < entry_end or vend > end:
+                errors.append(f"xattr {name}: value at +{voff} size {vsize} outside its area")
+            else:
+                val = buf[voff : voff + vsize]
+                fields.append(Field(p + "value", _xattr_value(val), (Extent(absoff + voff, vsize),),
+                                    _xattr_value_display(val)))
+                if vend > voff + vsize:
+                    fields.append(Field(p + "value_pad", _blob(buf[voff + vsize : vend]),
+                                        (Extent(absoff + voff + vsize, vend - voff - vsize),)))
+        pos = entry_end
+        count += 1
+        if count > 4096:
+            errors.append("more than 4096 xattr entries")
+            break
+    # Overlapping values (hostile input) would make sibling fields overlap: drop later duplicates.
+    return _disjoint(fields, errors)
