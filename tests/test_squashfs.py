@@ -40,6 +40,7 @@ PAIR_FACTS = {
     "squashfs-fragments": (19000, ["SQS007"]),
     "squashfs-hardlinks": (325, ["SQS013"]),
     "squashfs-in-ext4": (1, ["SQS001"]),
+    "squashfs-in-iso": (92, ["SQS003"]),
     "squashfs-inode-mtimes": (560, ["SQS002"]),
     "squashfs-mkfs-time": (1, ["SQS001"]),
     "squashfs-nix-store-epoch": (489, ["SQS003"]),
@@ -48,7 +49,7 @@ PAIR_FACTS = {
     "squashfs-sort": (515, ["SQS005"]),
     "squashfs-xattrs": (627, ["SQS008"]),
 }
-STANDALONE = [p for p in PAIR_FACTS if p != "squashfs-in-ext4"] + ["squashfs-parallel-fragments"]
+STANDALONE = [p for p in PAIR_FACTS if p not in ("squashfs-in-ext4", "squashfs-in-iso")] + ["squashfs-parallel-fragments"]
 
 
 def _expected(name: str) -> list[str]:
@@ -132,6 +133,22 @@ def test_nested_squashfs_in_ext4_is_explained_at_the_outer_offsets(pair) -> None
                               text=True, check=True).stdout) if shutil.which("debugfs") else None
     if pblk is not None:
         assert cause.extents_a == (Extent(pblk * 4096 + 8, 4),)
+
+
+def test_nix_store_squashfs_inside_an_iso(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("squashfs-in-iso")
+    report = analyze(a, b)
+    (f,) = report.findings
+    assert f.rule.id == "SQS003" and f.rule.layer == "nixos-module"
+    assert f.location == ("ISO 9660 (nixos-minimal-25.05-x86_64) / files / file /nix-store.squashfs / squashfs / "
+                          "inode table / decoded inode table")
+    assert sorted(d.attrs["path"] for d in f.causes) == [  # type: ignore[type-var]
+        "/store", "/store/abc-hello", "/store/abc-hello/bin", "/store/abc-hello/bin/hello", "/store/def-glibc",
+        "/store/def-glibc/lib", "/store/def-glibc/lib/libc.so.6"]
+    assert {(d.a, d.b) for d in f.causes} == {(1, 0)}
+    (block,) = f.derived  # the xz-compressed inode table block, stored inside the ISO file
+    assert (block.kind, block.field) == ("squashfs.metadata_block", "block data")
+    assert block.bytes == 92 and all(e.offset < VBASE for e in block.extents_a)
 
 
 def test_mkfs_time_pair_builds_no_decoded_detail(pair) -> None:  # type: ignore[no-untyped-def]
