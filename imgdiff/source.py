@@ -265,12 +265,15 @@ class DiffMap:
     def _exact(self, lo: int, hi: int) -> int:
         if self.src_a is None or self.src_b is None or hi <= lo:
             return max(0, hi - lo)
-        a = self.src_a.read(lo, hi - lo)
-        b = self.src_b.read(lo + self.delta, hi - lo)
-        n = min(len(a), len(b))
-        x = int.from_bytes(a[:n], "little") ^ int.from_bytes(b[:n], "little")
-        diff = n - x.to_bytes(n, "little").count(0) if n else 0
-        return diff + (hi - lo - n)
+        total = 0
+        for pos in range(lo, hi, CHUNK):  # chunked: a range inside a long run can span hundreds of MiB
+            size = min(CHUNK, hi - pos)
+            a = self.src_a.read(pos, size)
+            b = self.src_b.read(pos + self.delta, size)
+            n = min(len(a), len(b))
+            x = int.from_bytes(a[:n], "little") ^ int.from_bytes(b[:n], "little")
+            total += (n - x.to_bytes(n, "little").count(0) if n else 0) + (size - n)
+        return total
 
 
 def _xor_runs(a: bytes, b: bytes) -> Iterator[tuple[int, int]]:

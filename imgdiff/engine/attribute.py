@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from imgdiff.model import (
+    POSITION,
     Change,
     Difference,
     Extent,
@@ -613,8 +614,30 @@ class Attributor:
                 detail=None if same else "A and B store different nodes' data at these bytes",
             )
             out[key] = d
+        # A node may declare what its position depends on (``Derived(POSITION, covers=...)``: the bytes stored
+        # before it); bytes it holds at another offset in the other image are then a consequence of whatever
+        # moved it, folded like any derived field.
+        pos_a = _position_covers(self.ia, keys_a)
+        pos_b = _position_covers(self.ib, keys_b)
+        if pos_a or pos_b:
+            d.derived = True
+            d.covers_a = tuple(dict.fromkeys((*d.covers_a, *pos_a)))
+            d.covers_b = tuple(dict.fromkeys((*d.covers_b, *pos_b)))
         pending = self._pending.setdefault(id(d), (d, []))[1]
         pending.append(ext)
+
+
+def _position_covers(index: TreeIndex, keys: Keys | None) -> tuple[Extent, ...]:
+    """Return what the position of the node at ``keys`` depends on, as its parser declared (``POSITION``)."""
+    if keys is None:
+        return ()
+    info = index.nodes.get(keys)
+    if info is None:
+        return ()
+    for dv in info.node.derived:
+        if dv.field == POSITION:
+            return dv.covers
+    return ()
 
 
 def _file_range(extents: tuple[Extent, ...], offset: int, size: int) -> tuple[Extent, ...]:

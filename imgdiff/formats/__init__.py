@@ -24,6 +24,7 @@ REGISTRY: tuple[str, ...] = (
     "imgdiff.formats.luks2",
     "imgdiff.formats.erofs",
     "imgdiff.formats.btrfs",
+    "imgdiff.formats.squashfs",
 )
 """The format modules tried on a region (a partition, a whole image, a nested file), most specific first.
 
