@@ -28,6 +28,7 @@ This is a measurement, not a test: nothing asserts on the numbers.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -190,8 +191,10 @@ def build_many_subdirs(d: Path) -> None:
     out = subprocess.run(["debugfs", "-R", "imap /sub34567", str(d / "b.img")], capture_output=True, text=True,
                          check=True).stdout
     # debugfs imap prints "Inode N is part of block group G" and "located at block B, offset 0xOOOO"
-    words = out.replace(",", " ").split()
-    block, offset = int(words[words.index("block") + 1]), int(words[words.index("offset") + 1], 16)
+    found = re.search(r"located at block (\d+), offset (0x[0-9a-f]+)", out)
+    if found is None:
+        raise RuntimeError(f"debugfs imap: unexpected output {out!r}")
+    block, offset = int(found.group(1)), int(found.group(2), 16)
     with open(d / "b.img", "r+b") as fh:
         fh.seek(block * 4096 + offset + 0x64)  # i_generation
         byte = fh.read(1)
