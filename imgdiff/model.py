@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 Value = int | str | bytes | bool | float | None | tuple["Value", ...]
@@ -214,8 +216,11 @@ class Node:
             yield from c.walk(here)
 
 
-class Change:
-    """How a node or field differs between A and B."""
+_UIDS = itertools.count(1)
+
+
+class Change(StrEnum):
+    """How a node or field differs between A and B (a ``str``: compares and serialises as its value)."""
 
     MODIFIED = "modified"
     ADDED = "added"
@@ -266,6 +271,8 @@ class Difference:
     content_a: builtins.bytes | None = None
     """For file data fields (node attr ``content``): the file's bytes in A, when small enough to keep."""
     content_b: builtins.bytes | None = None
+    uid: int = dataclasses.field(default_factory=lambda: next(_UIDS))
+    """A number unique among the differences of this process, in creation order: side tables key by it."""
 
     @property
     def ref(self) -> str:

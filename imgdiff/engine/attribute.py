@@ -420,7 +420,7 @@ class Attributor:
         )
         if attrs.get("content") and f.name == "data" and fa is not None and fb is not None:
             self._content(d, fa, fb)
-            self._content_pairs[id(d)] = (fa, fb)
+            self._content_pairs[d.uid] = (fa, fb)
         return d
 
     def _content_fields(self, d: Difference, fa: Field, fb: Field) -> list[Difference]:
@@ -496,7 +496,7 @@ class Attributor:
         """Add named in-file differences; drop a file's ``data`` difference when they name all its bytes."""
         out: list[Difference] = []
         for d in diffs:
-            pair = self._content_pairs.get(id(d))
+            pair = self._content_pairs.get(d.uid)
             subs = self._content_fields(d, *pair) if pair is not None else []
             if not subs:
                 out.append(d)
@@ -573,7 +573,7 @@ class Attributor:
                     chain=info.chain,
                 )
                 out[key] = d
-            self._pending.setdefault(id(d), (d, []))[1].append(gap)
+            self._pending.setdefault(d.uid, (d, []))[1].append(gap)
 
     def _moved(
         self,
@@ -623,7 +623,7 @@ class Attributor:
             d.derived = True
             d.covers_a = tuple(dict.fromkeys((*d.covers_a, *pos_a)))
             d.covers_b = tuple(dict.fromkeys((*d.covers_b, *pos_b)))
-        pending = self._pending.setdefault(id(d), (d, []))[1]
+        pending = self._pending.setdefault(d.uid, (d, []))[1]
         pending.append(ext)
 
 

@@ -61,7 +61,7 @@ def explain(
             found = findings[key] = Finding(rule=rule.info, location="", causes=[])
             rule_of[rule.id] = rule
         (found.derived if as_derived else found.causes).append(d)
-        placed.add(id(d))
+        placed.add(d.uid)
 
     causes = [d for d in diffs if not d.derived]
     derived = [d for d in diffs if d.derived]
@@ -81,7 +81,7 @@ def explain(
                 add(rule, d)
                 break
     # 2. rule-declared consequences in the same scope (the cause itself is never stolen from its own finding)
-    owner: dict[int, Finding] = {id(d): f for f in findings.values() for d in f.causes}
+    owner: dict[int, Finding] = {d.uid: f for f in findings.values() for d in f.causes}
     all_kinds = {d.kind for d in diffs}
     for rule in rules.rules:
         if not rule.explains:
@@ -91,22 +91,22 @@ def explain(
             continue
         for (rid, scope), f in list(findings.items()):
             # a finding whose causes another rule's explains took over explains nothing itself
-            if rid != rule.id or not any(owner.get(id(c)) is f for c in f.causes):
+            if rid != rule.id or not any(owner.get(c.uid) is f for c in f.causes):
                 continue
             for d in diffs:  # in their order (the derived lists keep it), skipping kinds no explains names
-                if d.kind not in kinds or owner.get(id(d)) is f or not _within(d.scope, scope):
+                if d.kind not in kinds or owner.get(d.uid) is f or not _within(d.scope, scope):
                     continue
                 if any(m.matches(d, ctx) for m in rule.explains):
-                    owner[id(d)] = f
+                    owner[d.uid] = f
                     f.derived.append(d)
-                    placed.add(id(d))
+                    placed.add(d.uid)
     for f in findings.values():  # drop what another finding's explains took over
-        f.causes = [d for d in f.causes if owner.get(id(d)) is f]
-        f.derived = [d for d in f.derived if owner.get(id(d)) is f]
+        f.causes = [d for d in f.causes if owner.get(d.uid) is f]
+        f.derived = [d for d in f.derived if owner.get(d.uid) is f]
         if not f.causes:  # the finding goes away: what it had folded must find another home
             for d in f.derived:
-                placed.discard(id(d))
-                owner.pop(id(d), None)
+                placed.discard(d.uid)
+                owner.pop(d.uid, None)
     findings = {k: f for k, f in findings.items() if f.causes}
     # 3. unclassified causes
     unclassified: dict[str, Finding] = {}
@@ -117,27 +117,27 @@ def explain(
             bucket = unclassified[d.scope] = Finding(rule=UNCLASSIFIED, location="", causes=[])
             findings[(UNCLASSIFIED.id, d.scope)] = bucket
         bucket.causes.append(d)
-        placed.add(id(d))
+        placed.add(d.uid)
 
     for d in causes:
-        if id(d) not in placed:
+        if d.uid not in placed:
             leftover(d)
     # 4. derived fields fold into what they cover or depend on
-    pending = [d for d in derived if id(d) not in placed]
+    pending = [d for d in derived if d.uid not in placed]
     _fold_derived(pending, findings, placed)
     # 5. derived rules for what is left (e.g. a checksum over unchanged bytes)
     for d in diffs:
-        if id(d) in placed or not d.derived:
+        if d.uid in placed or not d.derived:
             continue
         for rule in rules.rules:
             if rule.match.matches(d, ctx):
                 add(rule, d)
                 break
     # 5b. what a derived rule's finding now holds may in turn cover derived fields (a checksum over them)
-    _fold_derived([d for d in derived if id(d) not in placed], findings, placed)
+    _fold_derived([d for d in derived if d.uid not in placed], findings, placed)
     # 6. unclassified derived differences
     for d in diffs:
-        if id(d) not in placed:
+        if d.uid not in placed:
             leftover(d)
     for key in [k for k in findings if k[0] == UNCLASSIFIED.id]:
         del findings[key]
@@ -196,7 +196,7 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
                 rest.append(d)
                 continue
             target.derived.append(d)
-            placed.add(id(d))
+            placed.add(d.uid)
             seeds_of[f"{d.kind}:{d.field}"].setdefault(id(target), target)
             scopes_of[id(target)].add(d.scope)
             spans_a[id(target)].extend(d.extents_a)
