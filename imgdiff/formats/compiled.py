@@ -117,7 +117,7 @@ class Compiled:
 
     def fields(
         self,
-        buf: bytes | memoryview,
+        buf: bytes | bytearray | memoryview,
         off: int,
         base: int,
         *,
@@ -126,11 +126,14 @@ class Compiled:
         prefix: str = "",
         decode: Mapping[str, Callable[[Any], Value]] | None = None,
         display: Mapping[str, Callable[[Any], str | None]] | None = None,
+        shown: Mapping[str, str | None] | None = None,
     ) -> list[Field]:
         """Return one Field per member at absolute ``base + member offset``.
 
         ``limit`` drops members that end past that many bytes (a short inode); ``skip`` omits members a caller
-        describes itself (``i_block``).
+        describes itself (``i_block``).  ``decode`` and ``display`` map a member's raw value to its value and
+        display text; ``shown`` gives display texts the caller computed already (from several members: a FAT
+        time word is shown with its date word).
         """
         if len(buf) - off < self.size:
             buf = bytes(buf[off:]) + bytes(self.size - (len(buf) - off))
@@ -153,7 +156,10 @@ class Compiled:
                 v = blob_value(raw)
             else:
                 v = raw
-            disp = display[name](raw) if display is not None and name in display else None
+            if display is not None and name in display:
+                disp = display[name](raw)
+            else:
+                disp = shown.get(name) if shown is not None else None
             append(_new(Field, (fname, v, (_new(Extent, (base + moff, size)),), disp)))
         return out
 
