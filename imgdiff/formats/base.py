@@ -1,4 +1,4 @@
-"""What every format parser gets and gives: the parse context, the Format protocol, construct offset maps.
+"""What every format parser gets and gives: the parse context and the Format protocol.
 
 A parser receives a :class:`ParseContext` (the read-only image, the byte ranges known to differ, a way to parse a
 nested region) and the absolute range it owns, and returns a :class:`~imgdiff.model.Node` tree whose fields carry
@@ -13,9 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import construct as c
-
-from imgdiff.model import Extent, Field, Node, Value
+from imgdiff.model import Extent, Node
 from imgdiff.source import VBASE
 
 if TYPE_CHECKING:
@@ -128,47 +126,3 @@ def raw_node(base: int, size: int, label: str, kind: str = "raw", key: str | Non
 def guid_le(raw: bytes) -> str:
     """Return the canonical text of a mixed-endian (GPT/EFI) GUID."""
     return str(uuid.UUID(bytes_le=bytes(raw)))
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Static offset map of a fixed-size construct Struct: ``(name, offset, size)`` per named member."""
-
-    struct: c.Construct
-    members: tuple[tuple[str, int, int], ...]
-    size: int
-
-    @classmethod
-    def of(cls, struct: c.Construct) -> Layout:
-        """Compute the offset map of ``struct`` (every member must have a static size)."""
-        members: list[tuple[str, int, int]] = []
-        off = 0
-        for sub in struct.subcons:
-            n = sub.sizeof()
-            if sub.name is not None:
-                members.append((sub.name, off, n))
-            off += n
-        return cls(struct, tuple(members), off)
-
-    def fields(
-        self,
-        data: bytes,
-        base: int,
-        decode: dict[str, Callable[[Any], Value]] | None = None,
-        display: dict[str, Callable[[Any], str | None]] | None = None,
-        prefix: str = "",
-    ) -> tuple[Field, ...]:
-        """Parse ``data`` and return one :class:`Field` per member at absolute offset ``base + offset``."""
-        parsed = self.struct.parse(data)
-        out: list[Field] = []
-        for name, off, n in self.members:
-            v: Any = parsed[name]
-            if decode and name in decode:
-                v = decode[name](v)
-            elif isinstance(v, (bytes, bytearray)):
-                v = bytes(v)
-            elif not isinstance(v, (int, str, bool, float)) and v is not None:
-                v = str(v)
-            disp = display[name](v) if display and name in display else None
-            out.append(Field.at(prefix + name, v, base + off, n, disp))
-        return tuple(out)

@@ -2,7 +2,7 @@
 
 construct declarations (``c_<fmt>.py``) are the readable source of truth for field names, offsets and sizes.
 Interpreting them per inode or per directory entry is ~100x slower than ``struct.unpack_from``, so
-:class:`Compiled` derives the offset map (:class:`~imgdiff.formats.base.Layout`) and an equivalent precompiled
+:class:`Compiled` derives the offset map (:class:`Layout`) and an equivalent precompiled
 struct once, and builds :class:`~imgdiff.model.Field` objects at absolute offsets from it.  Supported members:
 integer ``FormatField`` s, ``Bytes`` and ``Array`` s of integers (construct ``BitStruct`` is deliberately not
 supported: its bit order silently reversed GPT attribute bits; use integers and masks).
@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import construct as c
 
-from imgdiff.formats.base import Layout
 from imgdiff.model import Extent, Field, Value
 
 BLOB_INLINE = 64
@@ -39,6 +39,27 @@ def blob_display(data: bytes) -> str:
     """Return ``"N bytes, all zero"`` or ``"N bytes, K non-zero"``: how a summarised byte string is shown."""
     nz = len(data) - bytes(data).count(0)
     return f"{len(data)} bytes, all zero" if nz == 0 else f"{len(data)} bytes, {nz} non-zero"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Static offset map of a fixed-size construct Struct: ``(name, offset, size)`` per named member."""
+
+    struct: c.Construct
+    members: tuple[tuple[str, int, int], ...]
+    size: int
+
+    @classmethod
+    def of(cls, struct: c.Construct) -> Layout:
+        """Compute the offset map of ``struct`` (every member must have a static size)."""
+        members: list[tuple[str, int, int]] = []
+        off = 0
+        for sub in struct.subcons:
+            n = sub.sizeof()
+            if sub.name is not None:
+                members.append((sub.name, off, n))
+            off += n
+        return cls(struct, tuple(members), off)
 
 
 class Compiled:
