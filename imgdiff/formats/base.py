@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from imgdiff.model import Extent, Node
 from imgdiff.source import VBASE
@@ -103,18 +103,35 @@ class ParseContext:
             self.spaces.deferred.append(fn)
 
 
+HEAD_BYTES = 65536
+"""Bytes at the start of a region handed to ``recognizes`` (a format may ask for more: :attr:`Format.HEAD_BYTES`)."""
+
+
+@runtime_checkable
 class Format(Protocol):
-    """A format module: recognises its magic and parses a region into a node tree."""
+    """A format module (``imgdiff/formats/<fmt>/__init__.py``): recognises its magic and parses a region.
+
+    Required: :attr:`NAME`, :meth:`recognizes`, :meth:`parse`; :func:`imgdiff.formats.load` checks them when it
+    imports a :data:`~imgdiff.formats.REGISTRY` entry.  Optional (looked up with ``getattr``):
+
+    * ``signature(head: bytes) -> tuple[str, str, int] | None``: the format's magic found in ``head`` whatever the
+      region's size, as ``(what was found, the unit it starts, bytes that unit needs; 0 if unknown)``, e.g.
+      ``("ext4 superblock", "filesystem", 8388608)``.  A region too short for ``recognizes`` (or whose parse fails)
+      is then reported as ``"<NAME> (truncated)"`` with an error naming the sizes, instead of "unrecognised data".
+    * ``HEAD_BYTES: int``: how many bytes of the region ``recognizes`` needs when that is more than
+      :data:`HEAD_BYTES` (a magic past the first 64 KiB, such as the btrfs superblock's at 64 KiB + 0x40).
+    """
 
     NAME: str
     """Short name shown in locations: ``"gpt"``, ``"ext4"``, ``"vfat"``."""
 
     def recognizes(self, head: bytes, size: int) -> bool:
-        """Return True if ``head`` (the first 64 KiB of the region) starts this format."""
+        """Return True if ``head`` (the first :data:`HEAD_BYTES` of the region, fewer when the region is shorter)
+        starts this format; ``size`` is the region's size."""
         ...
 
     def parse(self, ctx: ParseContext, base: int, size: int, label: str) -> Node:
-        """Return the node tree of the region ``[base, base + size)``."""
+        """Return the node tree of the region ``[base, base + size)`` (raise ParseError when it is unusable)."""
         ...
 
 
