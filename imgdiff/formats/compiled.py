@@ -280,6 +280,18 @@ class Record:
         disp = self.display[name](raw) if self.display is not None and name in self.display else None
         return Field(self.prefix + name, v, (Extent(self.base + moff, size),), disp)
 
+    def field(self, name: str) -> Field | None:
+        """Return the member called ``name`` (with the record's prefix) as a :class:`Field`, building only it."""
+        prefix = self.prefix
+        if prefix:
+            if not name.startswith(prefix):
+                return None
+            name = name[len(prefix):]
+        for k, m in self._members():
+            if m[0] == name:
+                return self._field(k, self.compiled.struct.unpack(self.raw))
+        return None
+
     def spans(self) -> list[Extent]:
         """Return the contiguous byte ranges of the selected members (skipped members leave gaps)."""
         self._members()
