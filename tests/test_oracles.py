@@ -87,6 +87,9 @@ NO_FILESYSTEM = frozenset(
         "erofs-owner-extended", "erofs-sde-differs", "erofs-xattr-order", "luks2-keyfile",
         # the pre-2020 NixOS layout appends no ESP partition (the EFI image is only a file inside the ISO)
         "iso-legacy-guid",
+        # btrfs holds no ext4 or FAT (tests/test_btrfs.py cross-checks it with dissect.btrfs and dump-tree)
+        "btrfs-content", "btrfs-faketime", "btrfs-features", "btrfs-file-grows", "btrfs-file-mtime", "btrfs-fsid",
+        "btrfs-mkosi", "btrfs-order", "btrfs-repart", "btrfs-stale-free",
     }
 )
 DISSECT_GAPS: dict[str, set[tuple[str, str, object, object]]] = {

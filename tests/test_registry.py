@@ -32,17 +32,17 @@ def test_register_refuses_a_module_without_the_protocol() -> None:
     assert bogus not in FILESYSTEMS
 
 
-def _magic_at_64k() -> types.ModuleType:
-    """A format whose magic sits at 64 KiB + 0x40, as btrfs's superblock does."""
+def _magic_at_128k() -> types.ModuleType:
+    """A format whose magic sits at 128 KiB + 0x40, past what any registered format asks detection to read."""
     mod = types.ModuleType("imgdiff_test_deep")
     mod.NAME = "deep"  # type: ignore[attr-defined]
-    mod.HEAD_BYTES = 0x11000  # type: ignore[attr-defined]
+    mod.HEAD_BYTES = 0x21000  # type: ignore[attr-defined]
 
     def recognizes(head: bytes, size: int) -> bool:
-        return head[0x10040:0x10048] == b"DEEPMAGC"
+        return head[0x20040:0x20048] == b"DEEPMAGC"
 
     def parse(ctx: ParseContext, base: int, size: int, label: str) -> Node:
-        f = Field.at("magic", ctx.read(base + 0x10040, 8), base + 0x10040, 8)
+        f = Field.at("magic", ctx.read(base + 0x20040, 8), base + 0x20040, 8)
         return Node(kind="deep", key="deep", label=label, extents=(Extent(base, size),), fields=(f,))
 
     mod.recognizes = recognizes  # type: ignore[attr-defined]
@@ -51,19 +51,20 @@ def _magic_at_64k() -> types.ModuleType:
 
 
 def test_head_bytes_of_a_format_reaches_detection() -> None:
-    data = bytearray(0x20000)
-    data[0x10040:0x10048] = b"DEEPMAGC"
+    data = bytearray(0x30000)
+    data[0x20040:0x20048] = b"DEEPMAGC"
     ctx = ParseContext(src=BytesSource(bytes(data)))
-    assert head_bytes() == HEAD_BYTES == 65536
+    assert HEAD_BYTES == 65536
+    assert head_bytes() == 0x11000  # btrfs asks for its superblock at 64 KiB
     assert parse_region(ctx, 0, len(data), "image").label == "unrecognised data"
-    mod = register(_magic_at_64k())
+    mod = register(_magic_at_128k())
     try:
-        assert head_bytes() == 0x11000
+        assert head_bytes() == 0x21000
         node = parse_region(ctx, 0, len(data), "image")
         assert (node.kind, node.fields[0].value) == ("deep", b"DEEPMAGC")
     finally:
         FILESYSTEMS.remove(mod)
-    assert head_bytes() == 65536
+    assert head_bytes() == 0x11000
 
 
 def test_content_registry_runs_recognisers_in_order() -> None:

@@ -25,6 +25,7 @@ REGISTRY: tuple[str, ...] = (
     "imgdiff.formats.verity.sig",
     "imgdiff.formats.luks2",
     "imgdiff.formats.erofs",
+    "imgdiff.formats.btrfs",
 )
 """The format packages tried on a region (a partition, a whole image, a nested file), most specific first.
 
