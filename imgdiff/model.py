@@ -97,6 +97,12 @@ class Field(NamedTuple):
         return sum(e.length for e in self.extents)
 
 
+POSITION = "(position)"
+"""``Derived(POSITION, covers=...)`` on a node declares what the node's *position* depends on (the bytes stored
+before it, in a packed format such as squashfs): bytes it holds at an offset where the other image holds other
+data (it moved) are then a derived difference folded into what covers them, instead of a "moved" cause."""
+
+
 @dataclass(frozen=True, slots=True)
 class Derived:
     """Declares that a field is computed from other data (a checksum, a CRC, a copy).
@@ -131,8 +137,8 @@ class FieldSource(Protocol):
         """Return True when the two describe the same members (so they compare member by member)."""
         ...
 
-    def diff(self, other: FieldSource) -> list[tuple[Field, Field]]:
-        """Return the pairs of fields whose bytes differ."""
+    def diff(self, other: FieldSource) -> list[tuple[Field | None, Field | None]]:
+        """Return the pairs of fields whose bytes differ (None for a field only the other side has)."""
         ...
 
 

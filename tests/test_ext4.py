@@ -706,3 +706,17 @@ def test_one_kib_blocks_and_identical_rebuild(tmp_path: Path) -> None:
     total = sum(e.length for n in _walk(root) for f in n.all_fields() for e in f.extents)
     assert total == imgs[0].stat().st_size
     assert shutil.which("mke2fs")
+
+
+def test_one_added_file_moves_everything_after_it_into_one_finding(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """mke2fs -d allocates in sorted walk order: /0-added.txt in B moves every later inode and data block."""
+    report = analyzed("ext4-shifted")
+    assert (report.summary.bytes_differing, report.summary.bytes_unexplained) == (219355, 0)
+    (f,) = report.findings
+    assert f.rule.id == "EXT019" and f.bytes == 219355
+    assert f.paths == ["/0-added.txt"]
+    assert f.note == (
+        "added: /0-added.txt; 12 path(s) got other inode numbers and 6 file(s) other data blocks, with equal content"
+    )
+    # the moved files' contents are equal: no data difference of a moved file is a cause anywhere
+    assert not [d for d in f.causes if d.kind == "ext4.file" and d.field == "data"]

@@ -37,6 +37,7 @@ FILESYSTEMS: dict[str, tuple[tuple[str, int, int], ...] | dict[str, tuple[tuple[
     "ext4-order": (("ext4", 0, 10),),
     "ext4-owner-mode": (("ext4", 0, 8),),
     "ext4-resize-grown": (("ext4", 0, 7),),
+    "ext4-shifted": {"a": (("ext4", 0, 14),), "b": (("ext4", 0, 15),)},  # B holds one more file
     "ext4-staging-times": (("ext4", 0, 22),),
     "ext4-stale-free": (("ext4", 0, 4),),
     "ext4-symlink-target": (("ext4", 0, 8),),
@@ -59,6 +60,8 @@ FILESYSTEMS: dict[str, tuple[tuple[str, int, int], ...] | dict[str, tuple[tuple[
     "repart-esp-root-random": (("vfat", 1 << 20, 0), ("ext4", 41 << 20, 47)),
     "repart-esp-root-seeded": (("vfat", 1 << 20, 0), ("ext4", 41 << 20, 47)),
     "report-esp-root": (("vfat", 1 << 20, 7), ("ext4", 35 << 20, 10)),
+    "squashfs-in-ext4": (("ext4", 0, 5),),
+    "squashfs-in-iso": (("vfat", 2 << 20, 4),),  # the squashfs inside is cross-checked by tests/test_squashfs.py
     "verity-data-byte": (("ext4", 1 << 20, 7),),  # the dm-verity data partition's ext4
     "verity-repart-salt": (("ext4", 1 << 20, 7),),
     "vfat-build-clock": (("vfat", 0, 11),),
@@ -90,6 +93,11 @@ NO_FILESYSTEM = frozenset(
         # btrfs holds no ext4 or FAT (tests/test_btrfs.py cross-checks it with dissect.btrfs and dump-tree)
         "btrfs-content", "btrfs-faketime", "btrfs-features", "btrfs-file-grows", "btrfs-file-mtime", "btrfs-fsid",
         "btrfs-mkosi", "btrfs-order", "btrfs-repart", "btrfs-stale-free",
+        # squashfs holds no ext4 or FAT (tests/test_squashfs.py cross-checks it with dissect.squashfs and unsquashfs)
+        "squashfs-compression", "squashfs-duplicates", "squashfs-exports", "squashfs-file-content",
+        "squashfs-file-set", "squashfs-fragments", "squashfs-hardlinks", "squashfs-inode-mtimes",
+        "squashfs-mkfs-time", "squashfs-nix-store-epoch", "squashfs-owner", "squashfs-parallel-fragments",
+        "squashfs-root-mode", "squashfs-sort", "squashfs-xattrs",
     }
 )
 DISSECT_GAPS: dict[str, set[tuple[str, str, object, object]]] = {

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from imgdiff.model import (
+    POSITION,
     Change,
     Difference,
     Extent,
@@ -28,7 +29,7 @@ from imgdiff.model import (
     merge_extents,
     subtract_extents,
 )
-from imgdiff.source import VBASE, DiffMap, Source, _xor_runs
+from imgdiff.source import MERGE_GAP, VBASE, DiffMap, Source, _xor_runs
 
 Keys = tuple[str, ...]
 
@@ -340,7 +341,11 @@ class Attributor:
         ra, rb = na.record, nb.record
         if ra is not None and rb is not None and ra.comparable(rb):
             for ma, mb in ra.diff(rb):  # member by member from the raw bytes: no field built for equal members
-                out.append(self._field_diff(path, ia, ma, mb, attrs, der_a.get(ma.name), der_b.get(mb.name)))
+                if ma is None and mb is not None:
+                    out.append(self._field_diff(path, ib, None, mb, attrs, None, der_b.get(mb.name)))
+                elif ma is not None:
+                    out.append(self._field_diff(path, ia, ma, mb, attrs, der_a.get(ma.name),
+                                                der_b.get(mb.name) if mb is not None else None))
         elif ra is not None or rb is not None:
             fields_a, fields_b = na.all_fields(), nb.all_fields()
         names_b = {f.name: f for f in fields_b}
@@ -515,31 +520,12 @@ class Attributor:
         self._pending: dict[int, tuple[Difference, list[Extent]]] = {}
         for r in self.dm.ranges():
             for piece in _subtract(r, covered, ends):
-                for run in self._exact_runs(piece):
-                    self._attribute_piece(run, out)
+                self._attribute_piece(piece, out)
         for d, exts in self._pending.values():
             d.extents_a = d.extents_a + tuple(exts)
             if d.change == Change.MODIFIED and d.a is None:  # same node on both sides: show the bytes
                 d.a, d.b = self._bytes_excerpt(d.extents_a, tuple(e.shifted(self.dm.delta) for e in d.extents_a))
         return list(out.values())
-
-    def _exact_runs(self, piece: Extent) -> Iterator[Extent]:
-        """Yield the runs of bytes inside ``piece`` that really differ (ranges are merged across small gaps)."""
-        pos = piece.offset
-        while pos < piece.end:
-            n = min(1 << 20, piece.end - pos)
-            a = self.src_a.read(pos, n)
-            b = self.src_b.read(pos + self.dm.delta, n)
-            if len(a) < n or len(b) < n:  # past the end of one image: every byte there differs
-                short = min(len(a), len(b))
-                if short:
-                    for s, e in _xor_runs(a[:short], b[:short]):
-                        yield Extent(pos + s, e - s)
-                yield Extent(pos + short, n - short)
-            else:
-                for s, e in _xor_runs(a, b):
-                    yield Extent(pos + s, e - s)
-            pos += n
 
     def _attribute_piece(self, piece: Extent, out: dict[tuple[str, str, str], Difference]) -> None:
         """Attribute a stretch of uncovered differing bytes by offset: a field on either side, else raw."""
@@ -548,15 +534,25 @@ class Attributor:
         hits_a = list(self.ia.fields_in(piece))
         hits_b = list(self.ib.fields_in(piece.shifted(delta)))
         by_off_b = {o.shifted(-delta).offset: (k, f, o) for k, f, o in hits_b}
+        # A piece is a differing run, merged across equal gaps shorter than MERGE_GAP: an overlap at least that
+        # long holds a differing byte; a shorter one may lie in a gap and is kept only if it holds one.
+        dm = self.dm
         for keys, f, o in hits_a:
             other = by_off_b.pop(o.offset, None)
+            owned.append(o)
+            if o.length < MERGE_GAP and not dm.count_in(o):
+                continue
             kb = other[0] if other else None
             self._moved(out, keys, f, o, kb, other[1] if other else None, side="a")
-            owned.append(o)
         for keys, f, o in by_off_b.values():
-            self._moved(out, None, None, o.shifted(-delta), keys, f, side="b")
-            owned.append(o.shifted(-delta))
+            oa = o.shifted(-delta)
+            owned.append(oa)
+            if oa.length < MERGE_GAP and not dm.count_in(oa):
+                continue
+            self._moved(out, None, None, oa, keys, f, side="b")
         for gap in subtract_extents(piece, owned):
+            if gap.length < MERGE_GAP and not dm.count_in(gap):
+                continue  # equal bytes between two differing runs, which nothing owns
             info = self.ia.deepest(gap.offset) if gap.offset < self.src_a.size else self.ib.deepest(gap.offset + delta)
             path = "/".join(info.keys)
             key = (path, "(unparsed)", Change.RAW)
@@ -618,8 +614,30 @@ class Attributor:
                 detail=None if same else "A and B store different nodes' data at these bytes",
             )
             out[key] = d
+        # A node may declare what its position depends on (``Derived(POSITION, covers=...)``: the bytes stored
+        # before it); bytes it holds at another offset in the other image are then a consequence of whatever
+        # moved it, folded like any derived field.
+        pos_a = _position_covers(self.ia, keys_a)
+        pos_b = _position_covers(self.ib, keys_b)
+        if pos_a or pos_b:
+            d.derived = True
+            d.covers_a = tuple(dict.fromkeys((*d.covers_a, *pos_a)))
+            d.covers_b = tuple(dict.fromkeys((*d.covers_b, *pos_b)))
         pending = self._pending.setdefault(id(d), (d, []))[1]
         pending.append(ext)
+
+
+def _position_covers(index: TreeIndex, keys: Keys | None) -> tuple[Extent, ...]:
+    """Return what the position of the node at ``keys`` depends on, as its parser declared (``POSITION``)."""
+    if keys is None:
+        return ()
+    info = index.nodes.get(keys)
+    if info is None:
+        return ()
+    for dv in info.node.derived:
+        if dv.field == POSITION:
+            return dv.covers
+    return ()
 
 
 def _file_range(extents: tuple[Extent, ...], offset: int, size: int) -> tuple[Extent, ...]:

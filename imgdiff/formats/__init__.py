@@ -26,6 +26,7 @@ REGISTRY: tuple[str, ...] = (
     "imgdiff.formats.luks2",
     "imgdiff.formats.erofs",
     "imgdiff.formats.btrfs",
+    "imgdiff.formats.squashfs",
 )
 """The format packages tried on a region (a partition, a whole image, a nested file), most specific first.
 

@@ -315,14 +315,14 @@ class Record:
         return (isinstance(other, Record) and self.compiled is other.compiled and self.limit == other.limit
                 and self.skip == other.skip and self.prefix == other.prefix)
 
-    def diff(self, other: object) -> list[tuple[Field, Field]]:
+    def diff(self, other: object) -> list[tuple[Field | None, Field | None]]:
         """Return ``(A field, B field)`` for each member whose bytes differ (``other`` must be :meth:`comparable`)."""
         assert isinstance(other, Record)
         if self.raw == other.raw:
             return []
         va = self.compiled.struct.unpack(self.raw)
         vb = self.compiled.struct.unpack(other.raw)
-        out: list[tuple[Field, Field]] = []
+        out: list[tuple[Field | None, Field | None]] = []
         for k, (_name, _moff, _size, i, n, _kind) in self._members():
             if va[i : i + n] != vb[i : i + n]:
                 out.append((self._field(k, va), other._field(k, vb)))
