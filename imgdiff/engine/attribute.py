@@ -425,7 +425,7 @@ class Attributor:
 
     def _content_fields(self, d: Difference, fa: Field, fb: Field) -> list[Difference]:
         """Return differences for named fields inside a changed file (gzip header time, PE timestamp, ...)."""
-        from imgdiff.formats.content import INSPECT_BYTES, inspect
+        from imgdiff.content import INSPECT_BYTES, inspect
 
         head_a = d.content_a if d.content_a is not None else _read_prefix(self.src_a, fa.extents, INSPECT_BYTES)
         head_b = d.content_b if d.content_b is not None else _read_prefix(self.src_b, fb.extents, INSPECT_BYTES)

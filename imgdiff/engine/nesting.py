@@ -102,8 +102,9 @@ def detectors(decoded: bool = False) -> list[ModuleType]:
     """Return the format modules tried on a file's content: partition tables and filesystems, and, for a decoded
     payload, cpio archives (an uncompressed cpio file is left to the content recognisers, which compare its member
     headers and order)."""
-    from imgdiff.formats import FILESYSTEMS, _load_builtin, gpt
+    from imgdiff.formats import FILESYSTEMS, gpt
     from imgdiff.formats import cpio as cpio_format
+    from imgdiff.formats import load as _load_builtin
 
     if not FILESYSTEMS:
         _load_builtin()

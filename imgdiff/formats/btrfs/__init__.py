@@ -48,6 +48,8 @@ from imgdiff.model import Node
 NAME = "btrfs"
 
 _MAGIC_AT = BTRFS_SUPER_INFO_OFFSET + 0x40
+HEAD_BYTES = BTRFS_SUPER_INFO_OFFSET + BTRFS_SUPER_INFO_SIZE
+"""Bytes of a region :func:`recognizes` needs (the superblock at 64 KiB): detection reads this much."""
 
 
 def recognizes(head: bytes, size: int) -> bool:

@@ -1,6 +1,7 @@
 """construct declarations of the protective/plain MBR, the GPT header and the GPT partition entry.
 
-Declarations only; :mod:`imgdiff.formats.gpt` turns them into nodes.  Field names are the UEFI specification's.
+Declarations only; the modules of :mod:`imgdiff.formats.gpt` turn them into nodes (compiled to one struct each
+by :class:`imgdiff.formats.compiled.Compiled`).  Field names are the UEFI specification's.
 
 References:
     UEFI Specification 2.10, section 5.2 (Legacy MBR, Protective MBR) and 5.3 (GUID Partition Table format).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from imgdiff.formats.content import ContentField, recognizer
+from imgdiff.content.common import ContentField, Recognizer
 
 PT_NOTE = 4
 SHT_NOTE = 7
@@ -72,7 +72,6 @@ def build_id(buf: bytes) -> tuple[int, int, bytes] | None:
     return None
 
 
-@recognizer
 def elf_build_id(path: str, head_a: bytes, head_b: bytes, size_a: int, size_b: int) -> list[ContentField]:
     """GNU build ID note of ELF executables, libraries, objects and kernel modules."""
     del path, size_a, size_b
@@ -85,3 +84,7 @@ def elf_build_id(path: str, head_a: bytes, head_b: bytes, size_a: int, size_b: i
         return []  # the notes moved: the layout differs and the file-level difference stays
     size = max(ia[1], ib[1])
     return [ContentField("content.elf", "GNU_BUILD_ID", ia[0], size, ia[2], ib[2], ia[2].hex(), ib[2].hex())]
+
+
+RECOGNIZERS: tuple[Recognizer, ...] = (elf_build_id,)
+"""The recognisers of this module, in the order :func:`imgdiff.content.inspect` runs them."""

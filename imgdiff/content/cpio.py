@@ -4,7 +4,7 @@ The newc header (``070701``; ``070702`` with checksums) is 110 ASCII bytes: magi
 fields ``c_ino c_mode c_uid c_gid c_nlink c_mtime c_filesize c_devmajor c_devminor c_rdevmajor c_rdevminor
 c_namesize c_check``; the name (NUL-terminated) follows, padded so that header+name is a multiple of 4, then the
 data, padded to 4.  ``TRAILER!!!`` ends an archive.  Linux initrds are often an uncompressed archive (early CPU
-microcode) followed by a compressed one; the compressed part is handed to :mod:`imgdiff.formats.content_compressed`.
+microcode) followed by a compressed one; the compressed part is handed to :mod:`imgdiff.content.compressed`.
 
 :func:`compare` names the header fields that differ between two archives member by member, and the member order
 when both hold the same members in another order.  It also says whether those names account for every differing
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgdiff.formats.content import ContentField, recognizer
-from imgdiff.formats.content_common import utc, whole
+from imgdiff.content.common import ContentField, Recognizer, utc, whole
 
 MAGICS = (b"070701", b"070702")
 HEADER = 110
@@ -180,7 +179,6 @@ def _after_archive(buf: bytes, end: int) -> int:
     return pos
 
 
-@recognizer
 def cpio_newc(path: str, head_a: bytes, head_b: bytes, size_a: int, size_b: int) -> list[ContentField]:
     """Name the differing header fields of an uncompressed newc archive (and of a compressed archive after it)."""
     del path
@@ -193,8 +191,12 @@ def cpio_newc(path: str, head_a: bytes, head_b: bytes, size_a: int, size_b: int)
     if pa.complete and pb.complete:
         na, nb = _after_archive(head_a, pa.end), _after_archive(head_b, pb.end)
         if na == nb and na < min(len(head_a), len(head_b)) and not is_cpio(head_a, na):
-            from imgdiff.formats.content_compressed import embedded
+            from imgdiff.content.compressed import embedded
 
             full = whole(head_a, size_a) and whole(head_b, size_b)
             out.extend(embedded(head_a[na:], head_b[na:], na, full))
     return out
+
+
+RECOGNIZERS: tuple[Recognizer, ...] = (cpio_newc,)
+"""The recognisers of this module, in the order :func:`imgdiff.content.inspect` runs them."""

@@ -1,9 +1,8 @@
 """construct declarations of the FAT12/16/32 on-disk structures: boot sector/BPB, FSInfo, directory and LFN entries.
 
-Declarations only; :mod:`imgdiff.formats.vfat` turns them into nodes.  Field names are the ones of Microsoft's
-FAT specification (fatgen103), written here from the specification's tables.  Every structure also gets a
-precompiled :class:`struct.Struct` with the same member order (:func:`struct_of`), used for the bulk scans of
-directory entries where interpreted construct would be too slow.
+Declarations only; the modules of :mod:`imgdiff.formats.vfat` turn them into nodes, compiled to one
+:class:`struct.Struct` each by :class:`imgdiff.formats.compiled.Compiled` for the bulk scans of directory entries.
+Field names are the ones of Microsoft's FAT specification (fatgen103), written here from the specification's tables.
 
 References:
     Microsoft Extensible Firmware Initiative FAT32 File System Specification, version 1.03 (fatgen103), 2000:
@@ -13,8 +12,6 @@ References:
 """
 
 from __future__ import annotations
-
-import struct
 
 import construct as c
 
@@ -148,21 +145,3 @@ BAD_CLUSTER = {"FAT12": 0xFF7, "FAT16": 0xFFF7, "FAT32": 0x0FFFFFF7}
 FAT_TYPE_LIMITS = ((4085, "FAT12"), (65525, "FAT16"))
 """fatgen103 section 3.5: the FAT type is determined by the count of clusters alone."""
 
-
-def struct_of(con: c.Struct) -> struct.Struct:  # type: ignore[type-arg]
-    """Return a little-endian :class:`struct.Struct` equivalent to ``con`` (integers and fixed bytes only)."""
-    codes = {1: "B", 2: "H", 4: "I", 8: "Q"}
-    fmt = "<"
-    for sub in con.subcons:
-        n = sub.sizeof()
-        inner = getattr(sub, "subcon", sub)
-        if isinstance(inner, c.FormatField):
-            fmt += codes[n]
-        else:
-            fmt += f"{n}s"
-    return struct.Struct(fmt)
-
-
-def member_names(con: c.Struct) -> tuple[str, ...]:  # type: ignore[type-arg]
-    """Return the names of the members of ``con`` in order."""
-    return tuple(str(sub.name) for sub in con.subcons)

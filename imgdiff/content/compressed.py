@@ -11,7 +11,7 @@ is compared too (gzip and xz with the standard library; zstd only bytewise, as P
   ``content.cpio`` field covering the compressed bytes (an initrd whose mtimes were not clamped);
 * anything else is left to the file-level difference, which lists the differing byte ranges.
 
-Files larger than the head (:data:`imgdiff.formats.content.INSPECT_BYTES`) get their header fields only.
+Files larger than the head (:data:`imgdiff.content.INSPECT_BYTES`) get their header fields only.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from imgdiff.formats import content_cpio
-from imgdiff.formats.content import ContentField, recognizer
-from imgdiff.formats.content_common import gunzip, unxz, utc, whole
+from imgdiff.content import cpio as content_cpio
+from imgdiff.content.common import ContentField, Recognizer, gunzip, unxz, utc, whole
 
 GZIP_MAGIC = b"\x1f\x8b"
 XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -184,7 +183,6 @@ def gzip_fields(a: bytes, b: bytes, base: int, full: bool) -> list[ContentField]
     return out
 
 
-@recognizer
 def gzip(path: str, head_a: bytes, head_b: bytes, size_a: int, size_b: int) -> list[ContentField]:
     """gzip (RFC 1952) member header, and the payload when the whole file is visible."""
     del path
@@ -311,7 +309,6 @@ def xz_fields(a: bytes, b: bytes, base: int, full: bool) -> list[ContentField]:
     return out
 
 
-@recognizer
 def xz(path: str, head_a: bytes, head_b: bytes, size_a: int, size_b: int) -> list[ContentField]:
     """xz stream header, first block header, and the payload when the whole file is visible."""
     del path
@@ -413,7 +410,6 @@ def zstd_fields(a: bytes, b: bytes, base: int, full: bool) -> list[ContentField]
     return out
 
 
-@recognizer
 def zstd(path: str, head_a: bytes, head_b: bytes, size_a: int, size_b: int) -> list[ContentField]:
     """zstd frame header (and identical blocks moved by a header of another length)."""
     del path
@@ -436,3 +432,7 @@ def embedded(a: bytes, b: bytes, base: int, full: bool) -> list[ContentField]:
     if a[:4] == ZSTD_MAGIC and b[:4] == ZSTD_MAGIC:
         return zstd_fields(a, b, base, full)
     return []
+
+
+RECOGNIZERS: tuple[Recognizer, ...] = (gzip, xz, zstd)
+"""The recognisers of this module, in the order :func:`imgdiff.content.inspect` runs them."""

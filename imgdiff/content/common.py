@@ -1,6 +1,7 @@
-"""Helpers shared by the content recognisers (``content_*.py``): value display and bounded decompression.
+"""What every content recogniser shares: :class:`ContentField`, the :data:`Recognizer` signature, value display and
+bounded decompression.
 
-Recognisers see the head of both versions of a changed file (:data:`imgdiff.formats.content.INSPECT_BYTES`); a
+Recognisers see the head of both versions of a changed file (:data:`imgdiff.content.INSPECT_BYTES`); a
 format's trailer or its compressed payload can only be inspected when the whole file is in the head, which
 :func:`whole` tells.  Decompression is bounded by :data:`MAX_PAYLOAD` so a hostile image cannot exhaust memory.
 """
@@ -9,7 +10,35 @@ from __future__ import annotations
 
 import lzma
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from imgdiff.model import Value
+
+
+@dataclass(frozen=True, slots=True)
+class ContentField:
+    """One differing field inside a file, at ``offset`` bytes from the start of the file."""
+
+    kind: str
+    field: str
+    offset: int
+    size: int
+    a: Value
+    b: Value
+    display_a: str | None = None
+    display_b: str | None = None
+    derived: bool = False
+    """True for a value computed from the rest of the file (PE CheckSum, gzip FHCRC, cpio c_check): it is
+    folded into the cause that explains the file's other differing bytes."""
+    change: str = "modified"
+    """``"modified"``, or ``"moved"`` for identical data stored at another offset (a stream shifted by a
+    longer header)."""
+
+
+Recognizer = Callable[[str, bytes, bytes, int, int], list[ContentField]]
+"""``fn(path, head_a, head_b, size_a, size_b) -> differing fields`` (empty when the format is not its own)."""
 
 MAX_PAYLOAD = 64 << 20
 """Decompressed bytes a recogniser may produce per version of a file."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from imgdiff.formats.content import ContentField, recognizer
-from imgdiff.formats.content_common import utc
+from imgdiff.content.common import ContentField, Recognizer, utc
 
 
 def _mode(flags: int) -> str:
@@ -34,7 +33,6 @@ def is_pyc(path: str, buf: bytes) -> bool:
     return len(buf) >= 16 and buf[2:4] == b"\r\n" and (path.endswith((".pyc", ".pyo")) or "__pycache__" in path)
 
 
-@recognizer
 def pyc(path: str, head_a: bytes, head_b: bytes, size_a: int, size_b: int) -> list[ContentField]:
     """PEP 552 header of .pyc files."""
     del size_a, size_b
@@ -64,3 +62,7 @@ def pyc(path: str, head_a: bytes, head_b: bytes, size_a: int, size_b: int) -> li
     if sa != sb:
         out.append(ContentField("content.pyc", "source_size", 12, 4, sa, sb, f"{sa} bytes", f"{sb} bytes"))
     return out
+
+
+RECOGNIZERS: tuple[Recognizer, ...] = (pyc,)
+"""The recognisers of this module, in the order :func:`imgdiff.content.inspect` runs them."""

@@ -14,8 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from imgdiff.formats.content import ContentField, recognizer
-from imgdiff.formats.content_common import utc
+from imgdiff.content.common import ContentField, Recognizer, utc
 
 SIGNING_TIME_OID = bytes.fromhex("06092a864886f70d010905")
 """DER of OID 1.2.840.113549.1.9.5 (pkcs-9 signingTime)."""
@@ -113,7 +112,6 @@ def _stamp(v: int) -> str:
     return "0 (no time stored)" if v == 0 else utc(v)
 
 
-@recognizer
 def pe(path: str, head_a: bytes, head_b: bytes, size_a: int, size_b: int) -> list[ContentField]:
     """PE/COFF TimeDateStamp, CheckSum, Certificate Table and Authenticode signature, debug entry times."""
     del path, size_a, size_b
@@ -160,3 +158,7 @@ def _certificate(a: bytes, b: bytes, ha: PeHeaders, hb: PeHeaders) -> list[Conte
     da = f"signingTime {ta[1]}, {len(blob_a)} bytes" if ta else f"{len(blob_a)} bytes, no signingTime"
     db = f"signingTime {tb[1]}, {len(blob_b)} bytes" if tb else f"{len(blob_b)} bytes, no signingTime"
     return [ContentField("content.pe", "WIN_CERTIFICATE", off, max(ea, eb) - off, blob_a[:32].hex(), blob_b[:32].hex(), da, db)]
+
+
+RECOGNIZERS: tuple[Recognizer, ...] = (pe,)
+"""The recognisers of this module, in the order :func:`imgdiff.content.inspect` runs them."""
