@@ -180,6 +180,11 @@ class Node:
             if f.name == name:
                 return f
         if self.record is not None:
+            one = getattr(self.record, "field", None)
+            if one is not None:  # a record that can build one member by name
+                found: Field | None = one(name)
+                if found is not None:
+                    return found
             for f in self.record.fields():
                 if f.name == name:
                     return f

@@ -121,6 +121,13 @@ class InodeSlot:
             self._extra = (fields, errors)
         return self._extra
 
+    def field(self, name: str) -> Field | None:
+        """Return the field called ``name``, building only a fixed member or the variable part."""
+        found = self.record.field(name)
+        if found is not None:
+            return found
+        return next((f for f in self.extra()[0] if f.name == name), None)
+
     def fields(self) -> list[Field]:
         """Return every field of the slot, in offset order."""
         out = self.record.fields() + self.extra()[0]
