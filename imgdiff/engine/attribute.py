@@ -248,7 +248,12 @@ def count_bytes(dm: DiffMap, extents_a: tuple[Extent, ...] | list[Extent], exten
     B extents are mapped to A offsets; decoded spaces (offsets from :data:`~imgdiff.source.VBASE` on) are not
     bytes of the inputs and are not counted.
     """
-    merged = merge_extents(list(extents_a) + [e.shifted(-dm.delta) for e in extents_b])
+    if len(extents_a) <= 1 and dm.delta == 0 and (not extents_b or tuple(extents_b) == tuple(extents_a)):
+        merged: tuple[Extent, ...] = tuple(extents_a) or tuple(extents_b)  # the common case: one field, one place
+    elif not extents_a and len(extents_b) == 1 and dm.delta == 0:
+        merged = tuple(extents_b)
+    else:
+        merged = merge_extents(list(extents_a) + [e.shifted(-dm.delta) for e in extents_b])
     total = 0
     for e in merged:
         if e.offset >= VBASE:
@@ -518,8 +523,11 @@ class Attributor:
         out: dict[tuple[str, str, str], Difference] = {}
         ends = [c.end for c in covered]
         self._pending: dict[int, tuple[Difference, list[Extent]]] = {}
-        for r in self.dm.ranges():
+        dm = self.dm
+        for r in dm.ranges():
             for piece in _subtract(r, covered, ends):
+                if piece.length < MERGE_GAP and not dm.count_in(piece):
+                    continue  # an equal gap inside a merged run, between covered fields
                 self._attribute_piece(piece, out)
         for d, exts in self._pending.values():
             d.extents_a = d.extents_a + tuple(exts)
