@@ -236,11 +236,12 @@ class Change(StrEnum):
     """Bytes differ in a region no parser understood."""
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Difference:
-    """One field (or node, or raw region) that differs between the two images.
+    """One field (or node, or raw region) that differs between the two images; immutable once made.
 
-    Compared by identity (``eq=False``): two differences with equal values are still two differences.
+    Compared by identity (``eq=False``): two differences with equal values are still two differences.  The
+    engine builds each one complete (``dataclasses.replace`` keeps the :attr:`uid`).
     """
 
     node_path: str

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from imgdiff.model import (
@@ -302,11 +302,12 @@ class Attributor:
                 progress(i, len(touched))
             diffs.extend(self._compare(keys))
         diffs = self._split_content(diffs)
-        diffs.extend(given or [])
+        diffs.extend(replace(d, bytes=self._count(d.extents_a, d.extents_b)) for d in given or [])
         diffs.extend(self._leftovers(diffs))
-        for d in diffs:
-            d.bytes = count_bytes(self.dm, d.extents_a, d.extents_b)
         return diffs
+
+    def _count(self, extents_a: tuple[Extent, ...], extents_b: tuple[Extent, ...]) -> int:
+        return count_bytes(self.dm, extents_a, extents_b)
 
     # -- semantic comparison of one aligned pair -------------------------------------------------------------
     def _compare(self, keys: Keys) -> list[Difference]:
@@ -331,6 +332,7 @@ class Attributor:
                     extents_b=ext if ib is not None else (),
                     location=info.location,
                     attrs=dict(node.attrs),
+                    bytes=self._count(ext, ()) if ia is not None else self._count((), ext),
                     scope=info.scope,
                     chain=info.chain,
                 )
@@ -403,6 +405,10 @@ class Attributor:
             va, vb = self._bytes_excerpt(fa.extents, fb.extents)
         da = dec_a if isinstance(dec_a, Derived) else None
         db = dec_b if isinstance(dec_b, Derived) else None
+        content = attrs.get("content") and f.name == "data" and fa is not None and fb is not None
+        detail, content_a, content_b = self._content(fa, fb) if content else (None, None, None)  # type: ignore[arg-type]
+        extents_a = fa.extents if fa else ()
+        extents_b = fb.extents if fb else ()
         d = Difference(
             node_path=path,
             kind=info.node.kind,
@@ -410,22 +416,25 @@ class Attributor:
             change=change,
             a=va,
             b=vb,
-            extents_a=fa.extents if fa else (),
-            extents_b=fb.extents if fb else (),
+            extents_a=extents_a,
+            extents_b=extents_b,
             location=info.location,
             attrs=attrs,
             display_a=fa.display if fa else None,
             display_b=fb.display if fb else None,
+            bytes=self._count(extents_a, extents_b),
             derived=da is not None or db is not None,
             covers_a=da.covers if da else (),
             covers_b=db.covers if db else (),
             seeds=(da or db).seeds if (da or db) else (),  # type: ignore[union-attr]
             scope=info.scope,
             chain=info.chain,
+            detail=detail,
+            content_a=content_a,
+            content_b=content_b,
         )
-        if attrs.get("content") and f.name == "data" and fa is not None and fb is not None:
-            self._content(d, fa, fb)
-            self._content_pairs[d.uid] = (fa, fb)
+        if content:
+            self._content_pairs[d.uid] = (fa, fb)  # type: ignore[assignment]
         return d
 
     def _content_fields(self, d: Difference, fa: Field, fb: Field) -> list[Difference]:
@@ -453,6 +462,8 @@ class Attributor:
                     derived=cf.derived,
                     covers_a=fa.extents if cf.derived else (),
                     covers_b=fb.extents if cf.derived else (),
+                    bytes=self._count(_file_range(fa.extents, cf.offset, cf.size),
+                                      _file_range(fb.extents, cf.offset, cf.size)),
                     scope=d.scope,
                     chain=(*d.chain, str(d.attrs.get("path") or d.location), cf.kind.split(".", 1)[-1]),
                 )
@@ -474,8 +485,8 @@ class Attributor:
         where = f"@+0x{start:x}: " if start else ""
         return where + a.hex(), where + b.hex()
 
-    def _content(self, d: Difference, fa: Field, fb: Field) -> None:
-        """Fill the differing ranges inside a file (and keep small contents for the report)."""
+    def _content(self, fa: Field, fb: Field) -> tuple[str | None, bytes | None, bytes | None]:
+        """Return the differing ranges inside a file as text, and both contents when small enough to keep."""
         runs: list[tuple[int, int]] = []
         pos = 0
         ra, rb = _rechunk(_stream(self.src_a, fa.extents)), _rechunk(_stream(self.src_b, fb.extents))
@@ -492,10 +503,10 @@ class Attributor:
         more = f" and {len(runs) - DETAIL_RUNS} more ranges" if len(runs) > DETAIL_RUNS else ""
         if fa.size != fb.size:
             parts.append(f"size {fa.size} -> {fb.size}")
-        d.detail = "differing bytes in the file: " + ", ".join(parts) + more if parts else None
+        detail = "differing bytes in the file: " + ", ".join(parts) + more if parts else None
         if fa.size <= CONTENT_KEEP and fb.size <= CONTENT_KEEP:
-            d.content_a = _read(self.src_a, fa.extents)
-            d.content_b = _read(self.src_b, fb.extents)
+            return detail, _read(self.src_a, fa.extents), _read(self.src_b, fb.extents)
+        return detail, None, None
 
     def _split_content(self, diffs: list[Difference]) -> list[Difference]:
         """Add named in-file differences; drop a file's ``data`` difference when they name all its bytes."""
@@ -506,8 +517,8 @@ class Attributor:
             if not subs:
                 out.append(d)
                 continue
+            subs[0] = replace(subs[0], content_a=d.content_a, content_b=d.content_b, detail=d.detail)
             out.extend(subs)
-            subs[0].content_a, subs[0].content_b, subs[0].detail = d.content_a, d.content_b, d.detail
             taken = [e for s in subs for e in s.extents_a]
             same_place = d.extents_a == tuple(e.shifted(-self.dm.delta) for e in d.extents_b)
             rest = [p for e in d.extents_a for p in subtract_extents(e, taken)]
@@ -522,18 +533,25 @@ class Attributor:
         )
         out: dict[tuple[str, str, str], Difference] = {}
         ends = [c.end for c in covered]
-        self._pending: dict[int, tuple[Difference, list[Extent]]] = {}
+        self._pending: dict[int, tuple[Difference, list[Extent], list[Extent], list[Extent]]] = {}
         dm = self.dm
         for r in dm.ranges():
             for piece in _subtract(r, covered, ends):
                 if piece.length < MERGE_GAP and not dm.count_in(piece):
                     continue  # an equal gap inside a merged run, between covered fields
                 self._attribute_piece(piece, out)
-        for d, exts in self._pending.values():
-            d.extents_a = d.extents_a + tuple(exts)
-            if d.change == Change.MODIFIED and d.a is None:  # same node on both sides: show the bytes
-                d.a, d.b = self._bytes_excerpt(d.extents_a, tuple(e.shifted(self.dm.delta) for e in d.extents_a))
-        return list(out.values())
+        done: list[Difference] = []
+        for d, exts, covers_a, covers_b in self._pending.values():
+            extents_a = d.extents_a + tuple(exts)
+            a, b = d.a, d.b
+            if d.change == Change.MODIFIED and a is None:  # same node on both sides: show the bytes
+                a, b = self._bytes_excerpt(extents_a, tuple(e.shifted(self.dm.delta) for e in extents_a))
+            done.append(replace(
+                d, extents_a=extents_a, a=a, b=b, bytes=self._count(extents_a, ()),
+                derived=d.derived or bool(covers_a or covers_b),
+                covers_a=tuple(dict.fromkeys(covers_a)) or d.covers_a, covers_b=tuple(dict.fromkeys(covers_b)) or d.covers_b,
+            ))
+        return done
 
     def _attribute_piece(self, piece: Extent, out: dict[tuple[str, str, str], Difference]) -> None:
         """Attribute a stretch of uncovered differing bytes by offset: a field on either side, else raw."""
@@ -581,7 +599,7 @@ class Attributor:
                     chain=info.chain,
                 )
                 out[key] = d
-            self._pending.setdefault(d.uid, (d, []))[1].append(gap)
+            self._pending.setdefault(d.uid, (d, [], [], []))[1].append(gap)
 
     def _moved(
         self,
@@ -625,14 +643,10 @@ class Attributor:
         # A node may declare what its position depends on (``Derived(POSITION, covers=...)``: the bytes stored
         # before it); bytes it holds at another offset in the other image are then a consequence of whatever
         # moved it, folded like any derived field.
-        pos_a = _position_covers(self.ia, keys_a)
-        pos_b = _position_covers(self.ib, keys_b)
-        if pos_a or pos_b:
-            d.derived = True
-            d.covers_a = tuple(dict.fromkeys((*d.covers_a, *pos_a)))
-            d.covers_b = tuple(dict.fromkeys((*d.covers_b, *pos_b)))
-        pending = self._pending.setdefault(d.uid, (d, []))[1]
-        pending.append(ext)
+        pending = self._pending.setdefault(d.uid, (d, [], [], []))
+        pending[1].append(ext)
+        pending[2].extend(_position_covers(self.ia, keys_a))
+        pending[3].extend(_position_covers(self.ib, keys_b))
 
 
 def _position_covers(index: TreeIndex, keys: Keys | None) -> tuple[Extent, ...]:
