@@ -17,13 +17,18 @@ The issue-10 pairs, all from a copy of /usr/share (~54,000 real files) unless sa
   many-subdirs  : an ext4 whose root holds 70,000 subdirectories (what e2fsprogs' f_many_subdirs exercises),
                   against a copy with one byte of one inode flipped
   gpt-10g-200k  : a 10 GiB sparse GPT disk whose root partition is an ext4 with 200,000 files; one file differs
-Usage: python bench/bench.py [PAIR ...]    (needs sgdisk, mke2fs, cmp; run after .ci/setup)
+  squashfs-usr-500m : a ~540 MB squashfs (mksquashfs 4.5.1, gzip, SOURCE_DATE_EPOCH pinned) of a copy of /usr/share,
+                  /usr/bin and /usr/lib/x86_64-linux-gnu; B packs the same copy after 4 bytes in the middle of one
+                  .gz file under /usr/share were changed (and so its mtime): its blocks change, and when their
+                  stored length changes (or the file was a duplicate of another), every block after them moves
+Usage: python bench/bench.py [PAIR ...]    (needs sgdisk, mke2fs, mksquashfs, cmp; run after .ci/setup)
 This is a measurement, not a test: nothing asserts on the numbers.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -186,8 +191,10 @@ def build_many_subdirs(d: Path) -> None:
     out = subprocess.run(["debugfs", "-R", "imap /sub34567", str(d / "b.img")], capture_output=True, text=True,
                          check=True).stdout
     # debugfs imap prints "Inode N is part of block group G" and "located at block B, offset 0xOOOO"
-    words = out.replace(",", " ").split()
-    block, offset = int(words[words.index("block") + 1]), int(words[words.index("offset") + 1], 16)
+    found = re.search(r"located at block (\d+), offset (0x[0-9a-f]+)", out)
+    if found is None:
+        raise RuntimeError(f"debugfs imap: unexpected output {out!r}")
+    block, offset = int(found.group(1)), int(found.group(2), 16)
     with open(d / "b.img", "r+b") as fh:
         fh.seek(block * 4096 + offset + 0x64)  # i_generation
         byte = fh.read(1)
@@ -222,6 +229,39 @@ def build_gpt_10g_200k(d: Path) -> None:
     part.unlink()
 
 
+def _squashfs_tree(d: Path) -> Path:
+    tree = d / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir()
+    for src in ("/usr/share", "/usr/bin", "/usr/lib/x86_64-linux-gnu"):
+        # a few entries of a live /usr may vanish or be unreadable while copying: what was copied is the tree
+        subprocess.run(["cp", "-a", "--parents", src, str(tree)], check=False, stderr=subprocess.DEVNULL)
+    return tree
+
+
+def _squash(tree: Path, img: Path) -> None:
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
+    sh("mksquashfs", str(tree), str(img), "-noappend", "-quiet", "-no-progress", "-comp", "gzip", env=env)
+
+
+def build_squashfs(d: Path) -> None:
+    """A, then B after 4 bytes in the middle of one .gz file (the middle one in path order) were flipped."""
+    tree = _squashfs_tree(d)
+    _squash(tree, d / "a.img")
+    found = sorted(p for p in (tree / "usr" / "share").rglob("*.gz")
+                   if p.is_file() and not p.is_symlink() and p.stat().st_size >= 20000)
+    victim = found[len(found) // 2]
+    print(f"changed: {victim.relative_to(tree)}", file=sys.stderr)
+    with open(victim, "r+b") as fh:
+        fh.seek(victim.stat().st_size // 2)
+        data = fh.read(4)
+        fh.seek(victim.stat().st_size // 2)
+        fh.write(bytes(x ^ 0x55 for x in data))
+    _squash(tree, d / "b.img")
+    shutil.rmtree(tree)
+
+
 PAIRS = {
     "gpt-sparse-2g": build_gpt_sparse,
     "ext4-1g-20k": build_ext4,
@@ -232,10 +272,11 @@ PAIRS = {
     "usr-checksums": build_usr_checksums,
     "many-subdirs": build_many_subdirs,
     "gpt-10g-200k": build_gpt_10g_200k,
+    "squashfs-usr-500m": build_squashfs,
 }
 GOALS = {
     "usr-typical": 2, "usr-rebuilt": 3, "usr-shifted": 1, "usr-checksums": 3, "gpt-10g-200k": 3,
-    "ext4-1g-20k": 3, "ext4-1g-20k-rebuilt": 3, "gpt-sparse-2g": 3,
+    "ext4-1g-20k": 3, "ext4-1g-20k-rebuilt": 3, "gpt-sparse-2g": 3, "squashfs-usr-500m": 3,
 }
 """The ratio each pair must stay within (issue 10); every pair: peak RSS <= 300 MiB, many-subdirs <= 150 MiB."""
 RSS_GOALS = {"many-subdirs": 150}

@@ -180,11 +180,13 @@ def metadata_fields(path: Path) -> list[tuple[int, int]]:
         ctx = ParseContext(src=src)
         root = parse_image(ctx)
         for _key, node in root.walk():
-            for f in node.fields:
+            for f in node.all_fields():
                 if f.name in SKIP_FIELDS:
                     continue
                 for e in f.extents:
-                    if 0 < e.length <= 65536:
+                    # decoded spaces (offsets from VBASE on: squashfs metadata, decompressed streams) are not
+                    # bytes of the image file and cannot be mutated in place
+                    if 0 < e.length <= 65536 and e.offset + e.length <= src.size:
                         out.append((e.offset, e.length))
     return sorted(set(out))
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 Value = int | str | bytes | bool | float | None | tuple["Value", ...]
@@ -97,6 +99,12 @@ class Field(NamedTuple):
         return sum(e.length for e in self.extents)
 
 
+POSITION = "(position)"
+"""``Derived(POSITION, covers=...)`` on a node declares what the node's *position* depends on (the bytes stored
+before it, in a packed format such as squashfs): bytes it holds at an offset where the other image holds other
+data (it moved) are then a derived difference folded into what covers them, instead of a "moved" cause."""
+
+
 @dataclass(frozen=True, slots=True)
 class Derived:
     """Declares that a field is computed from other data (a checksum, a CRC, a copy).
@@ -131,8 +139,8 @@ class FieldSource(Protocol):
         """Return True when the two describe the same members (so they compare member by member)."""
         ...
 
-    def diff(self, other: FieldSource) -> list[tuple[Field, Field]]:
-        """Return the pairs of fields whose bytes differ."""
+    def diff(self, other: FieldSource) -> list[tuple[Field | None, Field | None]]:
+        """Return the pairs of fields whose bytes differ (None for a field only the other side has)."""
         ...
 
 
@@ -172,6 +180,11 @@ class Node:
             if f.name == name:
                 return f
         if self.record is not None:
+            one = getattr(self.record, "field", None)
+            if one is not None:  # a record that can build one member by name
+                found: Field | None = one(name)
+                if found is not None:
+                    return found
             for f in self.record.fields():
                 if f.name == name:
                     return f
@@ -208,8 +221,11 @@ class Node:
             yield from c.walk(here)
 
 
-class Change:
-    """How a node or field differs between A and B."""
+_UIDS = itertools.count(1)
+
+
+class Change(StrEnum):
+    """How a node or field differs between A and B (a ``str``: compares and serialises as its value)."""
 
     MODIFIED = "modified"
     ADDED = "added"
@@ -220,11 +236,12 @@ class Change:
     """Bytes differ in a region no parser understood."""
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Difference:
-    """One field (or node, or raw region) that differs between the two images.
+    """One field (or node, or raw region) that differs between the two images; immutable once made.
 
-    Compared by identity (``eq=False``): two differences with equal values are still two differences.
+    Compared by identity (``eq=False``): two differences with equal values are still two differences.  The
+    engine builds each one complete (``dataclasses.replace`` keeps the :attr:`uid`).
     """
 
     node_path: str
@@ -260,6 +277,8 @@ class Difference:
     content_a: builtins.bytes | None = None
     """For file data fields (node attr ``content``): the file's bytes in A, when small enough to keep."""
     content_b: builtins.bytes | None = None
+    uid: int = dataclasses.field(default_factory=lambda: next(_UIDS))
+    """A number unique among the differences of this process, in creation order: side tables key by it."""
 
     @property
     def ref(self) -> str:

@@ -34,6 +34,8 @@ SUB = 4096
 """Granularity at which a differing chunk is narrowed before byte-exact scanning."""
 MERGE_GAP = 16
 """Differing runs closer than this are merged into one range (the count stays exact)."""
+MAX_GAPS = 64
+"""Equal-byte gaps remembered per merged run (beyond this a partial count reads the bytes again)."""
 
 _NONZERO = re.compile(rb"[^\x00]+")
 
@@ -185,6 +187,11 @@ class DiffMap:
     counts: Int64s = field(default_factory=lambda: Int64s("q"))
     src_a: Source | None = None
     src_b: Source | None = None
+    gaps: dict[int, list[tuple[int, int]] | None] = field(default_factory=dict)
+    """Per merged run (by index): the equal-byte gaps inside it, or None when there were too many to keep.
+
+    A run without an entry is dense (every byte differs), so :meth:`count_in` counts a partial overlap without
+    reading the images; only runs with dropped gap lists are counted byte by byte."""
 
     @property
     def total(self) -> int:
@@ -196,13 +203,25 @@ class DiffMap:
         """Add the runs of ``runs`` (all of them past every run held so far: a newly compared decoded space)."""
         if runs.starts and self.ends and runs.starts[0] < self.ends[-1]:
             raise ValueError("decoded-space runs must come after every run already held")
+        shift = len(self.starts)
         self.starts.extend(runs.starts)
         self.ends.extend(runs.ends)
         self.counts.extend(runs.counts)
+        for i, g in runs.gaps.items():
+            self.gaps[i + shift] = g
 
     def add_run(self, start: int, end: int) -> None:
         """Append a differing run (runs must arrive in increasing order)."""
         if self.ends and start - self.ends[-1] < MERGE_GAP:
+            if start > self.ends[-1]:
+                i = len(self.ends) - 1
+                g = self.gaps.get(i, [])
+                if g is not None:
+                    if len(g) >= MAX_GAPS:
+                        self.gaps[i] = None
+                    else:
+                        g.append((self.ends[-1], start))
+                        self.gaps[i] = g
             self.ends[-1] = end
             self.counts[-1] += end - start
         else:
@@ -227,7 +246,14 @@ class DiffMap:
                 total += self.counts[i]
             else:
                 lo, hi = max(s, ext.offset), min(e, ext.end)
-                total += self._exact(lo, hi)
+                if i not in self.gaps:
+                    total += hi - lo  # a dense run
+                else:
+                    g = self.gaps[i]
+                    if g is None:
+                        total += self._exact(lo, hi)
+                    else:
+                        total += hi - lo - sum(max(0, min(ge, hi) - max(gs, lo)) for gs, ge in g)
             i += 1
         return total
 
@@ -239,12 +265,15 @@ class DiffMap:
     def _exact(self, lo: int, hi: int) -> int:
         if self.src_a is None or self.src_b is None or hi <= lo:
             return max(0, hi - lo)
-        a = self.src_a.read(lo, hi - lo)
-        b = self.src_b.read(lo + self.delta, hi - lo)
-        n = min(len(a), len(b))
-        x = int.from_bytes(a[:n], "little") ^ int.from_bytes(b[:n], "little")
-        diff = n - x.to_bytes(n, "little").count(0) if n else 0
-        return diff + (hi - lo - n)
+        total = 0
+        for pos in range(lo, hi, CHUNK):  # chunked: a range inside a long run can span hundreds of MiB
+            size = min(CHUNK, hi - pos)
+            a = self.src_a.read(pos, size)
+            b = self.src_b.read(pos + self.delta, size)
+            n = min(len(a), len(b))
+            x = int.from_bytes(a[:n], "little") ^ int.from_bytes(b[:n], "little")
+            total += (n - x.to_bytes(n, "little").count(0) if n else 0) + (size - n)
+        return total
 
 
 def _xor_runs(a: bytes, b: bytes) -> Iterator[tuple[int, int]]:

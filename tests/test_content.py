@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from imgdiff.formats import content
-from imgdiff.formats.content import ContentField, inspect
-from imgdiff.formats.content_cpio import compare as cpio_compare
-from imgdiff.formats.content_elf import build_id
-from imgdiff.formats.content_pe import pe_headers
+from imgdiff import content
+from imgdiff.content import ContentField, inspect
+from imgdiff.content.cpio import compare as cpio_compare
+from imgdiff.content.elf import build_id
+from imgdiff.content.pe import pe_headers
 
 from .conftest import have
 

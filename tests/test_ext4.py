@@ -3,6 +3,7 @@ and the end-to-end findings on every ext4 fixture pair."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -634,8 +635,8 @@ def test_whole_kind_folds_leave_content_alone() -> None:
     assert not block_map(_diff("ext4.inode", "i_block[0]", file_type="chr"), ctx)  # a device number
     moved = _diff("ext4.file", "data", path="/a")
     assert relocated(moved, ctx)  # same content elsewhere: the engine leaves detail empty
-    changed = _diff("ext4.file", "data", path="/a")
-    changed.detail = "differing bytes in the file: 0x0-0x0 (1 bytes)"
+    changed = dataclasses.replace(_diff("ext4.file", "data", path="/a"),
+                                  detail="differing bytes in the file: 0x0-0x0 (1 bytes)")  # differences are frozen
     assert not relocated(changed, ctx)
     assert htree(_diff("ext4.dirent", "rec_len", htree=True), ctx)
     assert htree(_diff("ext4.dirent", "inode", "moved", htree=True), ctx)
@@ -706,3 +707,17 @@ def test_one_kib_blocks_and_identical_rebuild(tmp_path: Path) -> None:
     total = sum(e.length for n in _walk(root) for f in n.all_fields() for e in f.extents)
     assert total == imgs[0].stat().st_size
     assert shutil.which("mke2fs")
+
+
+def test_one_added_file_moves_everything_after_it_into_one_finding(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """mke2fs -d allocates in sorted walk order: /0-added.txt in B moves every later inode and data block."""
+    report = analyzed("ext4-shifted")
+    assert (report.summary.bytes_differing, report.summary.bytes_unexplained) == (219355, 0)
+    (f,) = report.findings
+    assert f.rule.id == "EXT019" and f.bytes == 219355
+    assert f.paths == ["/0-added.txt"]
+    assert f.note == (
+        "added: /0-added.txt; 12 path(s) got other inode numbers and 6 file(s) other data blocks, with equal content"
+    )
+    # the moved files' contents are equal: no data difference of a moved file is a cause anywhere
+    assert not [d for d in f.causes if d.kind == "ext4.file" and d.field == "data"]

@@ -178,7 +178,7 @@ def test_every_byte_has_exactly_one_owner(pair, name: str, side: str) -> None:  
     path = pair(name)[0 if side == "a" else 1]
     root = tree(path)
     assert root.attrs["_errors"] == ()
-    spans = sorted(e for _k, n in root.walk() for f in n.fields for e in f.extents if e.length)
+    spans = sorted(e for _k, n in root.walk() for f in n.all_fields() for e in f.extents if e.length)
     spans += [e for _k, n in root.walk() if n.raw for e in n.extents]
     spans.sort()
     pos = 0
@@ -434,3 +434,46 @@ def test_legacy_layout_efi_image_inside_the_iso(pair) -> None:  # type: ignore[n
     assert value(find(entries, "gpt.entry", "entry:2"), "StartingLBA") == efi.attrs["lba"] * 4
     uefi = find(root, "iso9660.eltorito_entry", "section:1:entry:1")
     assert value(uefi, "load_rba") == efi.attrs["lba"] and efi.attrs["eltorito"] == "section:1:entry:1"
+
+
+# -- records described, not built -----------------------------------------------------------------------------------
+
+
+def test_directory_records_are_described_exactly_as_their_built_fields(pair) -> None:  # type: ignore[no-untyped-def]
+    from imgdiff.formats.iso9660.records import fixed_fields, tail_fields, whole_record
+    from imgdiff.formats.iso9660.volume import Volume
+
+    for path in pair("iso-content"):
+        with ImageSource(str(path)) as src:
+            ctx = ParseContext(src=src)
+            vol = Volume(ctx, 0, src.size, "image")
+            described, built = 0, []
+            for t, joliet in ((vol.tree, False), (vol.jtree, True)):
+                assert t is not None
+                for d in t.dirs.values():
+                    for r in d.recs:
+                        raw = ctx.read(r.offset, r.length)
+                        whole = whole_record(r, raw, joliet)
+                        if whole is None:
+                            built.append(r.path)
+                            continue
+                        assert whole.fields() == fixed_fields(raw, r.offset) + tail_fields(r, raw, joliet), r.path
+                        described += 1
+            # the root "." record keeps built fields: its ER entry lies in a continuation area
+            assert (described, built) == (58, ["/."])
+            rec = vol.tree.by_path["/version.txt"]
+            whole = whole_record(rec, ctx.read(rec.offset, rec.length), False)
+            assert whole is not None and whole.field("TF.modify") == whole.fields()[22]
+            assert [f.name for f in whole.fields()[20:25]] == ["TF.system_use_entry_version", "TF.flags", "TF.modify",
+                                                              "TF.access", "TF.attributes"]
+
+
+def test_a_changed_mtime_builds_only_the_differing_members(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair("iso-file-mtime")
+    ta, tb = tree(a), tree(b)
+    ra, rb = find(ta, "iso9660.dirrec", "/version.txt"), find(tb, "iso9660.dirrec", "/version.txt")
+    assert ra.fields == () and ra.record is not None and rb.record is not None and ra.record.comparable(rb.record)
+    assert len(ra.record.fields()) == 30
+    assert [(fa.name, fa.value, fb.value) for fa, fb in ra.record.diff(rb.record)] == [
+        ("recording_date_and_time", 1, 1000000000), ("TF.modify", 1, 1000000000), ("TF.access", 1, 1000000000),
+        ("TF.attributes", 1, 1000000000)]

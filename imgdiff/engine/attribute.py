@@ -14,10 +14,11 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from imgdiff.model import (
+    POSITION,
     Change,
     Difference,
     Extent,
@@ -28,7 +29,7 @@ from imgdiff.model import (
     merge_extents,
     subtract_extents,
 )
-from imgdiff.source import VBASE, DiffMap, Source, _xor_runs
+from imgdiff.source import MERGE_GAP, VBASE, DiffMap, Source, _xor_runs
 
 Keys = tuple[str, ...]
 
@@ -247,7 +248,12 @@ def count_bytes(dm: DiffMap, extents_a: tuple[Extent, ...] | list[Extent], exten
     B extents are mapped to A offsets; decoded spaces (offsets from :data:`~imgdiff.source.VBASE` on) are not
     bytes of the inputs and are not counted.
     """
-    merged = merge_extents(list(extents_a) + [e.shifted(-dm.delta) for e in extents_b])
+    if len(extents_a) <= 1 and dm.delta == 0 and (not extents_b or tuple(extents_b) == tuple(extents_a)):
+        merged: tuple[Extent, ...] = tuple(extents_a) or tuple(extents_b)  # the common case: one field, one place
+    elif not extents_a and len(extents_b) == 1 and dm.delta == 0:
+        merged = tuple(extents_b)
+    else:
+        merged = merge_extents(list(extents_a) + [e.shifted(-dm.delta) for e in extents_b])
     total = 0
     for e in merged:
         if e.offset >= VBASE:
@@ -296,11 +302,12 @@ class Attributor:
                 progress(i, len(touched))
             diffs.extend(self._compare(keys))
         diffs = self._split_content(diffs)
-        diffs.extend(given or [])
+        diffs.extend(replace(d, bytes=self._count(d.extents_a, d.extents_b)) for d in given or [])
         diffs.extend(self._leftovers(diffs))
-        for d in diffs:
-            d.bytes = count_bytes(self.dm, d.extents_a, d.extents_b)
         return diffs
+
+    def _count(self, extents_a: tuple[Extent, ...], extents_b: tuple[Extent, ...]) -> int:
+        return count_bytes(self.dm, extents_a, extents_b)
 
     # -- semantic comparison of one aligned pair -------------------------------------------------------------
     def _compare(self, keys: Keys) -> list[Difference]:
@@ -325,6 +332,7 @@ class Attributor:
                     extents_b=ext if ib is not None else (),
                     location=info.location,
                     attrs=dict(node.attrs),
+                    bytes=self._count(ext, ()) if ia is not None else self._count((), ext),
                     scope=info.scope,
                     chain=info.chain,
                 )
@@ -340,7 +348,11 @@ class Attributor:
         ra, rb = na.record, nb.record
         if ra is not None and rb is not None and ra.comparable(rb):
             for ma, mb in ra.diff(rb):  # member by member from the raw bytes: no field built for equal members
-                out.append(self._field_diff(path, ia, ma, mb, attrs, der_a.get(ma.name), der_b.get(mb.name)))
+                if ma is None and mb is not None:
+                    out.append(self._field_diff(path, ib, None, mb, attrs, None, der_b.get(mb.name)))
+                elif ma is not None:
+                    out.append(self._field_diff(path, ia, ma, mb, attrs, der_a.get(ma.name),
+                                                der_b.get(mb.name) if mb is not None else None))
         elif ra is not None or rb is not None:
             fields_a, fields_b = na.all_fields(), nb.all_fields()
         names_b = {f.name: f for f in fields_b}
@@ -393,6 +405,10 @@ class Attributor:
             va, vb = self._bytes_excerpt(fa.extents, fb.extents)
         da = dec_a if isinstance(dec_a, Derived) else None
         db = dec_b if isinstance(dec_b, Derived) else None
+        content = attrs.get("content") and f.name == "data" and fa is not None and fb is not None
+        detail, content_a, content_b = self._content(fa, fb) if content else (None, None, None)  # type: ignore[arg-type]
+        extents_a = fa.extents if fa else ()
+        extents_b = fb.extents if fb else ()
         d = Difference(
             node_path=path,
             kind=info.node.kind,
@@ -400,27 +416,30 @@ class Attributor:
             change=change,
             a=va,
             b=vb,
-            extents_a=fa.extents if fa else (),
-            extents_b=fb.extents if fb else (),
+            extents_a=extents_a,
+            extents_b=extents_b,
             location=info.location,
             attrs=attrs,
             display_a=fa.display if fa else None,
             display_b=fb.display if fb else None,
+            bytes=self._count(extents_a, extents_b),
             derived=da is not None or db is not None,
             covers_a=da.covers if da else (),
             covers_b=db.covers if db else (),
             seeds=(da or db).seeds if (da or db) else (),  # type: ignore[union-attr]
             scope=info.scope,
             chain=info.chain,
+            detail=detail,
+            content_a=content_a,
+            content_b=content_b,
         )
-        if attrs.get("content") and f.name == "data" and fa is not None and fb is not None:
-            self._content(d, fa, fb)
-            self._content_pairs[id(d)] = (fa, fb)
+        if content:
+            self._content_pairs[d.uid] = (fa, fb)  # type: ignore[assignment]
         return d
 
     def _content_fields(self, d: Difference, fa: Field, fb: Field) -> list[Difference]:
         """Return differences for named fields inside a changed file (gzip header time, PE timestamp, ...)."""
-        from imgdiff.formats.content import INSPECT_BYTES, inspect
+        from imgdiff.content import INSPECT_BYTES, inspect
 
         head_a = d.content_a if d.content_a is not None else _read_prefix(self.src_a, fa.extents, INSPECT_BYTES)
         head_b = d.content_b if d.content_b is not None else _read_prefix(self.src_b, fb.extents, INSPECT_BYTES)
@@ -443,6 +462,8 @@ class Attributor:
                     derived=cf.derived,
                     covers_a=fa.extents if cf.derived else (),
                     covers_b=fb.extents if cf.derived else (),
+                    bytes=self._count(_file_range(fa.extents, cf.offset, cf.size),
+                                      _file_range(fb.extents, cf.offset, cf.size)),
                     scope=d.scope,
                     chain=(*d.chain, str(d.attrs.get("path") or d.location), cf.kind.split(".", 1)[-1]),
                 )
@@ -464,8 +485,8 @@ class Attributor:
         where = f"@+0x{start:x}: " if start else ""
         return where + a.hex(), where + b.hex()
 
-    def _content(self, d: Difference, fa: Field, fb: Field) -> None:
-        """Fill the differing ranges inside a file (and keep small contents for the report)."""
+    def _content(self, fa: Field, fb: Field) -> tuple[str | None, bytes | None, bytes | None]:
+        """Return the differing ranges inside a file as text, and both contents when small enough to keep."""
         runs: list[tuple[int, int]] = []
         pos = 0
         ra, rb = _rechunk(_stream(self.src_a, fa.extents)), _rechunk(_stream(self.src_b, fb.extents))
@@ -482,22 +503,22 @@ class Attributor:
         more = f" and {len(runs) - DETAIL_RUNS} more ranges" if len(runs) > DETAIL_RUNS else ""
         if fa.size != fb.size:
             parts.append(f"size {fa.size} -> {fb.size}")
-        d.detail = "differing bytes in the file: " + ", ".join(parts) + more if parts else None
+        detail = "differing bytes in the file: " + ", ".join(parts) + more if parts else None
         if fa.size <= CONTENT_KEEP and fb.size <= CONTENT_KEEP:
-            d.content_a = _read(self.src_a, fa.extents)
-            d.content_b = _read(self.src_b, fb.extents)
+            return detail, _read(self.src_a, fa.extents), _read(self.src_b, fb.extents)
+        return detail, None, None
 
     def _split_content(self, diffs: list[Difference]) -> list[Difference]:
         """Add named in-file differences; drop a file's ``data`` difference when they name all its bytes."""
         out: list[Difference] = []
         for d in diffs:
-            pair = self._content_pairs.get(id(d))
+            pair = self._content_pairs.get(d.uid)
             subs = self._content_fields(d, *pair) if pair is not None else []
             if not subs:
                 out.append(d)
                 continue
+            subs[0] = replace(subs[0], content_a=d.content_a, content_b=d.content_b, detail=d.detail)
             out.extend(subs)
-            subs[0].content_a, subs[0].content_b, subs[0].detail = d.content_a, d.content_b, d.detail
             taken = [e for s in subs for e in s.extents_a]
             same_place = d.extents_a == tuple(e.shifted(-self.dm.delta) for e in d.extents_b)
             rest = [p for e in d.extents_a for p in subtract_extents(e, taken)]
@@ -512,34 +533,25 @@ class Attributor:
         )
         out: dict[tuple[str, str, str], Difference] = {}
         ends = [c.end for c in covered]
-        self._pending: dict[int, tuple[Difference, list[Extent]]] = {}
-        for r in self.dm.ranges():
+        self._pending: dict[int, tuple[Difference, list[Extent], list[Extent], list[Extent]]] = {}
+        dm = self.dm
+        for r in dm.ranges():
             for piece in _subtract(r, covered, ends):
-                for run in self._exact_runs(piece):
-                    self._attribute_piece(run, out)
-        for d, exts in self._pending.values():
-            d.extents_a = d.extents_a + tuple(exts)
-            if d.change == Change.MODIFIED and d.a is None:  # same node on both sides: show the bytes
-                d.a, d.b = self._bytes_excerpt(d.extents_a, tuple(e.shifted(self.dm.delta) for e in d.extents_a))
-        return list(out.values())
-
-    def _exact_runs(self, piece: Extent) -> Iterator[Extent]:
-        """Yield the runs of bytes inside ``piece`` that really differ (ranges are merged across small gaps)."""
-        pos = piece.offset
-        while pos < piece.end:
-            n = min(1 << 20, piece.end - pos)
-            a = self.src_a.read(pos, n)
-            b = self.src_b.read(pos + self.dm.delta, n)
-            if len(a) < n or len(b) < n:  # past the end of one image: every byte there differs
-                short = min(len(a), len(b))
-                if short:
-                    for s, e in _xor_runs(a[:short], b[:short]):
-                        yield Extent(pos + s, e - s)
-                yield Extent(pos + short, n - short)
-            else:
-                for s, e in _xor_runs(a, b):
-                    yield Extent(pos + s, e - s)
-            pos += n
+                if piece.length < MERGE_GAP and not dm.count_in(piece):
+                    continue  # an equal gap inside a merged run, between covered fields
+                self._attribute_piece(piece, out)
+        done: list[Difference] = []
+        for d, exts, covers_a, covers_b in self._pending.values():
+            extents_a = d.extents_a + tuple(exts)
+            a, b = d.a, d.b
+            if d.change == Change.MODIFIED and a is None:  # same node on both sides: show the bytes
+                a, b = self._bytes_excerpt(extents_a, tuple(e.shifted(self.dm.delta) for e in extents_a))
+            done.append(replace(
+                d, extents_a=extents_a, a=a, b=b, bytes=self._count(extents_a, ()),
+                derived=d.derived or bool(covers_a or covers_b),
+                covers_a=tuple(dict.fromkeys(covers_a)) or d.covers_a, covers_b=tuple(dict.fromkeys(covers_b)) or d.covers_b,
+            ))
+        return done
 
     def _attribute_piece(self, piece: Extent, out: dict[tuple[str, str, str], Difference]) -> None:
         """Attribute a stretch of uncovered differing bytes by offset: a field on either side, else raw."""
@@ -548,15 +560,25 @@ class Attributor:
         hits_a = list(self.ia.fields_in(piece))
         hits_b = list(self.ib.fields_in(piece.shifted(delta)))
         by_off_b = {o.shifted(-delta).offset: (k, f, o) for k, f, o in hits_b}
+        # A piece is a differing run, merged across equal gaps shorter than MERGE_GAP: an overlap at least that
+        # long holds a differing byte; a shorter one may lie in a gap and is kept only if it holds one.
+        dm = self.dm
         for keys, f, o in hits_a:
             other = by_off_b.pop(o.offset, None)
+            owned.append(o)
+            if o.length < MERGE_GAP and not dm.count_in(o):
+                continue
             kb = other[0] if other else None
             self._moved(out, keys, f, o, kb, other[1] if other else None, side="a")
-            owned.append(o)
         for keys, f, o in by_off_b.values():
-            self._moved(out, None, None, o.shifted(-delta), keys, f, side="b")
-            owned.append(o.shifted(-delta))
+            oa = o.shifted(-delta)
+            owned.append(oa)
+            if oa.length < MERGE_GAP and not dm.count_in(oa):
+                continue
+            self._moved(out, None, None, oa, keys, f, side="b")
         for gap in subtract_extents(piece, owned):
+            if gap.length < MERGE_GAP and not dm.count_in(gap):
+                continue  # equal bytes between two differing runs, which nothing owns
             info = self.ia.deepest(gap.offset) if gap.offset < self.src_a.size else self.ib.deepest(gap.offset + delta)
             path = "/".join(info.keys)
             key = (path, "(unparsed)", Change.RAW)
@@ -577,7 +599,7 @@ class Attributor:
                     chain=info.chain,
                 )
                 out[key] = d
-            self._pending.setdefault(id(d), (d, []))[1].append(gap)
+            self._pending.setdefault(d.uid, (d, [], [], []))[1].append(gap)
 
     def _moved(
         self,
@@ -618,8 +640,26 @@ class Attributor:
                 detail=None if same else "A and B store different nodes' data at these bytes",
             )
             out[key] = d
-        pending = self._pending.setdefault(id(d), (d, []))[1]
-        pending.append(ext)
+        # A node may declare what its position depends on (``Derived(POSITION, covers=...)``: the bytes stored
+        # before it); bytes it holds at another offset in the other image are then a consequence of whatever
+        # moved it, folded like any derived field.
+        pending = self._pending.setdefault(d.uid, (d, [], [], []))
+        pending[1].append(ext)
+        pending[2].extend(_position_covers(self.ia, keys_a))
+        pending[3].extend(_position_covers(self.ib, keys_b))
+
+
+def _position_covers(index: TreeIndex, keys: Keys | None) -> tuple[Extent, ...]:
+    """Return what the position of the node at ``keys`` depends on, as its parser declared (``POSITION``)."""
+    if keys is None:
+        return ()
+    info = index.nodes.get(keys)
+    if info is None:
+        return ()
+    for dv in info.node.derived:
+        if dv.field == POSITION:
+            return dv.covers
+    return ()
 
 
 def _file_range(extents: tuple[Extent, ...], offset: int, size: int) -> tuple[Extent, ...]:

@@ -61,45 +61,52 @@ def explain(
             found = findings[key] = Finding(rule=rule.info, location="", causes=[])
             rule_of[rule.id] = rule
         (found.derived if as_derived else found.causes).append(d)
-        placed.add(id(d))
+        placed.add(d.uid)
 
     causes = [d for d in diffs if not d.derived]
     derived = [d for d in diffs if d.derived]
-    # 1. root causes; the rules are tried in order, only those whose kind test can pass (cached per kind)
-    candidates: dict[str, list[Rule]] = {}
+    # 1. root causes; the rules are tried in order, only those whose kind and field tests pass (cached)
+    candidates: dict[tuple[str, str], list[Rule]] = {}
     for i, d in enumerate(causes):
         if progress is not None and i % 2000 == 0:
             progress(i, len(causes))
-        cands = candidates.get(d.kind)
+        cands = candidates.get((d.kind, d.field))
         if cands is None:
-            cands = candidates[d.kind] = [r for r in rules.rules if not r.derived and r.match.kind_matches(d.kind)]
+            cands = candidates[(d.kind, d.field)] = [
+                r for r in rules.rules
+                if not r.derived and r.match.kind_matches(d.kind) and r.match.field_matches(d.field)
+            ]
         for rule in cands:
             if rule.match.matches(d, ctx):
                 add(rule, d)
                 break
     # 2. rule-declared consequences in the same scope (the cause itself is never stolen from its own finding)
-    owner: dict[int, Finding] = {id(d): f for f in findings.values() for d in f.causes}
+    owner: dict[int, Finding] = {d.uid: f for f in findings.values() for d in f.causes}
+    all_kinds = {d.kind for d in diffs}
     for rule in rules.rules:
         if not rule.explains:
             continue
+        kinds = {k for k in all_kinds if any(m.kind_matches(k) for m in rule.explains)}
+        if not kinds:
+            continue
         for (rid, scope), f in list(findings.items()):
             # a finding whose causes another rule's explains took over explains nothing itself
-            if rid != rule.id or not any(owner.get(id(c)) is f for c in f.causes):
+            if rid != rule.id or not any(owner.get(c.uid) is f for c in f.causes):
                 continue
-            for d in diffs:
-                if owner.get(id(d)) is f or not _within(d.scope, scope):
+            for d in diffs:  # in their order (the derived lists keep it), skipping kinds no explains names
+                if d.kind not in kinds or owner.get(d.uid) is f or not _within(d.scope, scope):
                     continue
                 if any(m.matches(d, ctx) for m in rule.explains):
-                    owner[id(d)] = f
+                    owner[d.uid] = f
                     f.derived.append(d)
-                    placed.add(id(d))
+                    placed.add(d.uid)
     for f in findings.values():  # drop what another finding's explains took over
-        f.causes = [d for d in f.causes if owner.get(id(d)) is f]
-        f.derived = [d for d in f.derived if owner.get(id(d)) is f]
+        f.causes = [d for d in f.causes if owner.get(d.uid) is f]
+        f.derived = [d for d in f.derived if owner.get(d.uid) is f]
         if not f.causes:  # the finding goes away: what it had folded must find another home
             for d in f.derived:
-                placed.discard(id(d))
-                owner.pop(id(d), None)
+                placed.discard(d.uid)
+                owner.pop(d.uid, None)
     findings = {k: f for k, f in findings.items() if f.causes}
     # 3. unclassified causes
     unclassified: dict[str, Finding] = {}
@@ -110,27 +117,27 @@ def explain(
             bucket = unclassified[d.scope] = Finding(rule=UNCLASSIFIED, location="", causes=[])
             findings[(UNCLASSIFIED.id, d.scope)] = bucket
         bucket.causes.append(d)
-        placed.add(id(d))
+        placed.add(d.uid)
 
     for d in causes:
-        if id(d) not in placed:
+        if d.uid not in placed:
             leftover(d)
     # 4. derived fields fold into what they cover or depend on
-    pending = [d for d in derived if id(d) not in placed]
+    pending = [d for d in derived if d.uid not in placed]
     _fold_derived(pending, findings, placed)
     # 5. derived rules for what is left (e.g. a checksum over unchanged bytes)
     for d in diffs:
-        if id(d) in placed or not d.derived:
+        if d.uid in placed or not d.derived:
             continue
         for rule in rules.rules:
             if rule.match.matches(d, ctx):
                 add(rule, d)
                 break
     # 5b. what a derived rule's finding now holds may in turn cover derived fields (a checksum over them)
-    _fold_derived([d for d in derived if id(d) not in placed], findings, placed)
+    _fold_derived([d for d in derived if d.uid not in placed], findings, placed)
     # 6. unclassified derived differences
     for d in diffs:
-        if id(d) not in placed:
+        if d.uid not in placed:
             leftover(d)
     for key in [k for k in findings if k[0] == UNCLASSIFIED.id]:
         del findings[key]
@@ -150,11 +157,17 @@ def explain(
 
 
 def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Finding], placed: set[int]) -> None:
-    """Attach derived differences to findings by covered bytes or seeds, until nothing moves."""
-    seeds_of: dict[str, list[Finding]] = defaultdict(list)
+    """Attach derived differences to findings by covered bytes or seeds, until nothing moves.
+
+    A seed reference (``"<kind>:<field>"``) goes to the first finding, in the order they took it on, that holds
+    that field in the same or an enclosing scope; covered bytes go to the first finding whose extents they overlap.
+    """
+    seeds_of: dict[str, dict[int, Finding]] = defaultdict(dict)
+    scopes_of: dict[int, set[str]] = {}
     for f in findings.values():
+        scopes_of[id(f)] = {d.scope for d in f.causes} | {d.scope for d in f.derived}
         for d in f.causes + f.derived:
-            seeds_of[f"{d.kind}:{d.field}"].append(f)
+            seeds_of[f"{d.kind}:{d.field}"].setdefault(id(f), f)
     spans_a = {id(f): [e for d in f.causes + f.derived for e in d.extents_a] for f in findings.values()}
     spans_b = {id(f): [e for d in f.causes + f.derived for e in d.extents_b] for f in findings.values()}
     changed = True
@@ -166,9 +179,11 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
         for d in pending:
             target = None
             for s in d.seeds:
-                cands = [f for f in seeds_of.get(s, []) if any(_within(d.scope, c.scope) for c in f.causes + f.derived)]
-                if cands:
-                    target = cands[0]
+                for f in seeds_of.get(s, {}).values():
+                    if any(_within(d.scope, sc) for sc in scopes_of[id(f)]):
+                        target = f
+                        break
+                if target is not None:
                     break
             if target is None:
                 for f in findings.values():
@@ -181,8 +196,9 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
                 rest.append(d)
                 continue
             target.derived.append(d)
-            placed.add(id(d))
-            seeds_of[f"{d.kind}:{d.field}"].append(target)
+            placed.add(d.uid)
+            seeds_of[f"{d.kind}:{d.field}"].setdefault(id(target), target)
+            scopes_of[id(target)].add(d.scope)
             spans_a[id(target)].extend(d.extents_a)
             spans_b[id(target)].extend(d.extents_b)
             changed = True

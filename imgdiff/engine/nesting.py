@@ -98,12 +98,20 @@ class Plan:
     """The stream kind for ``"stream"``."""
 
 
+def _head() -> int:
+    """Return the bytes of a file (or decoded payload) the detectors see: enough for every registered format."""
+    from imgdiff.formats import head_bytes
+
+    return max(HEAD, head_bytes())
+
+
 def detectors(decoded: bool = False) -> list[ModuleType]:
     """Return the format modules tried on a file's content: partition tables and filesystems, and, for a decoded
     payload, cpio archives (an uncompressed cpio file is left to the content recognisers, which compare its member
     headers and order)."""
-    from imgdiff.formats import FILESYSTEMS, _load_builtin, gpt
+    from imgdiff.formats import FILESYSTEMS, gpt
     from imgdiff.formats import cpio as cpio_format
+    from imgdiff.formats import load as _load_builtin
 
     if not FILESYSTEMS:
         _load_builtin()
@@ -197,7 +205,7 @@ class Nester:
             return None
         src = self.ctxs[side].src
         view = h.view(src)
-        head = view.read(0, HEAD)
+        head = view.read(0, _head())
         kind = stream_kind(head)
         if kind is not None:
             first = self._head_of(kind, view)
@@ -213,13 +221,13 @@ class Nester:
         try:
             for block in gen:
                 out += block
-                if len(out) >= HEAD:
+                if len(out) >= _head():
                     break
         except StreamError:
             pass  # a corrupt stream: detect on what decoded
         finally:
             gen.close()
-        return bytes(out[:HEAD])
+        return bytes(out[: _head()])
 
     def _schedule(self, k: Keys, pair: dict[str, Holder | None], plans: dict[str, Plan | None], depth: int,
                   attached: dict[str, list[tuple[Keys, Node]]], later: list[Callable[[], None]]) -> None:

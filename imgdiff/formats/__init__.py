@@ -1,18 +1,20 @@
 """The format registry and detection: which parser owns a region.
 
-``FORMATS`` is ordered most specific first.  :func:`parse_image` parses a whole image; nested regions
-(partitions) go through :func:`parse_region`, which falls back to a raw node and records why when a parser fails,
-so a corrupt filesystem gives a partial result instead of an abort.
+:data:`REGISTRY` names the format packages tried on a region, most specific first; :func:`load` imports them and
+checks each against the :class:`~imgdiff.formats.base.Format` protocol.  :func:`parse_image` parses a whole image;
+nested regions (partitions) go through :func:`parse_region`, which falls back to a raw node and records why when a
+parser fails, so a corrupt filesystem gives a partial result instead of an abort.
 """
 
 from __future__ import annotations
 
+import importlib
 import struct
 from types import ModuleType
 
 from imgdiff.errors import ImgdiffError
 from imgdiff.formats import gpt, iso9660
-from imgdiff.formats.base import ParseContext, raw_node
+from imgdiff.formats.base import HEAD_BYTES, Format, ParseContext, raw_node
 from imgdiff.model import Node
 
 REGISTRY: tuple[str, ...] = (
@@ -23,43 +25,52 @@ REGISTRY: tuple[str, ...] = (
     "imgdiff.formats.verity.sig",
     "imgdiff.formats.luks2",
     "imgdiff.formats.erofs",
+    "imgdiff.formats.btrfs",
+    "imgdiff.formats.squashfs",
 )
-"""The format modules tried on a region (a partition, a whole image, a nested file), most specific first.
+"""The format packages tried on a region (a partition, a whole image, a nested file), most specific first.
 
-Each module provides ``NAME``, ``recognizes(head, size)`` and ``parse(ctx, base, size, label)`` (the
-:class:`~imgdiff.formats.base.Format` protocol).  Adding a format is one line here.
+Each is a module implementing :class:`~imgdiff.formats.base.Format` (``NAME``, ``recognizes(head, size)``,
+``parse(ctx, base, size, label)``; optionally ``signature(head)`` and ``HEAD_BYTES``).  Adding a format is one
+line here.  Partition tables (:mod:`imgdiff.formats.gpt`) and the isohybrid view of an ISO are tried on a whole
+image first, by :func:`parse_image`.
 """
 
 FILESYSTEMS: list[ModuleType] = []
 """The loaded :data:`REGISTRY` modules (plus any added by :func:`register`), in the order they are tried."""
 
-HEAD = 65536
+HEAD = HEAD_BYTES
+"""Bytes of a region read for detection unless a format asks for more (see :func:`head_bytes`)."""
 
 
 def register(module: ModuleType) -> ModuleType:
-    """Add a filesystem module (with NAME, recognizes, parse) to the registry and return it."""
+    """Add a format module to the registry and return it; raise TypeError when it is not a :class:`Format`."""
+    if not isinstance(module, Format):
+        missing = [m for m in ("NAME", "recognizes", "parse") if not hasattr(module, m)]
+        raise TypeError(f"{module.__name__} is not a format module: it lacks {', '.join(missing)}")
     if module not in FILESYSTEMS:
         FILESYSTEMS.append(module)
     return module
 
 
-def _load_builtin() -> None:
-    import importlib
-
-    for name in REGISTRY:
-        try:
+def load() -> list[ModuleType]:
+    """Import the :data:`REGISTRY` modules (once) and return the format modules in the order they are tried."""
+    if not FILESYSTEMS:
+        for name in REGISTRY:
             register(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    return FILESYSTEMS
+
+
+def head_bytes() -> int:
+    """Return how many bytes of a region detection reads: :data:`HEAD`, or more when a format's ``HEAD_BYTES``
+    asks for it."""
+    return max([HEAD, *(int(getattr(mod, "HEAD_BYTES", 0)) for mod in load())])
 
 
 def parse_region(ctx: ParseContext, base: int, size: int, label: str) -> Node:
     """Return the node of a filesystem region, or a raw node saying what could not be parsed."""
-    if not FILESYSTEMS:
-        _load_builtin()
-    head = ctx.read(base, min(HEAD, size))
-    for mod in FILESYSTEMS:
+    head = ctx.read(base, min(head_bytes(), size))
+    for mod in load():
         try:
             if not mod.recognizes(head, size):
                 continue

@@ -1,4 +1,4 @@
-"""What every format parser gets and gives: the parse context, the Format protocol, construct offset maps.
+"""What every format parser gets and gives: the parse context and the Format protocol.
 
 A parser receives a :class:`ParseContext` (the read-only image, the byte ranges known to differ, a way to parse a
 nested region) and the absolute range it owns, and returns a :class:`~imgdiff.model.Node` tree whose fields carry
@@ -11,11 +11,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import construct as c
-
-from imgdiff.model import Extent, Field, Node, Value
+from imgdiff.model import Extent, Node
 from imgdiff.source import VBASE
 
 if TYPE_CHECKING:
@@ -105,18 +103,35 @@ class ParseContext:
             self.spaces.deferred.append(fn)
 
 
+HEAD_BYTES = 65536
+"""Bytes at the start of a region handed to ``recognizes`` (a format may ask for more: :attr:`Format.HEAD_BYTES`)."""
+
+
+@runtime_checkable
 class Format(Protocol):
-    """A format module: recognises its magic and parses a region into a node tree."""
+    """A format module (``imgdiff/formats/<fmt>/__init__.py``): recognises its magic and parses a region.
+
+    Required: :attr:`NAME`, :meth:`recognizes`, :meth:`parse`; :func:`imgdiff.formats.load` checks them when it
+    imports a :data:`~imgdiff.formats.REGISTRY` entry.  Optional (looked up with ``getattr``):
+
+    * ``signature(head: bytes) -> tuple[str, str, int] | None``: the format's magic found in ``head`` whatever the
+      region's size, as ``(what was found, the unit it starts, bytes that unit needs; 0 if unknown)``, e.g.
+      ``("ext4 superblock", "filesystem", 8388608)``.  A region too short for ``recognizes`` (or whose parse fails)
+      is then reported as ``"<NAME> (truncated)"`` with an error naming the sizes, instead of "unrecognised data".
+    * ``HEAD_BYTES: int``: how many bytes of the region ``recognizes`` needs when that is more than
+      :data:`HEAD_BYTES` (a magic past the first 64 KiB, such as the btrfs superblock's at 64 KiB + 0x40).
+    """
 
     NAME: str
     """Short name shown in locations: ``"gpt"``, ``"ext4"``, ``"vfat"``."""
 
     def recognizes(self, head: bytes, size: int) -> bool:
-        """Return True if ``head`` (the first 64 KiB of the region) starts this format."""
+        """Return True if ``head`` (the first :data:`HEAD_BYTES` of the region, fewer when the region is shorter)
+        starts this format; ``size`` is the region's size."""
         ...
 
     def parse(self, ctx: ParseContext, base: int, size: int, label: str) -> Node:
-        """Return the node tree of the region ``[base, base + size)``."""
+        """Return the node tree of the region ``[base, base + size)`` (raise ParseError when it is unusable)."""
         ...
 
 
@@ -128,47 +143,3 @@ def raw_node(base: int, size: int, label: str, kind: str = "raw", key: str | Non
 def guid_le(raw: bytes) -> str:
     """Return the canonical text of a mixed-endian (GPT/EFI) GUID."""
     return str(uuid.UUID(bytes_le=bytes(raw)))
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Static offset map of a fixed-size construct Struct: ``(name, offset, size)`` per named member."""
-
-    struct: c.Construct
-    members: tuple[tuple[str, int, int], ...]
-    size: int
-
-    @classmethod
-    def of(cls, struct: c.Construct) -> Layout:
-        """Compute the offset map of ``struct`` (every member must have a static size)."""
-        members: list[tuple[str, int, int]] = []
-        off = 0
-        for sub in struct.subcons:
-            n = sub.sizeof()
-            if sub.name is not None:
-                members.append((sub.name, off, n))
-            off += n
-        return cls(struct, tuple(members), off)
-
-    def fields(
-        self,
-        data: bytes,
-        base: int,
-        decode: dict[str, Callable[[Any], Value]] | None = None,
-        display: dict[str, Callable[[Any], str | None]] | None = None,
-        prefix: str = "",
-    ) -> tuple[Field, ...]:
-        """Parse ``data`` and return one :class:`Field` per member at absolute offset ``base + offset``."""
-        parsed = self.struct.parse(data)
-        out: list[Field] = []
-        for name, off, n in self.members:
-            v: Any = parsed[name]
-            if decode and name in decode:
-                v = decode[name](v)
-            elif isinstance(v, (bytes, bytearray)):
-                v = bytes(v)
-            elif not isinstance(v, (int, str, bool, float)) and v is not None:
-                v = str(v)
-            disp = display[name](v) if display and name in display else None
-            out.append(Field.at(prefix + name, v, base + off, n, disp))
-        return tuple(out)

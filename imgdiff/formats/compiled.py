@@ -2,7 +2,7 @@
 
 construct declarations (``c_<fmt>.py``) are the readable source of truth for field names, offsets and sizes.
 Interpreting them per inode or per directory entry is ~100x slower than ``struct.unpack_from``, so
-:class:`Compiled` derives the offset map (:class:`~imgdiff.formats.base.Layout`) and an equivalent precompiled
+:class:`Compiled` derives the offset map (:class:`Layout`) and an equivalent precompiled
 struct once, and builds :class:`~imgdiff.model.Field` objects at absolute offsets from it.  Supported members:
 integer ``FormatField`` s, ``Bytes`` and ``Array`` s of integers (construct ``BitStruct`` is deliberately not
 supported: its bit order silently reversed GPT attribute bits; use integers and masks).
@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import construct as c
 
-from imgdiff.formats.base import Layout
 from imgdiff.model import Extent, Field, Value
 
 BLOB_INLINE = 64
@@ -39,6 +39,27 @@ def blob_display(data: bytes) -> str:
     """Return ``"N bytes, all zero"`` or ``"N bytes, K non-zero"``: how a summarised byte string is shown."""
     nz = len(data) - bytes(data).count(0)
     return f"{len(data)} bytes, all zero" if nz == 0 else f"{len(data)} bytes, {nz} non-zero"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Static offset map of a fixed-size construct Struct: ``(name, offset, size)`` per named member."""
+
+    struct: c.Construct
+    members: tuple[tuple[str, int, int], ...]
+    size: int
+
+    @classmethod
+    def of(cls, struct: c.Construct) -> Layout:
+        """Compute the offset map of ``struct`` (every member must have a static size)."""
+        members: list[tuple[str, int, int]] = []
+        off = 0
+        for sub in struct.subcons:
+            n = sub.sizeof()
+            if sub.name is not None:
+                members.append((sub.name, off, n))
+            off += n
+        return cls(struct, tuple(members), off)
 
 
 class Compiled:
@@ -117,7 +138,7 @@ class Compiled:
 
     def fields(
         self,
-        buf: bytes | memoryview,
+        buf: bytes | bytearray | memoryview,
         off: int,
         base: int,
         *,
@@ -126,11 +147,14 @@ class Compiled:
         prefix: str = "",
         decode: Mapping[str, Callable[[Any], Value]] | None = None,
         display: Mapping[str, Callable[[Any], str | None]] | None = None,
+        shown: Mapping[str, str | None] | None = None,
     ) -> list[Field]:
         """Return one Field per member at absolute ``base + member offset``.
 
         ``limit`` drops members that end past that many bytes (a short inode); ``skip`` omits members a caller
-        describes itself (``i_block``).
+        describes itself (``i_block``).  ``decode`` and ``display`` map a member's raw value to its value and
+        display text; ``shown`` gives display texts the caller computed already (from several members: a FAT
+        time word is shown with its date word).
         """
         if len(buf) - off < self.size:
             buf = bytes(buf[off:]) + bytes(self.size - (len(buf) - off))
@@ -153,7 +177,10 @@ class Compiled:
                 v = blob_value(raw)
             else:
                 v = raw
-            disp = display[name](raw) if display is not None and name in display else None
+            if display is not None and name in display:
+                disp = display[name](raw)
+            else:
+                disp = shown.get(name) if shown is not None else None
             append(_new(Field, (fname, v, (_new(Extent, (base + moff, size)),), disp)))
         return out
 
@@ -253,6 +280,18 @@ class Record:
         disp = self.display[name](raw) if self.display is not None and name in self.display else None
         return Field(self.prefix + name, v, (Extent(self.base + moff, size),), disp)
 
+    def field(self, name: str) -> Field | None:
+        """Return the member called ``name`` (with the record's prefix) as a :class:`Field`, building only it."""
+        prefix = self.prefix
+        if prefix:
+            if not name.startswith(prefix):
+                return None
+            name = name[len(prefix):]
+        for k, m in self._members():
+            if m[0] == name:
+                return self._field(k, self.compiled.struct.unpack(self.raw))
+        return None
+
     def spans(self) -> list[Extent]:
         """Return the contiguous byte ranges of the selected members (skipped members leave gaps)."""
         self._members()
@@ -276,14 +315,14 @@ class Record:
         return (isinstance(other, Record) and self.compiled is other.compiled and self.limit == other.limit
                 and self.skip == other.skip and self.prefix == other.prefix)
 
-    def diff(self, other: object) -> list[tuple[Field, Field]]:
+    def diff(self, other: object) -> list[tuple[Field | None, Field | None]]:
         """Return ``(A field, B field)`` for each member whose bytes differ (``other`` must be :meth:`comparable`)."""
         assert isinstance(other, Record)
         if self.raw == other.raw:
             return []
         va = self.compiled.struct.unpack(self.raw)
         vb = self.compiled.struct.unpack(other.raw)
-        out: list[tuple[Field, Field]] = []
+        out: list[tuple[Field | None, Field | None]] = []
         for k, (_name, _moff, _size, i, n, _kind) in self._members():
             if va[i : i + n] != vb[i : i + n]:
                 out.append((self._field(k, va), other._field(k, vb)))

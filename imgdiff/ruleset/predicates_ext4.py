@@ -25,11 +25,12 @@ All timestamps compared are the 32-bit seconds fields; ``_extra`` (nanoseconds) 
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Any
 
-from imgdiff.model import Change, Difference, Extent, Node, merge_extents
-from imgdiff.ruleset.predicates import ExplainContext, predicate
+from imgdiff.model import Change, Difference, Extent, Finding, Node, merge_extents
+from imgdiff.ruleset.predicates import ExplainContext, annotation, predicate
 
 MKFS_SLACK = 2
 """Seconds between mke2fs reading its clock for the superblock and for an inode it creates."""
@@ -62,6 +63,9 @@ class _Index:
         self.resized: dict[str, set[str]] = defaultdict(set)
         self.links: dict[str, set[str]] = defaultdict(set)
         self.kernel: set[str] = set()
+        self.renumbered: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+        """Per scope: ``(path, A inode, B inode)`` of every directory entry that points to another inode number."""
+        self._shift: dict[str, bool] = {}
         for d in diffs:
             if not d.kind.startswith("ext4."):
                 continue
@@ -82,6 +86,9 @@ class _Index:
                     self.resized[d.scope].add(str(d.attrs.get("path", "")))
             if d.attrs.get("file_type") == "lnk" and d.field in ("i_block", "data") and d.change == Change.MODIFIED:
                 self.links[d.scope].add(str(d.attrs.get("path", "")))
+            if (d.kind == "ext4.dirent" and d.field == "inode" and d.change == Change.MODIFIED
+                    and isinstance(d.a, int) and isinstance(d.b, int) and d.a and d.b):
+                self.renumbered[d.scope].append((str(d.attrs.get("path", "")), d.a, d.b))
             if d.kind == "ext4.file" and d.field in ("data", "(node)") and d.change != Change.MOVED:
                 self.content[d.scope].add(str(d.attrs.get("path", "")))
                 if d.field == "(node)":
@@ -90,6 +97,29 @@ class _Index:
     def sibling(self, d: Difference, name: str) -> Difference | None:
         """Return the difference of field ``name`` on the same node as ``d``."""
         return self.by_node.get(d.node_path, {}).get(name)
+
+    def shifted(self, scope: str) -> bool:
+        """Return True when paths were added or removed and every renumbered path kept its place in the order.
+
+        mke2fs -d hands out inode numbers in its (sorted) walk order: a file added early in the walk gives every
+        later path the next number, so the A -> B renumbering is one increasing function.  A different order
+        of creation (EXT009) permutes the numbers instead.
+        """
+        found = self._shift.get(scope)
+        if found is None:
+            pairs = self.renumbered.get(scope, [])
+            found = bool(self.added_removed.get(scope)) and bool(pairs)
+            if found:
+                mapping: dict[int, int] = {}
+                for _path, a, b in pairs:
+                    if mapping.setdefault(a, b) != b:
+                        found = False
+                        break
+                if found:
+                    bs = [mapping[a] for a in sorted(mapping)]
+                    found = all(x < y for x, y in itertools.pairwise(bs))
+            self._shift[scope] = found
+        return found
 
 
 def _index(ctx: ExplainContext) -> _Index:
@@ -240,7 +270,54 @@ def ext4_inode_renumbered(d: Difference, ctx: ExplainContext) -> bool:
     if d.scope in idx.kernel:
         return False  # a kernel-populated filesystem: its allocation is part of that finding
     path = str(d.attrs.get("path", ""))
+    if idx.shifted(d.scope):
+        return False  # an added or removed file moved everything after it (EXT019), not another creation order
     return path not in idx.alias_paths.get(d.scope, ()) and path not in idx.added_removed.get(d.scope, ())
+
+
+@predicate
+def ext4_shifted_by_added_path(d: Difference, ctx: ExplainContext) -> bool:
+    """True for what an added or removed path moved: renumbered entries when the renumbering kept its order
+    (:meth:`_Index.shifted`), and the entries, blocks and slots of the directories that gained or lost an entry."""
+    idx = _index(ctx)
+    if not idx.shifted(d.scope):
+        return False
+    if d.kind in ("ext4.dirent", "ext4.dir_block") and d.change == Change.MOVED:
+        return True
+    if d.kind == "ext4.dirent" and d.field == "inode":
+        return d.change == Change.MODIFIED
+    if d.kind in ("ext4.dirent", "ext4.dir_block"):
+        path = str(d.attrs.get("path", ""))
+        directory = path.rsplit("/", 1)[0] or "/" if d.kind == "ext4.dirent" else path
+        return any((p.rsplit("/", 1)[0] or "/") == directory for p in idx.added_removed.get(d.scope, ()))
+    return False
+
+
+@predicate
+def ext4_path_added_or_removed(d: Difference, ctx: ExplainContext) -> bool:
+    """True for a path (not a free inode slot) that only one side holds."""
+    del ctx
+    return d.change in (Change.ADDED, Change.REMOVED) and bool(d.attrs.get("path")) and not d.attrs.get("unused")
+
+
+@annotation
+def ext4_file_set_note(f: Finding, ctx: ExplainContext) -> str:
+    """Name the added and removed paths and count what moved because of them."""
+    added = sorted({str(d.attrs.get("path", "")) for d in f.causes if d.change == Change.ADDED})
+    removed = sorted({str(d.attrs.get("path", "")) for d in f.causes if d.change == Change.REMOVED})
+    moved = {str(d.attrs.get("path", "")) for d in f.derived
+             if d.kind == "ext4.dirent" and d.field == "inode" and not str(d.attrs.get("path", "")).endswith(("/.", "/.."))}
+    relocated = {str(d.attrs.get("path", "")) for d in f.derived if d.kind == "ext4.file"} - set(added) - set(removed)
+    del ctx
+    parts = []
+    if added:
+        parts.append("added: " + ", ".join(added[:5]) + (f" (+{len(added) - 5} more)" if len(added) > 5 else ""))
+    if removed:
+        parts.append("removed: " + ", ".join(removed[:5]) + (f" (+{len(removed) - 5} more)" if len(removed) > 5 else ""))
+    if moved or relocated:
+        parts.append(f"{len(moved)} path(s) got other inode numbers and {len(relocated)} file(s) other data blocks, "
+                     "with equal content")
+    return "; ".join(parts)
 
 
 @predicate

@@ -118,6 +118,10 @@ class Match:
         """Return True when a difference of node ``kind`` passes the ``kind`` test (the first of :meth:`matches`)."""
         return not self.kind or _globs(self.kind)(kind)
 
+    def field_matches(self, field: str) -> bool:
+        """Return True when a difference of field ``field`` passes the ``field`` test."""
+        return not self.field or _globs(self.field)(field)
+
     def matches(self, d: Difference, ctx: ExplainContext) -> bool:
         """Return True when ``d`` passes every test given."""
         if self.kind and not _globs(self.kind)(d.kind):

@@ -196,7 +196,7 @@ def _xattr_values(n: Node, data: dict[str, Any]) -> dict[str, Any]:
     A value kept in an EA inode (``e_value_inum``) is that inode's ``data`` SHA-256 as ``"ea_inode:<hex>"``.
     """
     entries: dict[str, dict[str, Any]] = {}
-    for f in n.fields:
+    for f in n.all_fields():
         if f.name.startswith("xattr[") and "]." in f.name:
             name, _, part = f.name[6:].rpartition("].")
             entries.setdefault(name, {})[part] = f.value

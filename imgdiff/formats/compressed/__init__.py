@@ -25,8 +25,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
+from imgdiff.content.compressed import GZIP_FLAGS, GZIP_OS, gzip_header
 from imgdiff.formats.compiled import blob_value
-from imgdiff.formats.content_compressed import GZIP_FLAGS, GZIP_OS, gzip_header
 from imgdiff.model import Derived, Extent, Field, Node, Value
 from imgdiff.source import MappedSource
 

@@ -1,7 +1,7 @@
 """ext2/ext3/ext4 filesystems: every on-disk structure as nodes whose fields carry absolute byte extents.
 
 The parser reads the superblock and the group descriptors, then scans every used inode with a precompiled
-``struct`` (compiled from the construct declarations in :mod:`imgdiff.formats.c_ext4`), maps every allocated
+``struct`` (compiled from the construct declarations in :mod:`imgdiff.formats.ext4.c_ext4`), maps every allocated
 block to its owner (static metadata, a file's data, an extent tree block, an xattr block, the journal) and walks
 the directory tree to name inodes by path.  Only then does it build nodes, and only for the objects whose bytes
 differ (``ctx.interesting``) plus those the engine asks for by key (``Node.expand``), so a 1 GiB image with a few

@@ -9,13 +9,13 @@ from imgdiff.formats.compiled import BLOB_INLINE
 from imgdiff.formats.ext4.c_ext4 import EXT4_RESIZE_INO, S_IFDIR, S_IFLNK, S_IFMT
 from imgdiff.formats.ext4.common import SYMLINK_MAX, _name
 from imgdiff.formats.ext4.extents import tree_nodes
-from imgdiff.formats.ext4.volume import Volume
+from imgdiff.formats.ext4.volume import Kind, Volume
 from imgdiff.model import Extent, Field, Node, Value, merge_extents
 
 
 def container(vol: Volume, key: str, kind: str, label: str, build: Callable[[int], Node | None], dirs: bool) -> Node:
     # the blocks the owner map gives to files (or directories), and the inline contents in inode slots
-    exts = vol.owned_extents(("dir",) if dirs else ("file",))
+    exts = vol.owned_extents((Kind.DIR,) if dirs else (Kind.FILE,))
     inline = [
         Extent(vol.base + o, n)
         for ino, info in vol.inodes.items()

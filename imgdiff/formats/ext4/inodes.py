@@ -79,47 +79,142 @@ class InodeRecord(Record):
 _SKIP_IBLOCK = frozenset({"i_block"})
 
 
+class InodeSlot:
+    """All fields of one inode table slot, built on demand (see :class:`imgdiff.model.FieldSource`).
+
+    The fixed members are an :class:`InodeRecord`; the rest of the slot (``i_block`` named by what it holds, the
+    in-inode extended attributes, unused space) is decoded only when asked for, or when its bytes differ from
+    the other side's.  Bytes of the slot that an inline-data file's content occupies are not the inode's.
+    """
+
+    __slots__ = ("_extra", "absoff", "info", "isz", "limit", "raw", "record", "vals", "vol")
+
+    def __init__(self, vol: Volume, raw: bytes, absoff: int, limit: int, info: InodeInfo | None) -> None:
+        self.vol = vol
+        self.raw = raw
+        self.absoff = absoff
+        self.limit = limit
+        self.isz = vol.inode_size
+        self.info = info
+        self.record = InodeRecord(raw, absoff, limit)
+        self._extra: tuple[list[Field], list[str]] | None = None
+
+    def extra(self) -> tuple[list[Field], list[str]]:
+        """Return the fields of ``i_block`` and of the bytes after the fixed members, and the problems found."""
+        if self._extra is None:
+            errors: list[str] = []
+            raw, absoff, isz, info = self.raw, self.absoff, self.isz, self.info
+            vals = C_INODE.unpack(raw)
+            fields = iblock_fields(self.vol, raw, absoff, vals, info)
+            xstart = self.limit
+            if xstart < isz:
+                # every field so far ends by ``limit``: only the xattr fields can cover bytes of the gap
+                xfields: list[Field] = []
+                if struct.unpack_from("<I", raw, xstart)[0] == EXT4_XATTR_MAGIC and xstart + 4 <= isz:
+                    xfields.extend(C_XIH.fields(raw, xstart, absoff + xstart, prefix="xattr."))
+                    xfields.extend(xattr_fields(self.vol, raw, xstart + 4, xstart + 4, isz, absoff, errors))
+                _gap_fields(xfields, absoff + xstart, absoff + isz, "i_extra_space", _reader(raw, absoff))
+                if info is not None and len(info.inline) > 1:  # the file or directory node owns the content
+                    xfields = [f for f in xfields if f.name != "xattr[system.data].value"]
+                fields.extend(xfields)
+            fields.sort(key=lambda f: f.extents[0].offset)
+            self._extra = (fields, errors)
+        return self._extra
+
+    def field(self, name: str) -> Field | None:
+        """Return the field called ``name``, building only a fixed member or the variable part."""
+        found = self.record.field(name)
+        if found is not None:
+            return found
+        return next((f for f in self.extra()[0] if f.name == name), None)
+
+    def fields(self) -> list[Field]:
+        """Return every field of the slot, in offset order."""
+        out = self.record.fields() + self.extra()[0]
+        out.sort(key=lambda f: f.extents[0].offset)
+        return out
+
+    def spans(self) -> list[Extent]:
+        """Return the slot's bytes, less an inline-data file's content (its file node owns those)."""
+        slot = Extent(self.absoff, self.isz)
+        if self.info is None or not self.info.inline:
+            return [slot]
+        base = self.vol.base
+        return subtract_extents(slot, [Extent(base + o, n) for o, n in self.info.inline])
+
+    def fields_in(self, ext: Extent) -> list[Field]:
+        """Return the fields whose bytes overlap ``ext``."""
+        out = self.record.fields_in(ext)
+        lo, hi = ext.offset, ext.offset + ext.length
+        iblock_at = self.absoff + _IBLOCK_OFF
+        if hi > iblock_at and lo < iblock_at + _IBLOCK_LEN or hi > self.absoff + self.limit:
+            out.extend(f for f in self.extra()[0]
+                       if any(e.offset < hi and e.offset + e.length > lo for e in f.extents))
+        return out
+
+    def comparable(self, other: object) -> bool:
+        """Return True for another slot of the same layout (fixed members up to the same limit)."""
+        return isinstance(other, InodeSlot) and other.limit == self.limit and other.isz == self.isz
+
+    def diff(self, other: object) -> list[tuple[Field | None, Field | None]]:
+        """Return the pairs of fields that differ: fixed members from their values, the rest by name."""
+        assert isinstance(other, InodeSlot)
+        if self.raw == other.raw:
+            return []
+        out: list[tuple[Field | None, Field | None]] = list(self.record.diff(other.record))
+        ra, rb = self.raw, other.raw
+        if (ra[_IBLOCK_OFF : _IBLOCK_OFF + _IBLOCK_LEN] == rb[_IBLOCK_OFF : _IBLOCK_OFF + _IBLOCK_LEN]
+                and ra[self.limit :] == rb[self.limit :]
+                and (self.info is None) == (other.info is None)
+                and (self.info is None or other.info is None
+                     or (self.info.fast, self.info.inline != (), self.info.size)
+                     == (other.info.fast, other.info.inline != (), other.info.size))):
+            return out  # the variable part is byte for byte the same, and read the same way
+        fa_list, fb_list = self.extra()[0], other.extra()[0]
+        by_b = {f.name: f for f in fb_list}
+        seen: set[str] = set()
+        for fa in fa_list:
+            seen.add(fa.name)
+            fb = by_b.get(fa.name)
+            if fb is not None and fa.value == fb.value and self._raw_of(fa) == other._raw_of(fb):
+                continue
+            out.append((fa, fb))
+        out.extend((None, fb) for fb in fb_list if fb.name not in seen)
+        return out
+
+    def _raw_of(self, f: Field) -> bytes:
+        return b"".join(self.raw[e.offset - self.absoff : e.end - self.absoff] for e in f.extents)
+
+
+_IBLOCK_OFF, _IBLOCK_LEN = C_INODE.span("i_block")
+
+
 def inode_node(vol: Volume, ino: int) -> Node:
-    """Return the node of inode ``ino`` with every field (used or not): the fixed members as a record."""
+    """Return the node of inode ``ino`` (used or not); its fields are an :class:`InodeSlot`, built on demand."""
     off = vol.inode_offset(ino)
     isz = vol.inode_size
     raw = vol.inode_raw(ino)
     absoff = vol.base + off
-    vals = C_INODE.unpack(raw)
     info = vol.inodes.get(ino)
     errors: list[str] = []
     limit = EXT4_GOOD_OLD_INODE_SIZE
     extra = 0
+    mode = struct.unpack_from("<H", raw, 0)[0]
     if isz > EXT4_GOOD_OLD_INODE_SIZE:
-        extra = vals["i_extra_isize"]
+        extra = struct.unpack_from("<H", raw, _EXTRA_ISIZE_OFF)[0]
         if extra % 4 or EXT4_GOOD_OLD_INODE_SIZE + extra > isz:
             if info is not None:
                 errors.append(f"i_extra_isize {extra} is not plausible")
             extra = 0
         limit = EXT4_GOOD_OLD_INODE_SIZE + max(extra, 2)
-    record = InodeRecord(raw, absoff, limit)
-    fields = iblock_fields(vol, raw, absoff, vals, info)
-    # The bytes after the fixed fields: in-inode extended attributes or unused space.
-    xstart = limit
-    if xstart < isz:
-        # every field so far ends by ``limit``: only the xattr fields can cover bytes of the gap
-        xfields: list[Field] = []
-        if struct.unpack_from("<I", raw, xstart)[0] == EXT4_XATTR_MAGIC and xstart + 4 <= isz:
-            xfields.extend(C_XIH.fields(raw, xstart, absoff + xstart, prefix="xattr."))
-            xfields.extend(xattr_fields(vol, raw, xstart + 4, xstart + 4, isz, absoff, errors))
-        _gap_fields(xfields, absoff + xstart, absoff + isz, "i_extra_space",
-                    _reader(raw, absoff))
-        if info is not None and len(info.inline) > 1:  # the file or directory node owns the inline content
-            xfields = [f for f in xfields if f.name != "xattr[system.data].value"]
-        fields.extend(xfields)
-    fields.sort(key=lambda f: f.extents[0].offset)
+    slot = InodeSlot(vol, raw, absoff, limit, info)
+    if limit + 4 <= isz and raw[limit : limit + 4] == _XATTR_MAGIC_BYTES:
+        errors.extend(slot.extra()[1])  # in-inode xattrs: decode now, so that a malformed table is reported
     derived: list[Derived] = []
     if vol.csum:
-        lo, _ = C_INODE.span("i_checksum_lo")
-        csum_ext = [Extent(absoff + lo, 2)]
-        hi, _ = C_INODE.span("i_checksum_hi")
+        csum_ext = [Extent(absoff + _CSUM_LO_OFF, 2)]
         if isz > EXT4_GOOD_OLD_INODE_SIZE and extra >= 4:
-            csum_ext.append(Extent(absoff + hi, 2))
+            csum_ext.append(Extent(absoff + _CSUM_HI_OFF, 2))
         covers = tuple(subtract_extents(Extent(absoff, isz), csum_ext))
         derived.append(Derived("i_checksum_lo", covers=covers, seeds=vol.seeds))
         if len(csum_ext) > 1:
@@ -127,7 +222,7 @@ def inode_node(vol: Volume, ino: int) -> Node:
     attrs = vol.path_attrs(ino)
     if info is None:
         attrs["unused"] = True
-        attrs["file_type"] = MODE_TYPES.get(vals["i_mode"] & S_IFMT, "none") if vals["i_mode"] else "none"
+        attrs["file_type"] = MODE_TYPES.get(mode & S_IFMT, "none") if mode else "none"
     else:
         attrs["links"] = info.links
         if info.errors:
@@ -137,12 +232,18 @@ def inode_node(vol: Volume, ino: int) -> Node:
         key=vol.key_of(ino) if info is not None else f"ino:{ino}",
         label=vol._label(ino) + ("" if info is not None else " (unused)"),
         extents=(Extent(absoff, isz),),
-        fields=tuple(fields),
         derived=tuple(derived),
         attrs=attrs,
         errors=errors,
-        record=record,
+        record=slot,
     )
+
+
+_EXTRA_ISIZE_OFF = C_INODE.span("i_extra_isize")[0]
+_XATTR_MAGIC_BYTES = struct.pack("<I", EXT4_XATTR_MAGIC)
+_CSUM_LO_OFF = C_INODE.span("i_checksum_lo")[0]
+_CSUM_HI_OFF = C_INODE.span("i_checksum_hi")[0]
+
 
 def iblock_fields(vol: Volume, raw: bytes, absoff: int, vals: dict[str, Any], info: InodeInfo | None) -> list[Field]:
     """Return the fields of ``i_block``: an extent tree root, a block map, a symlink target or inline data."""

@@ -6,7 +6,8 @@ import bisect
 import hashlib
 import struct
 from collections.abc import Callable, Iterable
-from typing import Any
+from enum import StrEnum
+from typing import NamedTuple
 
 from imgdiff.errors import ParseError
 from imgdiff.formats.base import ParseContext
@@ -138,6 +139,50 @@ class _Lazy:
         if found is not None:
             self.node.children.append(found)
 
+class Kind(StrEnum):
+    """What a block belongs to (:class:`Owner`), or what a differing byte range touches (:class:`Target`)."""
+
+    BOOT = "boot"
+    SB = "sb"
+    GDT = "gdt"
+    GD = "gd"
+    RGDT = "rgdt"
+    BBITMAP = "bbitmap"
+    IBITMAP = "ibitmap"
+    ITABLE = "itable"
+    INODE = "inode"
+    DIR = "dir"
+    FILE = "file"
+    XATTR = "xattr"
+    JOURNAL = "journal"
+    ORPHAN = "orphan"
+    RESIZE = "resize"
+    FREE = "free"
+    UNOWNED = "unowned"
+    BEYOND = "beyond"
+
+
+class Owner(NamedTuple):
+    """The owner of a run of blocks in the block owner map."""
+
+    kind: Kind
+    n: int = 0
+    """The group (SB, RGDT, bitmaps, ITABLE), inode (DIR, FILE), block (XATTR) or first descriptor (GDT)."""
+    copy: str = ""
+    """The descriptor table copy (GDT): ``"gdt"`` or ``"gdt@group:N"``."""
+
+
+class Target(NamedTuple):
+    """An object whose bytes differ, to be built as a node: kind, number, descriptor copy, block range."""
+
+    kind: Kind
+    n: int = 0
+    """The group, inode, descriptor or xattr block, or the first block of a journal/orphan range."""
+    copy: str = ""
+    end: int = 0
+    """The end block of a journal/orphan block range."""
+
+
 _ITABLE_CHUNK = 1 << 16
 """Bytes of inode table read at a time by :meth:`Volume.inode_raw`."""
 
@@ -229,7 +274,7 @@ class Volume:
         self.xattr_owners: dict[int, list[int]] = {}
         self._starts: list[int] = []
         self._ends: list[int] = []
-        self._tags: list[tuple[Any, ...]] = []
+        self._tags: list[Owner] = []
         self._bitmaps: dict[tuple[str, int], bytes] = {}
         self._itable_cache: dict[int, bytes] = {}
         self._entries: dict[int, list[tuple[str, int, int]]] | None = None
@@ -363,12 +408,12 @@ class Volume:
             return data[rel : rel + self.inode_size]
         return self.read(off, self.inode_size)
 
-    def owned_extents(self, kinds: tuple[str, ...]) -> tuple[Extent, ...]:
-        """Return the merged extents of the blocks whose owner tag is one of ``kinds`` (``"file"``, ``"dir"``)."""
+    def owned_extents(self, kinds: tuple[Kind, ...]) -> tuple[Extent, ...]:
+        """Return the merged extents of the blocks whose owner is of one of ``kinds`` (files, directories)."""
         out: list[Extent] = []
         bs, base = self.bs, self.base
         for start, end, tag in zip(self._starts, self._ends, self._tags, strict=True):
-            if tag[0] in kinds:
+            if tag.kind in kinds:
                 off, n = base + start * bs, (end - start) * bs
                 if out and out[-1].end >= off:
                     if off + n > out[-1].end:
@@ -689,39 +734,39 @@ class Volume:
             self._starts, self._ends, self._tags = peer._starts, peer._ends, peer._tags
             self.xattr_owners = peer.xattr_owners
             return
-        spans: list[tuple[int, int, tuple[Any, ...]]] = []
+        spans: list[tuple[int, int, Owner]] = []
         if self.bs == 1024:
-            spans.append((0, 1, ("boot",)))
+            spans.append((0, 1, Owner(Kind.BOOT)))
         for key, blocks in self.gdt_copies.items():
             for blk, first in blocks:
-                spans.append((blk, blk + 1, ("gdt", key, first)))
+                spans.append((blk, blk + 1, Owner(Kind.GDT, first, key)))
         for g in range(self.groups):
             if self.has_super(g):
                 first = self.group_first_block(g)
-                spans.append((first, first + 1, ("sb", g)))
+                spans.append((first, first + 1, Owner(Kind.SB, g)))
                 r0 = first + 1 + self.old_desc_blocks
                 if self.rgdt_blocks:
-                    spans.append((r0, r0 + self.rgdt_blocks, ("rgdt", g)))
+                    spans.append((r0, r0 + self.rgdt_blocks, Owner(Kind.RGDT, g)))
             bb, ib, it, _flags, _u = self.gd[g]
             if 0 < bb < self.blocks_count:
-                spans.append((bb, bb + 1, ("bbitmap", g)))
+                spans.append((bb, bb + 1, Owner(Kind.BBITMAP, g)))
             if 0 < ib < self.blocks_count:
-                spans.append((ib, ib + 1, ("ibitmap", g)))
+                spans.append((ib, ib + 1, Owner(Kind.IBITMAP, g)))
             if 0 < it < self.blocks_count:
-                spans.append((it, min(it + self.itb_per_group, self.blocks_count), ("itable", g)))
+                spans.append((it, min(it + self.itb_per_group, self.blocks_count), Owner(Kind.ITABLE, g)))
         for ino, info in self.inodes.items():
-            owner: tuple[Any, ...]
+            owner: Owner
             if ino == self.journal_ino:
-                owner = ("journal",)
+                owner = Owner(Kind.JOURNAL)
             elif ino == self.orphan_ino:
-                owner = ("orphan",)
+                owner = Owner(Kind.ORPHAN)
             elif info.mode & S_IFMT == S_IFDIR:
-                owner = ("dir", ino)
+                owner = Owner(Kind.DIR, ino)
             else:
-                owner = ("file", ino)
+                owner = Owner(Kind.FILE, ino)
             if ino == EXT4_RESIZE_INO:
                 for blk, _lvl, _l, _k in info.tree:
-                    spans.append((blk, blk + 1, ("resize",)))
+                    spans.append((blk, blk + 1, Owner(Kind.RESIZE)))
                 continue
             for _l, pblk, length, _u in info.runs:
                 spans.append((pblk, pblk + length, owner))
@@ -733,14 +778,14 @@ class Volume:
                 else:
                     owners = self.xattr_owners.setdefault(info.file_acl, [])
                     if not owners:
-                        spans.append((info.file_acl, info.file_acl + 1, ("xattr", info.file_acl)))
+                        spans.append((info.file_acl, info.file_acl + 1, Owner(Kind.XATTR, info.file_acl)))
                     owners.append(ino)
         spans.sort(key=lambda s: (s[0], s[1]))
         self._starts = [s[0] for s in spans]
         self._ends = [s[1] for s in spans]
         self._tags = [s[2] for s in spans]
 
-    def owners(self, b0: int, b1: int) -> Iterable[tuple[int, int, tuple[Any, ...] | None]]:
+    def owners(self, b0: int, b1: int) -> Iterable[tuple[int, int, Owner | None]]:
         """Yield ``(first block, end block, owner or None)`` segments covering blocks ``[b0, b1)``."""
         i = max(0, bisect.bisect_right(self._starts, b0) - 1)
         pos = b0
@@ -762,7 +807,7 @@ class Volume:
             pos = nxt
             i += 1
 
-    def block_owner(self, blk: int) -> tuple[Any, ...] | None:
+    def block_owner(self, blk: int) -> Owner | None:
         """Return the owner of one block or None."""
         for _s, _e, tag in self.owners(blk, blk + 1):
             return tag

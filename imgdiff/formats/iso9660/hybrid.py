@@ -8,8 +8,8 @@ old ``-e boot/efi.img -isohybrid-gpt-basdat`` EFI partition), or data appended a
 
     disk [disk]                         attrs table="iso9660"
       iso9660 [iso9660]                 the volume space minus the table bytes (see volume.py)
-      mbr.protective|mbr [mbr]          gpt.py's MBR node (isohybrid boot code in BootCode)
-      gpt [gpt]                         gpt.py's headers and entry arrays (the backup at the end of the image)
+      mbr.protective|mbr [mbr]          the gpt package's MBR node (isohybrid boot code in BootCode)
+      gpt [gpt]                         the gpt package's headers and entry arrays (the backup at the end of the image)
       partition [part:N:<type>]         only partitions past the volume space: the appended ESP -> vfat
       iso9660.padding [padding@<off>]   bytes past the volume space no partition or table holds
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from imgdiff.formats.compiled import Compiled
+from imgdiff.formats.compiled import Compiled, Record
 from imgdiff.formats.iso9660.c_iso9660 import PATH_TABLE_RECORD, SECTOR
 from imgdiff.formats.iso9660.tree import Tree
 from imgdiff.formats.iso9660.values import ucs2
@@ -114,7 +114,8 @@ def table_node(table: Table, read: Callable[[int, int], bytes], tree: Tree, firs
     first_by_key = {r.path: r for r in first.records} if first is not None and first is not table else {}
     for r in table.records:
         rel = r.offset - ref.offset
-        fields = comp.fields(data, rel, r.offset)
+        fixed = Record(comp, data[rel : rel + FIXED], r.offset)  # the 8 fixed bytes: built only where they differ
+        fields: list[Field] = []
         nlen = data[rel]
         ident = data[rel + FIXED : rel + FIXED + nlen]
         name = ucs2(ident) if joliet else ident.decode("latin-1")
@@ -122,12 +123,13 @@ def table_node(table: Table, read: Callable[[int, int], bytes], tree: Tree, firs
         if nlen % 2:
             fields.append(Field("padding_field", data[rel + FIXED + nlen], (Extent(r.offset + FIXED + nlen, 1),)))
         child = Node(kind="iso9660.path_table_record", key=r.path, label=f"record {r.number} ({r.path})",
-                     extents=(Extent(r.offset, r.length),), fields=tuple(fields),
+                     extents=(Extent(r.offset, r.length),), fields=tuple(fields), record=fixed,
                      attrs={"path": r.path.split("#")[0], "number": r.number})
         src = first_by_key.get(r.path)
         if src is not None:  # a copy of the first L table's record (same layout, maybe other byte order)
-            child.derived = tuple(Derived(f.name, covers=(f.extents[0].shifted(src.offset - r.offset),))
-                                  for f in fields)
+            child.derived = (*(Derived(m[0], covers=(Extent(src.offset + m[1], m[2]),)) for m in comp.members),
+                             *(Derived(f.name, covers=(f.extents[0].shifted(src.offset - r.offset),))
+                               for f in fields))
         else:
             child.derived = _from_tree(child, tree, r.path.split("#")[0])
         node.children.append(child)

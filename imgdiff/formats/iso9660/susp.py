@@ -17,7 +17,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from imgdiff.formats.compiled import Compiled, blob_value
 from imgdiff.formats.iso9660.c_iso9660 import (
@@ -286,6 +286,77 @@ def entry_fields(e: Entry, prefix: str) -> list[Field]:
     if sig == b"PD":
         return out + _tail(prefix, e, pos, "padding_area")
     return out + _tail(prefix, e, pos, "data")
+
+
+Member = tuple[str, int, str, Callable[[Any], Value] | None, Callable[[Any], str | None] | None]
+"""One member of a described layout: field name, size, ``"int"`` (one byte) or ``"bytes"``, decoder, displayer."""
+
+
+def _latin1(raw: bytes) -> str:
+    return bytes(raw).decode("latin-1")
+
+
+def _utf8(raw: bytes) -> str:
+    return bytes(raw).decode("utf-8", errors="replace")
+
+
+def _sl_display(raw: bytes) -> str | None:
+    return symlink_target((Entry("SL", 0, b"SL\0\0\0" + bytes(raw)),))
+
+
+_BODY_MEMBERS: dict[bytes, tuple[tuple[str, int, str], ...]] = {
+    sig: tuple((m[0], m[2], "bytes" if m[5] == "bytes" else "int") for m in body.members)
+    for sig, body in C_BODIES.items()
+}
+_TAILS: dict[bytes, tuple[str, Callable[[Any], Value] | None, Callable[[Any], str | None] | None]] = {
+    b"NM": ("name_content", _utf8, None),
+    b"SL": ("component_area", None, _sl_display),
+    b"PD": ("padding_area", None, None),
+}
+
+
+def entry_members(e: Entry, prefix: str) -> list[Member] | None:
+    """Return the layout of one entry as members named, decoded and displayed exactly as :func:`entry_fields` builds
+    its fields (so a record can be described and compared without building them); None for an ER entry, whose
+    texts' lengths make it a case of its own."""
+    data = e.data
+    sig = e.signature.encode("latin-1")
+    if sig == b"ER":
+        return None
+    out: list[Member] = [(f"{prefix}.signature_word", 2, "bytes", _latin1, None),
+                         (f"{prefix}.length", 1, "int", None, None),
+                         (f"{prefix}.system_use_entry_version", 1, "int", None, None)]
+    pos = 4
+    body = _BODY_MEMBERS.get(sig)
+    if body is not None and len(data) >= 4 + C_BODIES[sig].size:
+        dec, disp = _BODY_DECODE[sig], _BODY_DISPLAY.get(sig, {})
+        out.extend((f"{prefix}.{name}", size, kind, dec.get(name), disp.get(name)) for name, size, kind in body)
+        pos = 4 + C_BODIES[sig].size
+    if sig == b"PX" and len(data) >= pos + 8:
+        out.append((f"{prefix}.{PX_SERIAL}", 8, "bytes", both32, None))
+        pos += 8
+    if sig == b"TF" and len(data) >= 5:
+        flags = data[4]
+        long_form = bool(flags & TF_LONG_FORM)
+        width = 17 if long_form else 7
+        pos = 5
+        for bit, name in TF_FLAGS:
+            if not flags & bit:
+                continue
+            if len(data) - pos < width:
+                break
+            if long_form:
+                out.append((f"{prefix}.{name}", width, "bytes", dec_datetime, dec_datetime_display))
+            else:
+                out.append((f"{prefix}.{name}", width, "bytes", record_date_value, record_date_display))
+            pos += width
+        if pos < len(data):
+            out.append((f"{prefix}.unknown", len(data) - pos, "bytes", None, None))
+        return out
+    name, decode, display = _TAILS.get(sig, ("data", None, None))
+    if pos < len(data):
+        out.append((f"{prefix}.{name}", len(data) - pos, "bytes", decode, display))
+    return out
 
 
 def _sig(raw: object) -> Value:

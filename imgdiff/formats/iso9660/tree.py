@@ -2,8 +2,8 @@
 
 :class:`Tree` reads every directory extent once, splits it into Directory Records (ECMA-119 9.1, never crossing a
 logical sector), follows each record's SUSP entries and continuation areas (Rock Ridge names), and indexes the
-records by path.  It builds no nodes: :mod:`imgdiff.formats.iso9660.nodes` does that only for the directories and
-files whose bytes differ, so a 20,000-file image with a few differing bytes costs one walk.
+records by path.  It builds no nodes: :mod:`imgdiff.formats.iso9660.records` and :mod:`~.volume` do that only for
+the directories and files whose bytes differ, so a 20,000-file image with a few differing bytes costs one walk.
 
 Keys are paths: a directory ``/boot``, an entry ``/boot/bzImage`` (its Rock Ridge name, else its identifier
 without ``;1``), the "." and ".." records ``/boot/.`` and ``/boot/..``; the second record of a multi-extent file
