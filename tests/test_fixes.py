@@ -1,5 +1,5 @@
-"""Fixes as data: templates filled with the pair's values, and every debugfs/mtools/xorriso command in the goldens
-runs as written on the fixture images (from a directory where ``fixtures/pairs/<pair>/{a,b}.img`` are the images).
+"""Fixes as data: templates filled with the pair's values, and every debugfs/mtools/xorriso/unsquashfs command in the
+goldens runs as written on the fixture images (from a directory where ``fixtures/pairs/<pair>/{a,b}.img`` are the images).
 
 The commands are the read-only ones the fixes name for checking or extracting (``debugfs -R 'dump …'``, ``stat``,
 ``mdir``, ``mcopy`` out of the image, ``xorriso -indev … -extract``): they must exit 0, do what they say (the dumped
@@ -23,7 +23,7 @@ from imgdiff.ruleset.schema import BUILDERS, PLACEHOLDERS, fix_for, load_rules
 from .conftest import all_pairs, have
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-RUNNABLE = re.compile(r"`((?:debugfs|mdir|mtype|mcopy|minfo|xorriso) [^`]*)`")
+RUNNABLE = re.compile(r"`((?:debugfs|mdir|mtype|mcopy|minfo|xorriso|unsquashfs) [^`]*)`")
 _PAIR = re.compile(r"fixtures/pairs/([A-Za-z0-9._-]+)/[ab]\.img")
 
 
@@ -84,6 +84,11 @@ def test_golden_command_runs_as_written(golden: str, cmd: str, pair, tmp_path: P
         assert "sector size" in r.stdout
     elif argv[0] == "xorriso" and "-extract" in argv:
         assert made == [argv[-1]]
+    elif argv[0] == "unsquashfs" and "-lls" in argv:
+        assert "squashfs-root" in r.stdout
+    elif argv[0] == "unsquashfs" and "-d" in argv:
+        out = argv[argv.index("-d") + 1]
+        assert made == [out] and (tmp_path / out / argv[-1].lstrip("/")).is_file(), (cmd, made)
 
 
 def test_extracted_versions_are_the_two_contents(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -295,6 +295,8 @@ def test_time_values_are_described_from_the_values() -> None:
 
 def test_file_detail_states_both_counts() -> None:
     """A file whose blocks moved: 1 content byte differs but 8 image bytes do; the detail says which is which."""
+    from dataclasses import replace
+
     from imgdiff.model import Difference, Extent
     from imgdiff.report.text import content_detail
 
@@ -305,5 +307,5 @@ def test_file_detail_states_both_counts() -> None:
         "differing bytes in the file: 0x5-0x5 (1 byte) — 1 byte(s) of content differ; 8 byte(s) differ at the "
         "file's places in the images (its blocks are not at the same offsets in A and B, or other bytes share them)"
     )
-    d.bytes = 1
+    d = replace(d, bytes=1)
     assert content_detail(d) == "differing bytes in the file: 0x5-0x5 (1 byte)"

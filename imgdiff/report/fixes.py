@@ -82,6 +82,27 @@ def filesystem_offset(root: Node | None, off: int) -> int | None:
     return found
 
 
+def filesystem_by_chain(root: Node | None, chain: tuple[str, ...]) -> int | None:
+    """Return the start of the filesystem named by a scope chain (for findings whose bytes all lie in decoded
+    spaces, as squashfs tables do): the one node with an ``fs`` attr labelled ``chain[-1]`` whose ancestors carry
+    the other labels of the chain in order, stored in one piece; None when there is no such single node."""
+    if root is None or not chain:
+        return None
+    found: list[int | None] = []
+    queue: list[tuple[Node, int, bool]] = [(root, 0, True)]
+    budget = _SEARCH_BUDGET
+    while queue and budget > 0:
+        node, matched, whole = queue.pop(0)
+        budget -= 1
+        here = matched + (1 if matched < len(chain) - 1 and node.label == chain[matched] else 0)
+        if node.attrs.get("fs") and node.label == chain[-1] and here == len(chain) - 1:
+            merged = merge_extents(node.extents)
+            found.append(merged[0].offset if whole and len(merged) == 1 and merged[0].offset < VBASE else None)
+            continue
+        queue.extend((c, here, whole and _in_one_piece(node)) for c in node.children[:256])
+    return found[0] if len(found) == 1 else None
+
+
 def _in_one_piece(node: Node) -> bool:
     """Return False for a file whose bytes are not one contiguous range of the image (a nested image in it has no
     single offset): its extents are several, or cover less than its size."""
@@ -136,7 +157,8 @@ def placeholders(report: Report, f: Finding) -> dict[str, str]:
     """Return the values a fix template of ``f`` can use (only those this pair has)."""
     out: dict[str, str] = {"image_a": _quote(report.a.path), "image_b": _quote(report.b.path)}
     ext = _first_extent(f)
-    base = filesystem_offset(report.tree_a or report.tree_b, ext.offset) if ext is not None else None
+    root = report.tree_a or report.tree_b
+    base = filesystem_offset(root, ext.offset) if ext is not None else filesystem_by_chain(root, f.chain)
     if report.a.decompressed or report.b.decompressed:
         base = None  # offsets are in the decompressed image: no command reaches them in the compressed file
     if base is not None:
