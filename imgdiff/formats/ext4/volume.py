@@ -68,6 +68,9 @@ from imgdiff.formats.ext4.common import (
 )
 from imgdiff.model import Extent, Node, Value
 
+_NO_TREE: list[tuple[int, int, int, str]] = []
+"""The ``tree`` of every inode without mapping blocks (never appended to: see :meth:`InodeInfo.add_tree`)."""
+
 
 class InodeInfo:
     """What the bulk scan keeps of one used inode: type, size, links, and its block map."""
@@ -85,7 +88,8 @@ class InodeInfo:
         self.file_acl = file_acl
         self.runs: list[tuple[int, int, int, bool]] = []
         """``(logical block, physical block, length, unwritten)`` in logical order."""
-        self.tree: list[tuple[int, int, int, str]] = []
+        self.tree: list[tuple[int, int, int, str]] = _NO_TREE
+        """(Shared empty list until the first block is added: most inodes have no mapping blocks.)"""
         """``(physical block, depth or level, first logical block, "eb" | "ind")`` of mapping blocks."""
         self.fast = False
         """True when the data lives in ``i_block`` (fast symlink, inline data, device numbers)."""
@@ -97,6 +101,12 @@ class InodeInfo:
     def file_type(self) -> str:
         """Return ``"dir"``, ``"reg"``, ``"lnk"``, ... from ``i_mode``."""
         return MODE_TYPES.get(self.mode & S_IFMT, "unknown")
+
+    def add_tree(self, entry: tuple[int, int, int, str]) -> None:
+        """Record a mapping block (extent tree or indirect block) of this inode."""
+        if self.tree is _NO_TREE:
+            self.tree = []
+        self.tree.append(entry)
 
     def error(self, msg: str) -> None:
         """Record a problem found while mapping this inode (once: the object may be shared by both sides)."""
@@ -604,7 +614,7 @@ class Volume:
         if info.ino == EXT4_RESIZE_INO:
             dind = struct.unpack_from("<I", iblock, 13 * 4)[0]
             if 0 < dind < self.blocks_count:
-                info.tree.append((dind, 2, 0, "ind"))
+                info.add_tree((dind, 2, 0, "ind"))
             info.fast = True
             return
         if info.flags & EXT4_INLINE_DATA_FL:
@@ -665,7 +675,7 @@ class Volume:
                 if self._past_end("extent tree block of inode", info.ino, leaf):
                     continue
                 visited.add(leaf)
-                info.tree.append((leaf, depth - 1, lblk, "eb"))
+                info.add_tree((leaf, depth - 1, lblk, "eb"))
                 children.append((self.read(leaf * self.bs, self.bs), 0, depth - 1, level + 1))
             stack.extend(reversed(children))
         info.runs.sort()
@@ -702,7 +712,7 @@ class Volume:
             if self._past_end("indirect block of inode", info.ino, blk):
                 return
             visited.add(blk)
-            info.tree.append((blk, level, lbase, "ind"))
+            info.add_tree((blk, level, lbase, "ind"))
             entries = struct.unpack_from(f"<{apb}I", self.read(blk * self.bs, self.bs))
             span = apb ** (level - 1)
             for k, child in enumerate(entries):
@@ -884,7 +894,9 @@ class Volume:
                 yield from cached
                 return
         if self._entries is not None:
-            entries = list(self._read_entries(info, path))
+            # kept for side B without "." and "..", which the walk skips: a tree of many small directories
+            # would otherwise keep two entries per directory for nothing
+            entries = [e for e in self._read_entries(info, path) if e[0] not in (".", "..")]
             self._entries[info.ino] = entries
             yield from entries
             return
