@@ -26,8 +26,8 @@ def test_explain_every_pair(pair, name: str, capsys: pytest.CaptureFixture[str])
     if doc["identical"]:
         assert doc["findings"] == [] and s["bytes_differing"] == 0
         return
-    # every differing byte is inside some finding: the findings' byte counts add up to at least the total
-    assert sum(f["bytes"] for f in doc["findings"]) >= s["bytes_differing"] > 0
+    # every differing byte counts in exactly one finding
+    assert sum(f["bytes"] for f in doc["findings"]) == s["bytes_differing"] > 0
     for f in doc["findings"]:
         assert f["fields"], f["rule"]
         assert f["fix"] and f["layer"] and f["location"]

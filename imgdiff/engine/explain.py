@@ -22,7 +22,7 @@ from imgdiff.engine.attribute import count_bytes
 from imgdiff.model import Change, Difference, Extent, Finding, merge_extents
 from imgdiff.ruleset.predicates import ANNOTATIONS, ExplainContext
 from imgdiff.ruleset.schema import UNCLASSIFIED, Rule, RuleSet
-from imgdiff.source import DiffMap
+from imgdiff.source import VBASE, DiffMap
 
 
 class _Extents:
@@ -152,8 +152,65 @@ def explain(
         source = rule_of.get(f.rule.id)
         if source is not None and source.annotate:
             f.note = ANNOTATIONS[source.annotate](f, ctx)
+    if sum(f.bytes for f in out) > dm.total:
+        _count_each_byte_once(out, dm)
     out.sort(key=lambda f: (_first_offset(f), f.rule.id))
     return out
+
+
+def _count_each_byte_once(findings: list[Finding], dm: DiffMap) -> None:
+    """Recount the findings' bytes so that each differing byte counts in exactly one finding.
+
+    Two findings can own the same image byte: one through a field on the A side, the other through a field on
+    the B side (a corrupt inode that A reads as ``/etc`` and B as an unnamed slot; the tail only the longer image
+    has, which holds its files), or both on one side, one nested in the other (a compressed file's bytes, which
+    are the file's data and the stream's compressed blocks).  Each byte goes to the first claim in this order:
+    A-side ownership before B-side (as ``bytes_unexplained`` counts unowned bytes at A offsets), findings with a
+    rule before unclassified ones, the more deeply nested field before its container, then the findings' own
+    order.  The findings' bytes then add up to ``bytes_differing`` whenever every differing byte is owned
+    (unowned bytes sit in the unclassified findings as raw differences).
+    """
+    import heapq
+
+    events: list[tuple[int, int, tuple[int, int, int, int]]] = []  # (start, end, rank); rank[-1]: the finding
+    for i, f in enumerate(findings):
+        unclassified = int(f.rule.id == UNCLASSIFIED.id)
+        for d in f.causes + f.derived:
+            depth = -len(d.chain)
+            for e in d.extents_a:
+                if e.offset < VBASE:
+                    events.append((e.offset, min(e.end, VBASE), (0, unclassified, depth, i)))
+            for e in d.extents_b:
+                start = e.offset - dm.delta
+                if 0 <= start < VBASE:
+                    events.append((start, min(start + e.length, VBASE), (1, unclassified, depth, i)))
+    events.sort()
+    counts = [0] * len(findings)
+    active: list[tuple[tuple[int, int, int, int], int]] = []  # (rank, end), best rank on top
+    pos = 0
+    k = 0
+    while k < len(events) or active:
+        while active and active[0][1] <= pos:
+            heapq.heappop(active)
+        if not active:
+            if k >= len(events):
+                break
+            pos = max(pos, events[k][0])
+        while k < len(events) and events[k][0] <= pos:
+            _, end, rank = events[k]
+            if end > pos:
+                heapq.heappush(active, (rank, end))
+            k += 1
+        while active and active[0][1] <= pos:
+            heapq.heappop(active)
+        if not active:
+            continue
+        rank, end = active[0]
+        stop = min(end, events[k][0]) if k < len(events) else end
+        counts[rank[3]] += dm.count_in(Extent(pos, stop - pos))
+        pos = stop
+    for i, f in enumerate(findings):
+        f.bytes = counts[i]
 
 
 def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Finding], placed: set[int]) -> None:

@@ -313,34 +313,21 @@ def _overlap(xs: list[Extent], ys: list[Extent]) -> bool:
 def row_bytes(row: Row) -> tuple[int, bool]:
     """Return ``(differing bytes inside the row, exact)``.
 
-    A finding lying wholly in the row counts its own byte total (the engine's exact union); a finding that spans
-    rows counts its differences here.  A named in-file field claimed by another finding than its file's ``data``
-    difference is subtracted, as those bytes are already in the file's count.  When the differences of two
-    findings still share bytes (a field inside a region only the longer image has), the sum is an upper bound.
+    A finding lying wholly in the row counts its own byte total: the engine counts each differing byte in exactly
+    one finding (a compressed file's bytes go to the stream's finding, not also to the file's).  A finding that
+    spans rows counts its differences here; when those share bytes with another finding in the row the sum is an
+    upper bound (not exact).
     """
     total = 0
-    owner: dict[int, Finding] = {}
-    for f, diffs in row.parts:
+    spans: list[list[Extent]] = []
+    partial: list[int] = []
+    for i, (f, diffs) in enumerate(row.parts):
         whole = len(diffs) == len(f.causes) + len(f.derived)
         total += f.bytes if whole else differing_bytes(diffs)
-        for d in diffs:
-            owner[id(d)] = f
-    data = [d for d in row.diffs if d.field == "data" and not d.kind.startswith("content.")]
-    inside: set[int] = set()
-    for c in row.diffs:
-        if not c.kind.startswith("content."):
-            continue
-        for d in data:
-            if owner[id(d)] is not owner[id(c)] and _contained(c.extents_a, d.extents_a) and _contained(
-                c.extents_b, d.extents_b
-            ):
-                total -= c.bytes
-                inside.add(id(c))
-                break
-    spans = [
-        [e for d in diffs if id(d) not in inside for e in d.extents_a + d.extents_b] for _f, diffs in row.parts
-    ]
-    exact = not any(_overlap(spans[i], spans[j]) for i in range(len(spans)) for j in range(i + 1, len(spans)))
+        spans.append([e for d in diffs for e in d.extents_a + d.extents_b])
+        if not whole:
+            partial.append(i)
+    exact = not any(_overlap(spans[i], spans[j]) for i in partial for j in range(len(spans)) if j != i)
     return total, exact
 
 
