@@ -419,5 +419,5 @@ class Report:
 
     @property
     def identical(self) -> bool:
-        """Return True when the images are byte-identical."""
-        return self.summary.bytes_differing == 0 and self.a.size == self.b.size
+        """Return True when the images are byte-identical (and, for two compressed inputs, so are the files)."""
+        return self.summary.bytes_differing == 0 and self.a.size == self.b.size and not self.findings

@@ -26,8 +26,9 @@ def test_explain_every_pair(pair, name: str, capsys: pytest.CaptureFixture[str])
     if doc["identical"]:
         assert doc["findings"] == [] and s["bytes_differing"] == 0
         return
-    # every differing byte counts in exactly one finding
-    assert sum(f["bytes"] for f in doc["findings"]) == s["bytes_differing"] > 0
+    # every differing byte counts in exactly one finding; only two compressed files of equal images differ in none
+    assert sum(f["bytes"] for f in doc["findings"]) == s["bytes_differing"]
+    assert s["bytes_differing"] > 0 or {f["rule"][:3] for f in doc["findings"]} == {"IMG"}
     for f in doc["findings"]:
         assert f["fields"], f["rule"]
         assert f["fix"] and f["layer"] and f["location"]

@@ -21,7 +21,11 @@ from .oracles.crosscheck import Disagreement, FsResult, Values, compare, crossch
 
 # (format, byte offset, paths both readers list) per filesystem, the same in A and B unless given per side.
 FILESYSTEMS: dict[str, tuple[tuple[str, int, int], ...] | dict[str, tuple[tuple[str, int, int], ...]]] = {
+    "compressed-gzip-mtime": (("vfat", 0, 4),),  # the same FAT image inside both compressed files
+    "compressed-xz-extreme": (("vfat", 0, 4),),
+    "compressed-xz-threads": (("vfat", 0, 4),),
     "compressed-xz-vfat": (("vfat", 0, 11),),  # read decompressed, as imgdiff reads it
+    "compressed-zstd-level": (("vfat", 0, 4),),
     "compressed-zstd-ext4": (("ext4", 0, 7),),
     "content-formats": (("vfat", 1 << 20, 7), ("ext4", 35 << 20, 24)),
     "ext4-defaults": (("ext4", 0, 40),),

@@ -11,6 +11,7 @@ from imgdiff.engine.attribute import Attributor, count_bytes
 from imgdiff.engine.explain import explain
 from imgdiff.engine.nesting import Nester
 from imgdiff.engine.spaces import SpaceTable
+from imgdiff.engine.stored import compare_stored
 from imgdiff.formats import image_format, parse_image
 from imgdiff.formats.base import ParseContext
 from imgdiff.model import Change, Difference, Extent, ImageInfo, Report, SpaceInfo, Summary, merge_extents
@@ -100,7 +101,12 @@ def _analyze(
     Nester({"a": tree_a, "b": tree_b}, {"a": ctx_a, "b": ctx_b}, table, dm, stage("nested images")).run()
 
     given = [_size_difference(src_a.size, src_b.size, common, longest)] if src_a.size != src_b.size else []
-    diffs = Attributor(tree_a, tree_b, dm, src_a, src_b).run(given, stage("attributing")) if dm.total else []
+    kind_a, kind_b = getattr(src_a.base, "decompressed", ""), getattr(src_b.base, "decompressed", "")
+    damaged = bool(getattr(src_a.base, "decode_error", "") or getattr(src_b.base, "decode_error", ""))
+    stored = compare_stored(path_a, kind_a, path_b, kind_b, dm.total == 0 and src_a.size == src_b.size,
+                            damaged) if kind_a and kind_b else []
+    diffs = Attributor(tree_a, tree_b, dm, src_a, src_b).run(given, stage("attributing")) if dm.total else given
+    diffs.extend(stored)
     ectx = ExplainContext(options={"seed": seed}, tree_a=tree_a, tree_b=tree_b)
     findings = explain(diffs, rules, ectx, dm, stage("explaining"))
     raw = merge_extents([e for d in diffs if d.change == Change.RAW for e in d.extents_a])

@@ -63,6 +63,9 @@ def byte_line(report: Report) -> str:
     s = report.summary
     if report.identical:
         return f"{s.bytes_compared} bytes compared, none differ"
+    if s.bytes_differing == 0 and report.a.size == report.b.size:
+        return (f"{s.bytes_compared} bytes of the decompressed images compared, none differ; the compressed files "
+                "differ")
     parts = [f"{acc.explained} explained"]
     if acc.unexplained:
         kinds = []
@@ -84,6 +87,8 @@ def verdict(report: Report, items: list[FixItem] | None = None, limit: int = 6) 
     if not items:
         if acc.unexplained:
             return f"not reproducible: no known cause — {_plural(acc.unexplained, 'byte')} differ that no rule explains"
+        if report.summary.bytes_differing == 0 and report.a.size == report.b.size:
+            return "not reproducible: the compressed files differ, the images inside are identical"
         return "not reproducible: the images differ (sizes only)"
     names = [it.cause for it in items[:limit]]
     if len(items) > limit:

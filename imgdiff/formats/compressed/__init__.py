@@ -116,7 +116,11 @@ def _zstd(b: _Builder, head: bytes, size: int) -> None:
     b.add("Frame_Header_Descriptor", 4, 1, fhd, f"0x{fhd:02x}")
     pos = 5
     if not single:
-        b.add("Window_Descriptor", pos, 1, head[pos])
+        wd = head[pos]
+        log = 10 + (wd >> 3)
+        window = (1 << log) + ((1 << log) >> 3) * (wd & 7)
+        b.add("Window_Descriptor", pos, 1, wd, f"window {window >> 20} MiB" if window >= 1 << 20 else
+              f"window {window >> 10} KiB")
         pos += 1
     did = _DID_SIZES[did_flag]
     if did:
@@ -175,10 +179,23 @@ def stream_node(kind: str, view: MappedSource, payload: Extent, label: str, attr
     return node
 
 
+def header_fields(kind: str, view: MappedSource) -> list[Field]:
+    """Return the header fields of the ``kind`` stream stored as ``view`` that are settings of the compressor run:
+    the fields :func:`stream_node` declares derived (sizes, checksums, the compressed data) are left out.  Empty
+    when the header does not parse."""
+    b = _Builder(view, Extent(0, 0))
+    try:
+        BUILDERS[kind](b, view.read(0, HEADER_READ), view.size)
+    except (ValueError, IndexError, struct.error, KeyError):
+        return []
+    derived = {d.field for d in b.derived}
+    return [f for f in b.fields if f.name not in derived]
+
+
 def copy_node(payload: Extent, label: str) -> Node:
     """Return the ``decoded`` node for an image file analysed in a decoded space as a copy (stored elsewhere in B)."""
     del label
     return Node(kind="decoded", key="payload", label="file contents", extents=(payload,), attrs={"decoded": "copy"})
 
 
-__all__ = ["blob_value", "copy_node", "stream_node"]
+__all__ = ["blob_value", "copy_node", "header_fields", "stream_node"]
