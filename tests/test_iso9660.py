@@ -477,3 +477,35 @@ def test_a_changed_mtime_builds_only_the_differing_members(pair) -> None:  # typ
     assert [(fa.name, fa.value, fb.value) for fa, fb in ra.record.diff(rb.record)] == [
         ("recording_date_and_time", 1, 1000000000), ("TF.modify", 1, 1000000000), ("TF.access", 1, 1000000000),
         ("TF.attributes", 1, 1000000000)]
+
+
+def test_record_whose_name_runs_past_its_length_is_clamped(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Fuzz finding (bench/fuzz_inputs.py, seed 23): a directory record whose len_fi runs past len_dr raised
+    IndexError reading the padding byte; now the identifier is clamped to the record and the run explains."""
+    from imgdiff.cli import main
+
+    a, b = pair("iso-sort-weight")
+    ca, cb = tmp_path / "a.img", tmp_path / "b.img"
+    shutil.copyfile(a, ca)
+    shutil.copyfile(b, cb)
+    with open(ca, "r+b") as fh:
+        fh.seek(0)
+        x = fh.read(4096)
+        fh.seek(65536)
+        y = fh.read(4096)
+        fh.seek(0)
+        fh.write(y)
+        fh.seek(65536)
+        fh.write(x)
+        for off, mask in ((3466409, 32), (41100, 2)):
+            fh.seek(off)
+            v = fh.read(1)[0]
+            fh.seek(off)
+            fh.write(bytes([v ^ mask]))
+    with open(cb, "r+b") as fh:
+        fh.seek(25441)
+        v = fh.read(1)[0]
+        fh.seek(25441)
+        fh.write(bytes([v ^ 128]))
+        fh.truncate(506185)
+    assert main(["explain", "--json", str(ca), str(cb)]) == 1

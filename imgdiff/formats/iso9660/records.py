@@ -166,7 +166,7 @@ def whole_record(rec: Rec, raw: bytes, joliet: bool) -> Record | None:
 def tail_fields(rec: Rec, raw: bytes, joliet: bool) -> list[Field]:
     """Return the fields after the fixed 33 bytes of one record: identifier, padding, System Use (its entries)."""
     out: list[Field] = []
-    n = rec.name_length
+    n = max(min(rec.name_length, rec.length - RECORD_FIXED, len(raw) - RECORD_FIXED), 0)  # a corrupt length: clamp
     ident = raw[RECORD_FIXED : RECORD_FIXED + n]
     if rec.role == "dot":
         name: Value = "\\x00 (.)"
@@ -176,7 +176,7 @@ def tail_fields(rec: Rec, raw: bytes, joliet: bool) -> list[Field]:
         name = ident.decode("utf-16-be", errors="replace") if joliet else ident.decode("latin-1")
     out.append(Field("file_identifier", name, (Extent(rec.offset + RECORD_FIXED, n),)))
     pos = RECORD_FIXED + n
-    if n % 2 == 0:
+    if n % 2 == 0 and pos < min(rec.length, len(raw)):
         out.append(Field("padding_field", raw[pos], (Extent(rec.offset + pos, 1),)))
         pos += 1
     su_len = rec.length - pos
