@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from imgdiff.cli import run
 
-from imgdiff.cli import main
-
-sys.exit(main())
+run()

@@ -364,6 +364,22 @@ def _error(message: str) -> None:
     sys.stderr.write(f"imgdiff: error: {printable(' '.join(message.splitlines()))}\n")
 
 
+def run() -> None:
+    """The ``imgdiff`` command: :func:`main`, then exit without tearing the heap down.
+
+    A comparison leaves millions of objects behind (both trees, every difference) that the interpreter would free
+    one by one and collect once more at exit: 0.74 s of a 13 s run on a 1 GiB ext4 pair (bench/ usr-rebuilt).
+    The output is flushed first; decompressed scratch files are unnamed and go with the process.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader that went away, or a stream closed by the caller
+            status = status or EXIT_TROUBLE
+    os._exit(status)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
