@@ -192,6 +192,24 @@ class DiffMap:
 
     A run without an entry is dense (every byte differs), so :meth:`count_in` counts a partial overlap without
     reading the images; only runs with dropped gap lists are counted byte by byte."""
+    _finger: int = 0
+    """The run index the last :meth:`count_in` started at: callers walk fields in offset order, so the next
+    lookup usually lands in the same run or the next one and needs no binary search over the arrays."""
+
+    def _first_run_after(self, off: int) -> int:
+        """Return the index of the first run whose end is past ``off`` (``bisect_right(ends, off)``)."""
+        ends = self.ends
+        n = len(ends)
+        i = self._finger
+        if i < n and ends[i] > off and (i == 0 or ends[i - 1] <= off):
+            return i
+        i += 1
+        if i < n and ends[i] > off and ends[i - 1] <= off:
+            self._finger = i
+            return i
+        i = bisect.bisect_right(ends, off)
+        self._finger = i
+        return i
 
     @property
     def total(self) -> int:
@@ -236,9 +254,16 @@ class DiffMap:
 
     def count_in(self, ext: Extent) -> int:
         """Return the exact number of differing bytes inside ``ext`` (A offsets)."""
-        if not self.starts:
+        starts = self.starts
+        if not starts:
             return 0
-        i = bisect.bisect_right(self.ends, ext.offset)
+        off, length = ext
+        end = off + length
+        i = self._first_run_after(off)
+        if i >= len(starts) or starts[i] >= end:
+            return 0
+        if starts[i] <= off and self.ends[i] >= end and i not in self.gaps:
+            return length  # the common case: a field inside one dense run
         total = 0
         while i < len(self.starts) and self.starts[i] < ext.end:
             s, e = self.starts[i], self.ends[i]

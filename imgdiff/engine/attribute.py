@@ -20,6 +20,7 @@ from typing import NamedTuple
 from imgdiff.model import (
     POSITION,
     Change,
+    Derived,
     Difference,
     Extent,
     Field,
@@ -394,8 +395,6 @@ class Attributor:
         dec_a: object,
         dec_b: object,
     ) -> Difference:
-        from imgdiff.model import Derived
-
         f = fa or fb
         assert f is not None
         change = Change.MODIFIED if fa is not None and fb is not None else (Change.REMOVED if fb is None else Change.ADDED)
