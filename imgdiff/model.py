@@ -45,13 +45,20 @@ class Extent(NamedTuple):
 
 def merge_extents(extents: Iterable[Extent]) -> tuple[Extent, ...]:
     """Return the union of ``extents`` as sorted, non-overlapping, non-empty extents (touching ones joined)."""
+    items = sorted(x for x in extents if x[1] > 0)
+    if not items:
+        return ()
     out: list[Extent] = []
-    for e in sorted(x for x in extents if x.length > 0):
-        if out and e.offset <= out[-1].end:
-            if e.end > out[-1].end:
-                out[-1] = Extent(out[-1].offset, e.end - out[-1].offset)
+    it = iter(items)
+    start, length = next(it)
+    end = start + length
+    for off, n in it:  # plain ints in the loop: this runs over hundreds of thousands of extents
+        if off <= end:
+            end = max(end, off + n)
         else:
-            out.append(e)
+            out.append(Extent(start, end - start))
+            start, end = off, off + n
+    out.append(Extent(start, end - start))
     return tuple(out)
 
 

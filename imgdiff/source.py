@@ -265,12 +265,13 @@ class DiffMap:
         if starts[i] <= off and self.ends[i] >= end and i not in self.gaps:
             return length  # the common case: a field inside one dense run
         total = 0
-        while i < len(self.starts) and self.starts[i] < ext.end:
-            s, e = self.starts[i], self.ends[i]
-            if ext.offset <= s and e <= ext.end:
+        ends, n = self.ends, len(starts)
+        while i < n and starts[i] < end:
+            s, e = starts[i], ends[i]
+            if off <= s and e <= end:
                 total += self.counts[i]
             else:
-                lo, hi = max(s, ext.offset), min(e, ext.end)
+                lo, hi = max(s, off), min(e, end)
                 if i not in self.gaps:
                     total += hi - lo  # a dense run
                 else:
@@ -278,14 +279,22 @@ class DiffMap:
                     if g is None:
                         total += self._exact(lo, hi)
                     else:
-                        total += hi - lo - sum(max(0, min(ge, hi) - max(gs, lo)) for gs, ge in g)
+                        t = hi - lo
+                        for gs, ge in g:  # sorted: skip the gaps before, stop at the first one after
+                            if ge <= lo:
+                                continue
+                            if gs >= hi:
+                                break
+                            t -= min(ge, hi) - max(gs, lo)
+                        total += t
             i += 1
         return total
 
     def intersects(self, ext: Extent) -> bool:
         """Return True if any differing range overlaps ``ext``."""
-        i = bisect.bisect_right(self.ends, ext.offset)
-        return i < len(self.starts) and self.starts[i] < ext.end
+        off, length = ext
+        i = self._first_run_after(off)
+        return i < len(self.starts) and self.starts[i] < off + length
 
     def _exact(self, lo: int, hi: int) -> int:
         if self.src_a is None or self.src_b is None or hi <= lo:

@@ -144,10 +144,12 @@ def explain(
     out = list(findings.values()) + list(unclassified.values())
     for f in out:
         f.location = _common_location([d.location for d in f.causes])
+        both = f.causes + f.derived
         f.bytes = count_bytes(
             dm,
-            [e for d in f.causes + f.derived for e in d.extents_a],
-            [e for d in f.causes + f.derived for e in d.extents_b],
+            [e for d in both for e in d.extents_a],
+            # a field at the same place on both sides (most of them, when nothing moved) is counted once
+            [e for d in both if dm.delta or d.extents_b != d.extents_a for e in d.extents_b],
         )
         source = rule_of.get(f.rule.id)
         if source is not None and source.annotate:
@@ -180,6 +182,8 @@ def _count_each_byte_once(findings: list[Finding], dm: DiffMap) -> None:
             for e in d.extents_a:
                 if e.offset < VBASE:
                     events.append((e.offset, min(e.end, VBASE), (0, unclassified, depth, i)))
+            if not dm.delta and d.extents_b == d.extents_a:
+                continue  # the same bytes as its A side, which ranks first
             for e in d.extents_b:
                 start = e.offset - dm.delta
                 if 0 <= start < VBASE:
