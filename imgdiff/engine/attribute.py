@@ -421,7 +421,10 @@ class Attributor:
             attrs=attrs,
             display_a=fa.display if fa else None,
             display_b=fb.display if fb else None,
-            bytes=self._count(extents_a, extents_b),
+            bytes=(self.dm.count_in(extents_a[0])  # one field at one place on both sides: the common case
+                   if len(extents_a) == 1 and extents_b == extents_a and not self.dm.delta
+                   and extents_a[0].offset + extents_a[0].length <= VBASE
+                   else self._count(extents_a, extents_b)),
             derived=da is not None or db is not None,
             covers_a=da.covers if da else (),
             covers_b=db.covers if db else (),
@@ -527,8 +530,10 @@ class Attributor:
 
     # -- differing bytes not covered by a semantic difference ------------------------------------------------
     def _leftovers(self, diffs: list[Difference]) -> list[Difference]:
+        delta = self.dm.delta
         covered = merge_extents(
-            [e for d in diffs for e in d.extents_a] + [e.shifted(-self.dm.delta) for d in diffs for e in d.extents_b]
+            [e for d in diffs for e in d.extents_a]
+            + [e.shifted(-delta) for d in diffs if delta or d.extents_b != d.extents_a for e in d.extents_b]
         )
         out: dict[tuple[str, str, str], Difference] = {}
         ends = [c.end for c in covered]
