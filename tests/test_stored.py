@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from imgdiff.cli import main
-from imgdiff.engine.stored import compare_stored, stored_fields
+from imgdiff.engine.stored import compare_stored
+from imgdiff.formats.compressed.stored import stored_fields
 
 
 def _fields(path: Path, kind: str) -> dict[str, object]:
