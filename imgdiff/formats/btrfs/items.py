@@ -387,13 +387,6 @@ def dec_file_extent(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decod
     return out
 
 
-def dec_root_item(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
-    """ROOT_ITEM: ``struct btrfs_root_item`` (439 bytes, or 239 in the legacy format)."""
-    out = Decoded("btrfs.root_item")
-    pos = _fields(C_ROOT_ITEM, data, 0, base, out, display=_ROOT_DISPLAY)
-    _trailing(data, pos, base, out)
-    return out
-
 
 def dec_root_ref(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
     """ROOT_REF / ROOT_BACKREF: ``struct btrfs_root_ref`` + name."""
@@ -451,20 +444,17 @@ def dec_extent_item(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decod
     return out
 
 
-def dec_extent_data_ref(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
-    """EXTENT_DATA_REF (a keyed back reference): ``struct btrfs_extent_data_ref``."""
-    out = Decoded("btrfs.extent_data_ref")
-    pos = _fields(C_EXTENT_DATA_REF, data, 0, base, out, display={"root": objectid_text})
-    _trailing(data, pos, base, out)
-    return out
 
 
-def dec_shared_data_ref(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
-    """SHARED_DATA_REF: ``struct btrfs_shared_data_ref``."""
-    out = Decoded("btrfs.shared_data_ref")
-    pos = _fields(C_SHARED_DATA_REF, data, 0, base, out)
-    _trailing(data, pos, base, out)
-    return out
+def dec_fixed(kind: str, compiled: Compiled, display: dict[str, Callable[[Any], str | None]] | None = None) -> Decoder:
+    """Return a decoder for items that are one fixed structure (``compiled``), any bytes after it trailing."""
+
+    def dec(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
+        out = Decoded(kind)
+        _trailing(data, _fields(compiled, data, 0, base, out, display=display), base, out)
+        return out
+
+    return dec
 
 
 def dec_empty(kind: str) -> Decoder:
@@ -478,20 +468,6 @@ def dec_empty(kind: str) -> Decoder:
     return dec
 
 
-def dec_block_group(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
-    """BLOCK_GROUP_ITEM: ``struct btrfs_block_group_item``."""
-    out = Decoded("btrfs.block_group_item")
-    pos = _fields(C_BLOCK_GROUP, data, 0, base, out, display={"flags": lambda v: flags_text(v, BLOCK_GROUP_NAMES)})
-    _trailing(data, pos, base, out)
-    return out
-
-
-def dec_free_space_info(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
-    """FREE_SPACE_INFO: ``struct btrfs_free_space_info``."""
-    out = Decoded("btrfs.free_space_info")
-    pos = _fields(C_FREE_SPACE_INFO, data, 0, base, out)
-    _trailing(data, pos, base, out)
-    return out
 
 
 def dec_free_space_bitmap(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
@@ -501,13 +477,6 @@ def dec_free_space_bitmap(ctx: ItemContext, data: bytes, base: int, key: Key) ->
         out.fields.append(_blob_field("bitmap", data, 0, len(data), base))
     return out
 
-
-def dec_dev_extent(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
-    """DEV_EXTENT: ``struct btrfs_dev_extent``."""
-    out = Decoded("btrfs.dev_extent")
-    pos = _fields(C_DEV_EXTENT, data, 0, base, out, display={"chunk_tree": objectid_text})
-    _trailing(data, pos, base, out)
-    return out
 
 
 def dec_dev_item(ctx: ItemContext, data: bytes, base: int, key: Key) -> Decoded:
@@ -612,20 +581,21 @@ DECODERS: dict[int, Decoder] = {
     BTRFS_DIR_INDEX_KEY: dec_dir_item,
     BTRFS_EXTENT_DATA_KEY: dec_file_extent,
     BTRFS_EXTENT_CSUM_KEY: dec_csum,
-    BTRFS_ROOT_ITEM_KEY: dec_root_item,
+    BTRFS_ROOT_ITEM_KEY: dec_fixed("btrfs.root_item", C_ROOT_ITEM, _ROOT_DISPLAY),  # 439 bytes, 239 legacy
     BTRFS_ROOT_BACKREF_KEY: dec_root_ref,
     BTRFS_ROOT_REF_KEY: dec_root_ref,
     BTRFS_EXTENT_ITEM_KEY: dec_extent_item,
     BTRFS_METADATA_ITEM_KEY: dec_extent_item,
     BTRFS_TREE_BLOCK_REF_KEY: dec_empty("btrfs.tree_block_ref"),
     BTRFS_SHARED_BLOCK_REF_KEY: dec_empty("btrfs.shared_block_ref"),
-    BTRFS_EXTENT_DATA_REF_KEY: dec_extent_data_ref,
-    BTRFS_SHARED_DATA_REF_KEY: dec_shared_data_ref,
-    BTRFS_BLOCK_GROUP_ITEM_KEY: dec_block_group,
-    BTRFS_FREE_SPACE_INFO_KEY: dec_free_space_info,
+    BTRFS_EXTENT_DATA_REF_KEY: dec_fixed("btrfs.extent_data_ref", C_EXTENT_DATA_REF, {"root": objectid_text}),
+    BTRFS_SHARED_DATA_REF_KEY: dec_fixed("btrfs.shared_data_ref", C_SHARED_DATA_REF),
+    BTRFS_BLOCK_GROUP_ITEM_KEY: dec_fixed("btrfs.block_group_item", C_BLOCK_GROUP,
+                                          {"flags": lambda v: flags_text(v, BLOCK_GROUP_NAMES)}),
+    BTRFS_FREE_SPACE_INFO_KEY: dec_fixed("btrfs.free_space_info", C_FREE_SPACE_INFO),
     BTRFS_FREE_SPACE_EXTENT_KEY: dec_empty("btrfs.free_space_extent"),
     BTRFS_FREE_SPACE_BITMAP_KEY: dec_free_space_bitmap,
-    BTRFS_DEV_EXTENT_KEY: dec_dev_extent,
+    BTRFS_DEV_EXTENT_KEY: dec_fixed("btrfs.dev_extent", C_DEV_EXTENT, {"chunk_tree": objectid_text}),
     BTRFS_DEV_ITEM_KEY: dec_dev_item,
     BTRFS_CHUNK_ITEM_KEY: dec_chunk,
     BTRFS_PERSISTENT_ITEM_KEY: dec_persistent,
