@@ -293,6 +293,15 @@ class Difference:
         return f"{self.node_path}/{self.field}"
 
 
+def b_side_only(d: Difference, delta: int) -> tuple[Extent, ...]:
+    """Return ``d``'s B extents unless they are its A extents at the same place (``delta`` 0, nothing moved).
+
+    Counting or covering both sides of a field that sits at the same offsets in A and B (most fields, when
+    nothing moved) would take the same bytes twice; callers take the A extents and add these.
+    """
+    return d.extents_b if delta or d.extents_b != d.extents_a else ()
+
+
 class ByteSource(Protocol):
     """Anything a report can read bytes of a side from (see :class:`imgdiff.source.Source`)."""
 

@@ -27,6 +27,7 @@ from imgdiff.model import (
     FieldSource,
     Node,
     Value,
+    b_side_only,
     merge_extents,
     subtract_extents,
 )
@@ -251,6 +252,8 @@ def count_bytes(dm: DiffMap, extents_a: tuple[Extent, ...] | list[Extent], exten
     """
     if len(extents_a) <= 1 and dm.delta == 0 and (not extents_b or tuple(extents_b) == tuple(extents_a)):
         merged: tuple[Extent, ...] = tuple(extents_a) or tuple(extents_b)  # the common case: one field, one place
+        if len(merged) == 1 and merged[0].offset + merged[0].length <= VBASE:
+            return dm.count_in(merged[0])
     elif not extents_a and len(extents_b) == 1 and dm.delta == 0:
         merged = tuple(extents_b)
     else:
@@ -421,10 +424,7 @@ class Attributor:
             attrs=attrs,
             display_a=fa.display if fa else None,
             display_b=fb.display if fb else None,
-            bytes=(self.dm.count_in(extents_a[0])  # one field at one place on both sides: the common case
-                   if len(extents_a) == 1 and extents_b == extents_a and not self.dm.delta
-                   and extents_a[0].offset + extents_a[0].length <= VBASE
-                   else self._count(extents_a, extents_b)),
+            bytes=self._count(extents_a, extents_b),
             derived=da is not None or db is not None,
             covers_a=da.covers if da else (),
             covers_b=db.covers if db else (),
@@ -533,7 +533,7 @@ class Attributor:
         delta = self.dm.delta
         covered = merge_extents(
             [e for d in diffs for e in d.extents_a]
-            + [e.shifted(-delta) for d in diffs if delta or d.extents_b != d.extents_a for e in d.extents_b]
+            + [e.shifted(-delta) for d in diffs for e in b_side_only(d, delta)]
         )
         out: dict[tuple[str, str, str], Difference] = {}
         ends = [c.end for c in covered]

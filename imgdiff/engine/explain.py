@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from imgdiff.engine.attribute import count_bytes
-from imgdiff.model import Change, Difference, Extent, Finding, merge_extents
+from imgdiff.model import Change, Difference, Extent, Finding, b_side_only, merge_extents
 from imgdiff.ruleset.predicates import ANNOTATIONS, ExplainContext
 from imgdiff.ruleset.schema import UNCLASSIFIED, Rule, RuleSet
 from imgdiff.source import VBASE, DiffMap
@@ -148,8 +148,7 @@ def explain(
         f.bytes = count_bytes(
             dm,
             [e for d in both for e in d.extents_a],
-            # a field at the same place on both sides (most of them, when nothing moved) is counted once
-            [e for d in both if dm.delta or d.extents_b != d.extents_a for e in d.extents_b],
+            [e for d in both for e in b_side_only(d, dm.delta)],
         )
         source = rule_of.get(f.rule.id)
         if source is not None and source.annotate:
@@ -182,9 +181,7 @@ def _count_each_byte_once(findings: list[Finding], dm: DiffMap) -> None:
             for e in d.extents_a:
                 if e.offset < VBASE:
                     events.append((e.offset, min(e.end, VBASE), (0, unclassified, depth, i)))
-            if not dm.delta and d.extents_b == d.extents_a:
-                continue  # the same bytes as its A side, which ranks first
-            for e in d.extents_b:
+            for e in b_side_only(d, dm.delta):  # a B extent at its A extent's place: the A side ranks first
                 start = e.offset - dm.delta
                 if 0 <= start < VBASE:
                     events.append((start, min(start + e.length, VBASE), (1, unclassified, depth, i)))
