@@ -12,7 +12,7 @@ import os
 import re
 import stat
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, Self
 
@@ -35,9 +35,15 @@ SUB = 4096
 MERGE_GAP = 16
 """Differing runs closer than this are merged into one range (the count stays exact)."""
 MAX_GAPS = 64
-"""Equal-byte gaps remembered per merged run (beyond this a partial count reads the bytes again)."""
+"""Equal-byte gaps remembered per merged run (beyond this a partial count uses the block table)."""
+XOR_CACHE = 256
+"""Compared blocks whose XOR :class:`DiffMap` keeps for counting fields that cut them (256 x 4 KiB)."""
 
 _NONZERO = re.compile(rb"[^\x00]+")
+_ZEROS = re.compile(rb"\x00+")
+_NONZERO_BYTE = re.compile(rb"[^\x00]")
+_GAP = bytes(MERGE_GAP)
+"""Equal bytes that end a differing run (shorter gaps are merged into it)."""
 
 
 def _check_kind(path: str, mode: int) -> None:
@@ -192,6 +198,16 @@ class DiffMap:
 
     A run without an entry is dense (every byte differs), so :meth:`count_in` counts a partial overlap without
     reading the images; only runs with dropped gap lists are counted byte by byte."""
+    bstarts: array[int] = field(default_factory=lambda: array("q"))
+    blens: array[int] = field(default_factory=lambda: array("l"))
+    bcum: array[int] = field(default_factory=lambda: array("q", [0]))
+    """The differing blocks seen while comparing: ``bstarts[k]`` and ``blens[k]`` give a compared block (of at
+    most :data:`SUB` bytes) that holds differing bytes, ``bcum[k + 1] - bcum[k]`` how many.  Within
+    :attr:`scanned` a partial count sums whole blocks from this table and reads only the (at most two) blocks it
+    cuts: a field of a moved file inside a run whose gaps were too many to keep is not read again."""
+    scanned: list[tuple[int, int]] = field(default_factory=list)
+    """The ``(start, end)`` ranges whose differing blocks are all in the block table."""
+    _xors: dict[int, bytes] = field(default_factory=dict, repr=False)
     _finger: int = 0
     """The run index the last :meth:`count_in` started at: callers walk fields in offset order, so the next
     lookup usually lands in the same run or the next one and needs no binary search over the arrays."""
@@ -207,7 +223,7 @@ class DiffMap:
         if i < n and ends[i] > off and ends[i - 1] <= off:
             self._finger = i
             return i
-        i = bisect.bisect_right(ends, off)
+        i = bisect.bisect_right(memoryview(ends), off)  # a view: bisect on an array subclass is 4x slower
         self._finger = i
         return i
 
@@ -227,25 +243,55 @@ class DiffMap:
         self.counts.extend(runs.counts)
         for i, g in runs.gaps.items():
             self.gaps[i + shift] = g
+        if runs.scanned and self.scanned and runs.scanned[0][0] < self.scanned[-1][1]:
+            raise ValueError("decoded-space blocks must come after every block already held")
+        base = self.bcum[-1]
+        self.bstarts.extend(runs.bstarts)
+        self.blens.extend(runs.blens)
+        self.bcum.extend(c + base for c in runs.bcum[1:])
+        self.scanned.extend(runs.scanned)
 
-    def add_run(self, start: int, end: int) -> None:
-        """Append a differing run (runs must arrive in increasing order)."""
-        if self.ends and start - self.ends[-1] < MERGE_GAP:
-            if start > self.ends[-1]:
-                i = len(self.ends) - 1
-                g = self.gaps.get(i, [])
-                if g is not None:
-                    if len(g) >= MAX_GAPS:
-                        self.gaps[i] = None
-                    else:
-                        g.append((self.ends[-1], start))
-                        self.gaps[i] = g
-            self.ends[-1] = end
-            self.counts[-1] += end - start
+    def add_run(self, start: int, end: int, count: int | None = None,
+                inner: Iterable[tuple[int, int]] = ()) -> None:
+        """Append a differing run (runs must arrive in increasing order).
+
+        ``count`` is the number of differing bytes in it (default: every byte); when that is fewer, ``inner``
+        yields its equal-byte gaps in order (consumed only while the run's gap list is kept).
+        """
+        n = end - start if count is None else count
+        ends = self.ends
+        if ends and start - ends[-1] < MERGE_GAP:
+            i = len(ends) - 1
+            if start > ends[-1]:
+                self._note_gaps(i, ((ends[-1], start),))
+            if n < end - start:
+                self._note_gaps(i, inner)
+            ends[-1] = end
+            self.counts[-1] += n
         else:
             self.starts.append(start)
-            self.ends.append(end)
-            self.counts.append(end - start)
+            ends.append(end)
+            self.counts.append(n)
+            if n < end - start:
+                self._note_gaps(len(ends) - 1, inner)
+
+    def _note_gaps(self, i: int, gaps: Iterable[tuple[int, int]]) -> None:
+        """Remember equal-byte gaps inside run ``i``, or that it has too many to keep (None)."""
+        g = self.gaps.get(i, [])
+        if g is None:
+            return
+        for gap in gaps:
+            if len(g) >= MAX_GAPS:
+                self.gaps[i] = None
+                return
+            g.append(gap)
+        self.gaps[i] = g
+
+    def add_block(self, start: int, length: int, count: int) -> None:
+        """Record a compared block of ``length`` bytes at ``start`` holding ``count`` differing bytes."""
+        self.bstarts.append(start)
+        self.blens.append(length)
+        self.bcum.append(self.bcum[-1] + count)
 
     def ranges(self) -> Iterator[Extent]:
         """Yield each differing range as an extent (A offsets)."""
@@ -297,6 +343,51 @@ class DiffMap:
         return i < len(self.starts) and self.starts[i] < off + length
 
     def _exact(self, lo: int, hi: int) -> int:
+        """Return the differing bytes in ``[lo, hi)``: from the block table where it covers them, else read."""
+        if hi <= lo:
+            return 0
+        for s, e in self.scanned:
+            if s <= lo and hi <= e:
+                return self._from_blocks(lo, hi)
+        return self._read_count(lo, hi)
+
+    def _from_blocks(self, lo: int, hi: int) -> int:
+        bs, bl, cum = self.bstarts, self.blens, self.bcum
+        i = bisect.bisect_right(bs, lo) - 1
+        if i < 0 or bs[i] + bl[i] <= lo:
+            i += 1  # the first block that ends past lo
+        j = bisect.bisect_left(bs, hi)  # blocks i .. j-1 start before hi
+        if i >= j:
+            return 0
+        total = 0
+        if bs[i] < lo:  # a block cut at the start
+            cut = min(bs[i] + bl[i], hi)
+            total += cut - lo - self._block_xor(i).count(0, lo - bs[i], cut - bs[i])
+            i += 1
+        if i < j and bs[j - 1] + bl[j - 1] > hi:  # a block cut at the end
+            total += hi - bs[j - 1] - self._block_xor(j - 1).count(0, 0, hi - bs[j - 1])
+            j -= 1
+        if i < j:
+            total += cum[j] - cum[i]
+        return total
+
+    def _block_xor(self, k: int) -> bytes:
+        """Return the XOR of both sides' bytes of table block ``k`` (the last :data:`XOR_CACHE` are kept: the
+        fields counted one after another usually lie in the same few blocks)."""
+        cache = self._xors
+        x = cache.get(k)
+        if x is None:
+            start, n = self.bstarts[k], self.blens[k]
+            a = self.src_a.read(start, n) if self.src_a is not None else b""
+            b = self.src_b.read(start + self.delta, n) if self.src_b is not None else b""
+            a, b = a.ljust(n, b"\0"), b.ljust(n, b"\0")
+            x = (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(n, "little")
+            if len(cache) >= XOR_CACHE:
+                del cache[next(iter(cache))]
+            cache[k] = x
+        return x
+
+    def _read_count(self, lo: int, hi: int) -> int:
         if self.src_a is None or self.src_b is None or hi <= lo:
             return max(0, hi - lo)
         total = 0
@@ -353,13 +444,51 @@ def compare_regions(
                 for sub in range(0, n, SUB):
                     sa, sb = a[sub : sub + SUB], b[sub : sub + SUB]
                     if sa != sb:
-                        for rs, re_ in _xor_runs(sa, sb):
-                            dm.add_run(pos + sub + rs, pos + sub + re_)
+                        _add_block(dm, pos + sub, sa, sb)
             pos += n
             done += n
             if progress is not None:
                 progress(done, length)
+    dm.scanned.append((off_a, end_a))
     return dm
+
+
+def _add_block(dm: DiffMap, at: int, a: bytes, b: bytes) -> None:
+    """Add the differing runs of one block of equal-length ``a`` and ``b`` at ``at`` (A offset) to ``dm``.
+
+    A run ends at :data:`MERGE_GAP` equal bytes: those are found with ``bytes.find`` (C's fast search), so a
+    noisy block (two unrelated files' data) costs a few calls, not one per differing byte.  A run's equal-byte
+    gaps are listed only while its run keeps a gap list.
+    """
+    n = len(a)
+    x = (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(n, "little")
+    same = x.count(0)
+    dm.add_block(at, n, n - same)
+    if not same:
+        dm.add_run(at, at + n)
+        return
+    pos = 0
+    while True:
+        p = x.find(_GAP, pos)
+        end = n if p < 0 else p
+        if end > pos:  # x[pos:end] holds a differing byte; trim the (shorter than MERGE_GAP) equal edges
+            s, e = pos, end
+            while not x[s]:
+                s += 1
+            while not x[e - 1]:
+                e -= 1
+            zeros = x.count(0, s, e)
+            if not zeros:
+                dm.add_run(at + s, at + e)
+            else:
+                dm.add_run(at + s, at + e, e - s - zeros,
+                           ((at + g.start(), at + g.end()) for g in _ZEROS.finditer(x, s, e)))
+        if p < 0:
+            return
+        m = _NONZERO_BYTE.search(x, p + MERGE_GAP)
+        if m is None:
+            return
+        pos = m.start()
 
 
 # ----------------------------------------------------------------------------------------------------------------

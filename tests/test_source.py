@@ -184,3 +184,30 @@ def test_partial_counts_use_remembered_gaps_and_stay_exact(tmp_path: Path) -> No
         assert dm.count_in(Extent(lo, hi - lo)) == sum(1 for k in range(lo, hi) if a[k] != b[k])
         checked += 1
     assert checked > 2500
+
+
+def test_counts_in_runs_without_gap_lists_use_the_block_table(tmp_path: Path) -> None:
+    import random
+
+    rnd = random.Random(11)
+    size = 64 * 4096
+    a = rnd.randbytes(size)
+    b = bytearray(rnd.randbytes(size))  # unrelated data: one long run, far more gaps than any list keeps
+    b[:100] = a[:100]
+    (tmp_path / "a").write_bytes(a)
+    (tmp_path / "b").write_bytes(b)
+    truth = [0]
+    for x, y in zip(a, b, strict=True):
+        truth.append(truth[-1] + (x != y))
+    with ImageSource(str(tmp_path / "a")) as sa, ImageSource(str(tmp_path / "b")) as sb:
+        dm = compare_regions(sa, sb, 0, 0, size)
+        assert list(dm.ranges()) == [Extent(100, size - 100)]
+        assert dm.gaps == {0: None}
+        assert len(dm.bstarts) == 64 and dm.bcum[-1] == truth[-1] == dm.total
+        for _ in range(500):  # ranges that cut blocks: the cut blocks are read, the whole ones summed
+            lo = rnd.randrange(size)
+            hi = min(size, lo + rnd.randrange(1, 40000))
+            assert dm.count_in(Extent(lo, hi - lo)) == truth[hi] - truth[lo]
+        dm.src_a = dm.src_b = None  # whole blocks must come from the table, not from reading the images
+        dm._xors.clear()
+        assert dm.count_in(Extent(4096, 20 * 4096)) == truth[21 * 4096] - truth[4096]

@@ -15,6 +15,7 @@ import bisect
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import NamedTuple
 
 from imgdiff.model import (
@@ -285,6 +286,7 @@ class Attributor:
         self.src_a = src_a
         self.src_b = src_b
         self._content_pairs: dict[int, tuple[Field, Field]] = {}
+        self._blocks: dict[tuple[int, int], bytes] = {}
 
     def run(
         self, given: list[Difference] | None = None, progress: Callable[[int, int], None] | None = None
@@ -380,13 +382,39 @@ class Attributor:
             starts, ends = dm.starts, dm.ends
             n = len(starts)
             for off, length in fa.extents:
-                i = bisect.bisect_right(ends, off)
+                i = bisect.bisect_right(memoryview(ends), off)
                 if i < n and starts[i] < off + length:
                     return all(dm.count_in(e) == 0 for e in fa.extents)
             return True
         if fa.size != fb.size or fa.size > 4096:
             return fa.size == fb.size
-        return _read(self.src_a, fa.extents) == _read(self.src_b, fb.extents)
+        return self._small(0, fa.extents) == self._small(1, fb.extents)
+
+    def _small(self, side: int, extents: tuple[Extent, ...]) -> bytes:
+        """Return the bytes of a small field, through a cache of the 4 KiB blocks read last (a directory block's
+        or inode table block's fields are compared one after another)."""
+        src = self.src_b if side else self.src_a
+        cache = self._blocks
+        out = []
+        for off, length in extents:
+            end = off + length
+            blk = off >> 12
+            while off < end:
+                key = (side, blk)
+                data = cache.get(key)
+                if data is None:
+                    data = src.read(blk << 12, 4096)
+                    if len(cache) >= 256:
+                        del cache[next(iter(cache))]
+                    cache[key] = data
+                lo = off - (blk << 12)
+                piece = data[lo : lo + end - off]
+                out.append(piece)
+                if len(piece) < min(end - off, 4096 - lo):
+                    break  # past the end of the image
+                off = (blk + 1) << 12
+                blk += 1
+        return b"".join(out)
 
     def _field_diff(
         self,
@@ -538,6 +566,11 @@ class Attributor:
         out: dict[tuple[str, str, str], Difference] = {}
         ends = [c.end for c in covered]
         self._pending: dict[int, tuple[Difference, list[Extent], list[Extent], list[Extent]]] = {}
+        self._counted: dict[int, int] = {}
+        self._moved_at: dict[tuple[Keys | None, Keys | None, str], tuple[int, tuple[
+            Difference, list[Extent], list[Extent], list[Extent]]]] = {}
+        """Per pending difference: the differing bytes of its pieces, counted while they were attributed (in
+        offset order, so the blocks they cut are still cached); -1 when one could not be counted that way."""
         dm = self.dm
         for r in dm.ranges():
             for piece in _subtract(r, covered, ends):
@@ -545,13 +578,17 @@ class Attributor:
                     continue  # an equal gap inside a merged run, between covered fields
                 self._attribute_piece(piece, out)
         done: list[Difference] = []
+        counted = self._counted
         for d, exts, covers_a, covers_b in self._pending.values():
             extents_a = d.extents_a + tuple(exts)
             a, b = d.a, d.b
             if d.change == Change.MODIFIED and a is None:  # same node on both sides: show the bytes
                 a, b = self._bytes_excerpt(extents_a, tuple(e.shifted(self.dm.delta) for e in extents_a))
+            n = counted.get(d.uid, -1)
+            if n < 0 or d.extents_a or any(x.end > y.offset for x, y in pairwise(exts)):
+                n = self._count(extents_a, ())  # overlapping pieces (or a decoded-space edge): count the union
             done.append(replace(
-                d, extents_a=extents_a, a=a, b=b, bytes=self._count(extents_a, ()),
+                d, extents_a=extents_a, a=a, b=b, bytes=n,
                 derived=d.derived or bool(covers_a or covers_b),
                 covers_a=tuple(dict.fromkeys(covers_a)) or d.covers_a, covers_b=tuple(dict.fromkeys(covers_b)) or d.covers_b,
             ))
@@ -570,18 +607,21 @@ class Attributor:
         for keys, f, o in hits_a:
             other = by_off_b.pop(o.offset, None)
             owned.append(o)
-            if o.length < MERGE_GAP and not dm.count_in(o):
+            n = dm.count_in(o)
+            if o.length < MERGE_GAP and not n:
                 continue
             kb = other[0] if other else None
-            self._moved(out, keys, f, o, kb, other[1] if other else None, side="a")
+            self._moved(out, keys, f, o, kb, other[1] if other else None, side="a", count=n)
         for keys, f, o in by_off_b.values():
             oa = o.shifted(-delta)
             owned.append(oa)
-            if oa.length < MERGE_GAP and not dm.count_in(oa):
+            n = dm.count_in(oa)
+            if oa.length < MERGE_GAP and not n:
                 continue
-            self._moved(out, None, None, oa, keys, f, side="b")
+            self._moved(out, None, None, oa, keys, f, side="b", count=n)
         for gap in subtract_extents(piece, owned):
-            if gap.length < MERGE_GAP and not dm.count_in(gap):
+            n = dm.count_in(gap)
+            if gap.length < MERGE_GAP and not n:
                 continue  # equal bytes between two differing runs, which nothing owns
             info = self.ia.deepest(gap.offset) if gap.offset < self.src_a.size else self.ib.deepest(gap.offset + delta)
             path = "/".join(info.keys)
@@ -604,6 +644,18 @@ class Attributor:
                 )
                 out[key] = d
             self._pending.setdefault(d.uid, (d, [], [], []))[1].append(gap)
+            self._tally(d.uid, gap, n)
+
+    def _tally(self, uid: int, ext: Extent, n: int) -> None:
+        """Add ``n`` differing bytes of piece ``ext`` to pending difference ``uid`` (input bytes only)."""
+        if ext.offset >= VBASE:
+            n = 0  # decoded-space bytes are not bytes of the inputs
+        elif ext.offset + ext.length > VBASE:
+            self._counted[uid] = -1
+            return
+        was = self._counted.get(uid, 0)
+        if was >= 0:
+            self._counted[uid] = was + n
 
     def _moved(
         self,
@@ -614,11 +666,27 @@ class Attributor:
         keys_b: Keys | None,
         f_b: Field | None,
         side: str,
+        count: int,
     ) -> None:
-        """Record bytes whose owner field holds another node's value on the other side (or equal values)."""
-        keys = keys_a or keys_b
+        """Record bytes whose owner field holds another node's value on the other side (or equal values).
+
+        ``count`` is the number of differing bytes in ``ext``."""
         f = f_a or f_b
-        assert keys is not None and f is not None
+        assert f is not None
+        at = (keys_a, keys_b, f.name)
+        hit = self._moved_at.get(at)
+        if hit is None:
+            hit = self._moved_at[at] = self._moved_difference(out, keys_a, f, keys_b)
+        uid, pending = hit
+        pending[1].append(ext)
+        self._tally(uid, ext, count)
+
+    def _moved_difference(
+        self, out: dict[tuple[str, str, str], Difference], keys_a: Keys | None, f: Field, keys_b: Keys | None,
+    ) -> tuple[int, tuple[Difference, list[Extent], list[Extent], list[Extent]]]:
+        """Return the pending difference for ``f`` of the node at ``keys_a`` / ``keys_b`` (made on first use)."""
+        keys = keys_a or keys_b
+        assert keys is not None
         info = (self.ia.nodes.get(keys_a) if keys_a else None) or self.ib.nodes[keys_b]  # type: ignore[index]
         path = "/".join(keys)
         same = keys_a is not None and keys_a == keys_b
@@ -648,9 +716,9 @@ class Attributor:
         # before it); bytes it holds at another offset in the other image are then a consequence of whatever
         # moved it, folded like any derived field.
         pending = self._pending.setdefault(d.uid, (d, [], [], []))
-        pending[1].append(ext)
         pending[2].extend(_position_covers(self.ia, keys_a))
         pending[3].extend(_position_covers(self.ib, keys_b))
+        return d.uid, pending
 
 
 def _position_covers(index: TreeIndex, keys: Keys | None) -> tuple[Extent, ...]:

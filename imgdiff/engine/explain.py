@@ -173,18 +173,19 @@ def _count_each_byte_once(findings: list[Finding], dm: DiffMap) -> None:
     """
     import heapq
 
-    events: list[tuple[int, int, tuple[int, int, int, int]]] = []  # (start, end, rank); rank[-1]: the finding
+    claims: dict[tuple[int, int, int, int], list[Extent]] = defaultdict(list)  # rank -> extents; rank[-1]: finding
     for i, f in enumerate(findings):
         unclassified = int(f.rule.id == UNCLASSIFIED.id)
         for d in f.causes + f.derived:
             depth = -len(d.chain)
-            for e in d.extents_a:
-                if e.offset < VBASE:
-                    events.append((e.offset, min(e.end, VBASE), (0, unclassified, depth, i)))
+            if d.extents_a:
+                claims[(0, unclassified, depth, i)].extend(e for e in d.extents_a if e.offset < VBASE)
             for e in b_side_only(d, dm.delta):  # a B extent at its A extent's place: the A side ranks first
                 start = e.offset - dm.delta
                 if 0 <= start < VBASE:
-                    events.append((start, min(start + e.length, VBASE), (1, unclassified, depth, i)))
+                    claims[(1, unclassified, depth, i)].append(Extent(start, e.length))
+    # the claims of one rank are merged first (equivalent for the sweep, and far fewer events)
+    events = [(e.offset, min(e.end, VBASE), rank) for rank, exts in claims.items() for e in merge_extents(exts)]
     events.sort()
     counts = [0] * len(findings)
     active: list[tuple[tuple[int, int, int, int], int]] = []  # (rank, end), best rank on top
@@ -229,10 +230,15 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
     spans_a = {id(f): [e for d in f.causes + f.derived for e in d.extents_a] for f in findings.values()}
     spans_b = {id(f): [e for d in f.causes + f.derived for e in d.extents_b] for f in findings.values()}
     changed = True
+    index_a: dict[int, _Extents] = {}
+    index_b: dict[int, _Extents] = {}
+    dirty = set(spans_a)
     while changed and pending:
         changed = False
-        index_a = {k: _Extents(v) for k, v in spans_a.items()}
-        index_b = {k: _Extents(v) for k, v in spans_b.items()}
+        for k in dirty:  # only the findings that took something on in the last pass are indexed again
+            index_a[k] = _Extents(spans_a[k])
+            index_b[k] = _Extents(spans_b[k])
+        dirty = set()
         rest: list[Difference] = []
         for d in pending:
             target = None
@@ -259,6 +265,7 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
             scopes_of[id(target)].add(d.scope)
             spans_a[id(target)].extend(d.extents_a)
             spans_b[id(target)].extend(d.extents_b)
+            dirty.add(id(target))
             changed = True
         pending[:] = rest
 

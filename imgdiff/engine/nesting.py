@@ -190,6 +190,9 @@ class Nester:
             if self.progress is not None and i % 100 == 0:
                 self.progress(i, len(keys))
             pair = {s: found[s].get(k) for s in ("a", "b")}
+            ha, hb = pair["a"], pair["b"]
+            if ha is not None and hb is not None and ha.data.value == hb.data.value:
+                continue  # equal content (the value is its digest), moved or not: nothing inside can differ
             plans = {s: (self._plan(s, h, depth) if h is not None else None) for s, h in pair.items()}
             if not any(plans.values()):
                 continue
