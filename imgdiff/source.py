@@ -193,8 +193,9 @@ class DiffMap:
     counts: Int64s = field(default_factory=lambda: Int64s("q"))
     src_a: Source | None = None
     src_b: Source | None = None
-    gaps: dict[int, list[tuple[int, int]] | None] = field(default_factory=dict)
-    """Per merged run (by index): the equal-byte gaps inside it, or None when there were too many to keep.
+    gaps: dict[int, array[int] | None] = field(default_factory=dict)
+    """Per merged run (by index): the equal-byte gaps inside it as a flat ``start, end, start, end, ...`` array (a
+    shifted image has millions: tuples cost 7x the memory), or None when there were too many to keep.
 
     A run without an entry is dense (every byte differs), so :meth:`count_in` counts a partial overlap without
     reading the images; only runs with dropped gap lists are counted byte by byte."""
@@ -277,15 +278,18 @@ class DiffMap:
 
     def _note_gaps(self, i: int, gaps: Iterable[tuple[int, int]]) -> None:
         """Remember equal-byte gaps inside run ``i``, or that it has too many to keep (None)."""
-        g = self.gaps.get(i, [])
+        kept = self.gaps
+        g = kept.get(i)
         if g is None:
-            return
-        for gap in gaps:
-            if len(g) >= MAX_GAPS:
-                self.gaps[i] = None
+            if i in kept:
                 return
-            g.append(gap)
-        self.gaps[i] = g
+            g = kept[i] = array("q")
+        for gs, ge in gaps:
+            if len(g) >= 2 * MAX_GAPS:
+                kept[i] = None
+                return
+            g.append(gs)
+            g.append(ge)
 
     def add_block(self, start: int, length: int, count: int) -> None:
         """Record a compared block of ``length`` bytes at ``start`` holding ``count`` differing bytes."""
@@ -326,7 +330,8 @@ class DiffMap:
                         total += self._exact(lo, hi)
                     else:
                         t = hi - lo
-                        for gs, ge in g:  # sorted: skip the gaps before, stop at the first one after
+                        for k in range(0, len(g), 2):  # sorted: skip the gaps before, stop at the first after
+                            gs, ge = g[k], g[k + 1]
                             if ge <= lo:
                                 continue
                             if gs >= hi:

@@ -287,6 +287,7 @@ class Attributor:
         self.src_b = src_b
         self._content_pairs: dict[int, tuple[Field, Field]] = {}
         self._blocks: dict[tuple[int, int], bytes] = {}
+        self._paths: dict[Keys, str] = {}
 
     def run(
         self, given: list[Difference] | None = None, progress: Callable[[int, int], None] | None = None
@@ -681,6 +682,13 @@ class Attributor:
         pending[1].append(ext)
         self._tally(uid, ext, count)
 
+    def _joined(self, keys: Keys) -> str:
+        """Return ``keys`` as a node path, one string per node (each of its moved fields shares it)."""
+        path = self._paths.get(keys)
+        if path is None:
+            path = self._paths[keys] = "/".join(keys)
+        return path
+
     def _moved_difference(
         self, out: dict[tuple[str, str, str], Difference], keys_a: Keys | None, f: Field, keys_b: Keys | None,
     ) -> tuple[int, tuple[Difference, list[Extent], list[Extent], list[Extent]]]:
@@ -688,14 +696,14 @@ class Attributor:
         keys = keys_a or keys_b
         assert keys is not None
         info = (self.ia.nodes.get(keys_a) if keys_a else None) or self.ib.nodes[keys_b]  # type: ignore[index]
-        path = "/".join(keys)
+        path = self._joined(keys)
         same = keys_a is not None and keys_a == keys_b
         change = Change.MODIFIED if same else Change.MOVED
         key = (path, f.name, change)
         d = out.get(key)
         if d is None:
-            other_a = "/".join(keys_a) if keys_a else None
-            other_b = "/".join(keys_b) if keys_b else None
+            other_a = self._joined(keys_a) if keys_a else None
+            other_b = self._joined(keys_b) if keys_b else None
             d = Difference(
                 node_path=path,
                 kind=info.node.kind,
@@ -706,7 +714,7 @@ class Attributor:
                 extents_a=(),
                 extents_b=(),
                 location=info.location,
-                attrs=dict(info.node.attrs),
+                attrs=info.node.attrs,  # shared, never changed: a shifted image has a moved field per node
                 scope=info.scope,
                 chain=info.chain,
                 detail=None if same else "A and B store different nodes' data at these bytes",
