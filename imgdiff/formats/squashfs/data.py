@@ -183,6 +183,26 @@ class FileContent:
         out = frag[self.frag_offset : self.frag_offset + n]
         return out + bytes(n - len(out))
 
+    def same_as(self, other: object) -> bool:
+        """Return True when ``other`` provably holds the same content, found without decoding a data block.
+
+        Both files have the same size and block layout, the same ``block_list`` words, the same compression, the
+        same stored bytes of every block (wherever each is stored) and the same tail: a file that only moved
+        (every block after a changed one does) costs a read of its stored bytes, not a decompression and a
+        comparison of its content.
+        """
+        if not isinstance(other, FileContent):
+            return False
+        if (self.size, self.block_size, self.decode, len(self.blocks)) != (
+                other.size, other.block_size, other.decode, len(other.blocks)):
+            return False
+        if any(x.word != y.word or x.flen != y.flen for x, y in zip(self.blocks, other.blocks, strict=True)):
+            return False
+        for x, y in zip(self.blocks, other.blocks, strict=True):
+            if x.stored and self.read_stored(x.pos, x.stored) != other.read_stored(y.pos, y.stored):
+                return False
+        return self._tail() == other._tail()
+
     def read(self, offset: int, size: int) -> bytes:
         """Return up to ``size`` content bytes at ``offset``."""
         size = min(size, self.size - offset)
