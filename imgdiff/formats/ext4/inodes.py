@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import Any
 
@@ -212,12 +213,10 @@ def inode_node(vol: Volume, ino: int) -> Node:
         errors.extend(slot.extra()[1])  # in-inode xattrs: decode now, so that a malformed table is reported
     derived: list[Derived] = []
     if vol.csum:
-        csum_ext = [Extent(absoff + _CSUM_LO_OFF, 2)]
-        if isz > EXT4_GOOD_OLD_INODE_SIZE and extra >= 4:
-            csum_ext.append(Extent(absoff + _CSUM_HI_OFF, 2))
-        covers = tuple(subtract_extents(Extent(absoff, isz), csum_ext))
+        both = isz > EXT4_GOOD_OLD_INODE_SIZE and extra >= 4
+        covers = tuple(Extent(absoff + o, n) for o, n in _csum_covers(isz, both))
         derived.append(Derived("i_checksum_lo", covers=covers, seeds=vol.seeds))
-        if len(csum_ext) > 1:
+        if both:
             derived.append(Derived("i_checksum_hi", covers=covers, seeds=vol.seeds))
     attrs = vol.path_attrs(ino)
     if info is None:
@@ -237,6 +236,13 @@ def inode_node(vol: Volume, ino: int) -> Node:
         errors=errors,
         record=slot,
     )
+
+
+@functools.cache
+def _csum_covers(isz: int, both: bool) -> tuple[Extent, ...]:
+    """Return what an inode's checksum covers, relative to its slot: the slot less the checksum field(s)."""
+    csum = [Extent(_CSUM_LO_OFF, 2)] + ([Extent(_CSUM_HI_OFF, 2)] if both else [])
+    return tuple(subtract_extents(Extent(0, isz), csum))
 
 
 _EXTRA_ISIZE_OFF = C_INODE.span("i_extra_isize")[0]
