@@ -193,7 +193,7 @@ def _member_fmt(kind: str, size: int, n: int) -> str:
 
 
 _NONZERO = re.compile(rb"[^\x00]+")
-_BYTE_TABLES: dict[tuple[int, int | None, frozenset[str]], tuple[int, ...]] = {}
+_BYTE_TABLES: dict[tuple[int, int | None, frozenset[str]], tuple[tuple[int, ...], tuple[int, ...]]] = {}
 """Per (layout, limit, skipped members): which selected member each byte belongs to (see :meth:`Record.diff`)."""
 _SELECTIONS: dict[
     tuple[int, int | None, frozenset[str]],
@@ -329,28 +329,36 @@ class Record:
         ra, rb = self.raw, other.raw
         if ra == rb:
             return []
-        table = self._byte_table()
+        table, skip = self._byte_table()
         x = (int.from_bytes(ra, "little") ^ int.from_bytes(rb, "little")).to_bytes(len(ra), "little")
         ks: list[int] = []
         for m in _NONZERO.finditer(x):
-            for pos in range(m.start(), m.end()):
+            pos, end = m.span()
+            while pos < end:
                 k = table[pos]
                 if k and (not ks or ks[-1] != k - 1) and k - 1 not in ks:
                     ks.append(k - 1)
+                pos = skip[pos]  # past the member holding pos: its other bytes name the same member
         if not ks:
             return []  # only bytes outside the selected members (padding, skipped members) differ
         va = self.compiled.struct.unpack(ra)
         vb = self.compiled.struct.unpack(rb)
         return [(self._field(k, va), other._field(k, vb)) for k in sorted(ks)]
 
-    def _byte_table(self) -> tuple[int, ...]:
-        """Return, per byte of the record, 1 + the index of the selected member holding it (0: none)."""
+    def _byte_table(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Return, per byte of the record, 1 + the index of the selected member holding it (0: none), and the
+        offset just past that member (past the byte itself when none holds it)."""
         key = (id(self.compiled), self.limit, self.skip)
         table = _BYTE_TABLES.get(key)
         if table is None:
-            cells = [0] * self.compiled.size
+            n = self.compiled.size
+            cells = [0] * n
             for k, (_name, moff, size, _i, _n, _kind) in self._members():
                 for pos in range(moff, moff + size):
                     cells[pos] = k + 1
-            table = _BYTE_TABLES[key] = tuple(cells)
+            past = list(range(1, n + 1))
+            for pos in range(n - 2, -1, -1):  # the end of each run of bytes naming the same member
+                if cells[pos] and cells[pos + 1] == cells[pos]:
+                    past[pos] = past[pos + 1]
+            table = _BYTE_TABLES[key] = (tuple(cells), tuple(past))
         return table
