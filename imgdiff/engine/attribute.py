@@ -568,10 +568,11 @@ class Attributor:
         ends = [c.end for c in covered]
         self._pending: dict[int, tuple[Difference, list[Extent], list[Extent], list[Extent]]] = {}
         self._counted: dict[int, int] = {}
-        self._moved_at: dict[tuple[Keys | None, Keys | None, str], tuple[int, tuple[
-            Difference, list[Extent], list[Extent], list[Extent]]]] = {}
         """Per pending difference: the differing bytes of its pieces, counted while they were attributed (in
         offset order, so the blocks they cut are still cached); -1 when one could not be counted that way."""
+        self._moved_at: dict[tuple[Keys | None, Keys | None, str], tuple[int, tuple[
+            Difference, list[Extent], list[Extent], list[Extent]]]] = {}
+        """The pending difference of each (A node, B node, field) seen so far."""
         dm = self.dm
         for r in dm.ranges():
             for piece in _subtract(r, covered, ends):
