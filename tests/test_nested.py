@@ -43,6 +43,25 @@ def test_fat_image_file_inside_ext4_is_explained_at_the_outer_offsets(analyzed) 
     ]
 
 
+def test_files_with_equal_content_are_not_probed_for_nested_images(pair, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """On the shifted pair every file after /0-added.txt moved with equal content: only the added file is
+    probed for an image inside it (the moved ones cannot hold a difference)."""
+    from imgdiff.engine import nesting
+
+    probed: list[str] = []
+    plan = nesting.Nester._plan
+
+    def spy(self: nesting.Nester, side: str, h: nesting.Holder, depth: int) -> object:
+        probed.append(f"{side}:{h.keys[-1]}")
+        return plan(self, side, h, depth)
+
+    monkeypatch.setattr(nesting.Nester, "_plan", spy)
+    a, b = pair("ext4-shifted")
+    report = analyze(a, b)
+    assert probed == ["b:/0-added.txt"]
+    assert [f.rule.id for f in report.findings] == ["EXT019"]
+
+
 def test_zstd_cpio_initrd_on_the_esp(analyzed) -> None:  # type: ignore[no-untyped-def]
     report = analyzed("nested-esp-zstd-initrd")
     assert (report.summary.bytes_differing, report.summary.bytes_unexplained) == (2403, 0)

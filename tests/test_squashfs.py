@@ -94,6 +94,37 @@ def test_parallel_fragments_pair(pair) -> None:  # type: ignore[no-untyped-def]
     assert not all(r.attrs["fragments_in_order"] for r in roots)
 
 
+def test_moved_files_with_equal_stored_blocks_are_not_decoded(pair, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Files that only moved (after hello grew) are proven equal from their stored blocks, and their decoded
+    contents are never compared; the changed file and the metadata tables still are."""
+    from imgdiff.engine import spaces
+    from imgdiff.formats.squashfs.data import FileContent
+
+    verdicts: list[tuple[str, bool]] = []
+    same_as = FileContent.same_as
+
+    def spy_same(self: FileContent, other: object) -> bool:
+        verdicts.append((self.path, same_as(self, other)))
+        return verdicts[-1][1]
+
+    compared: list[int] = []
+    compare = spaces.compare_regions
+
+    def spy_compare(*args: object) -> object:
+        compared.append(int(args[2]))  # type: ignore[call-overload]
+        return compare(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FileContent, "same_as", spy_same)
+    monkeypatch.setattr(spaces, "compare_regions", spy_compare)
+    a, b = pair("squashfs-file-content")
+    report = analyze(a, b)
+    assert sorted(p for p, same in verdicts if not same) == ["/nix/store/aaaa-hello/bin/hello"]
+    assert sum(1 for _p, same in verdicts if same) == 4
+    assert len(compared) == 6  # inode, directory, fragment, export and id tables, and hello's content
+    assert report.summary.bytes_differing == 5216
+    assert [f.rule.id for f in report.findings] == ["SQS011"]
+
+
 def test_mkfs_time_pair_names_the_field_and_source_date_epoch(pair, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     a, b = pair("squashfs-mkfs-time")
     assert main(["explain", "--json", str(a), str(b)]) == 1
