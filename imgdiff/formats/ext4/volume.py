@@ -67,6 +67,7 @@ from imgdiff.formats.ext4.common import (
     _name,
 )
 from imgdiff.model import Extent, Node, Value
+from imgdiff.source import VBASE
 
 _NO_TREE: list[tuple[int, int, int, str]] = []
 """The ``tree`` of every inode without mapping blocks (never appended to: see :meth:`InodeInfo.add_tree`)."""
@@ -287,6 +288,7 @@ class Volume:
         self._tags: list[Owner] = []
         self._bitmaps: dict[tuple[str, int], bytes] = {}
         self._itable_cache: dict[int, bytes] = {}
+        self._owned: dict[tuple[Kind, ...], tuple[Extent, ...]] = {}
         self._entries: dict[int, list[tuple[str, int, int]]] | None = None
         """Side A's directory entries per directory inode, kept for side B to reuse (see :meth:`_find_peer`)."""
         self.walk_errors: list[str] = []
@@ -319,6 +321,26 @@ class Volume:
     def _differs(self, off: int, n: int) -> bool:
         """Return True when bytes ``[off, off + n)`` of the region (filesystem offsets) differ from the other side."""
         return n > 0 and self.ctx.interesting(Extent(self.base + off, n))
+
+    def _differing_slots(self, off: int, n: int, size: int) -> set[int] | None:
+        """Return the indexes of the ``size``-byte slots of ``[off, off + n)`` (filesystem offsets) that
+        :meth:`_differs` would report, from the differing runs at once; None when only a per-slot test can tell
+        (a decoded space)."""
+        diff = self.ctx.diff
+        start = self.base + off
+        if diff is None or start + n > VBASE or size <= 0:
+            return None
+        delta = diff.delta if self.ctx.side == "b" else 0
+        lo, hi = start - delta, start + n - delta
+        starts, ends = diff.starts, diff.ends
+        out: set[int] = set()
+        i = bisect.bisect_right(memoryview(ends), lo)
+        while i < len(starts) and starts[i] < hi:
+            s, e = max(starts[i], lo), min(ends[i], hi)
+            if e > s:
+                out.update(range((s - lo) // size, (e - 1 - lo) // size + 1))
+            i += 1
+        return out
 
     def _build_limit(self) -> int:
         """Return the region offset past which nothing is built (see ``self.limit``)."""
@@ -419,7 +441,36 @@ class Volume:
         return self.read(off, self.inode_size)
 
     def owned_extents(self, kinds: tuple[Kind, ...]) -> tuple[Extent, ...]:
-        """Return the merged extents of the blocks whose owner is of one of ``kinds`` (files, directories)."""
+        """Return the merged extents of the blocks whose owner is of one of ``kinds`` (files, directories).
+
+        Kept per ``kinds`` (and shared with side B when its owner map is side A's): the walk is over every block
+        run of the filesystem."""
+        found = self._owned.get(kinds)
+        if found is None:
+            if kinds in ((Kind.FILE,), (Kind.DIR,)):  # both containers ask: one walk for the two
+                files, dirs = self._owned_files_dirs()
+                self._owned[(Kind.FILE,)], self._owned[(Kind.DIR,)] = files, dirs
+                return files if kinds == (Kind.FILE,) else dirs
+            found = self._owned[kinds] = self._owned_extents(kinds)
+        return found
+
+    def _owned_files_dirs(self) -> tuple[tuple[Extent, ...], tuple[Extent, ...]]:
+        """Return :meth:`owned_extents` of files and of directories, from one walk over the owner map."""
+        out: dict[Kind, list[Extent]] = {Kind.FILE: [], Kind.DIR: []}
+        bs, base = self.bs, self.base
+        for start, end, tag in zip(self._starts, self._ends, self._tags, strict=True):
+            lst = out.get(tag.kind)
+            if lst is None:
+                continue
+            off, n = base + start * bs, (end - start) * bs
+            if lst and lst[-1].end >= off:
+                if off + n > lst[-1].end:
+                    lst[-1] = Extent(lst[-1].offset, off + n - lst[-1].offset)
+            else:
+                lst.append(Extent(off, n))
+        return tuple(out[Kind.FILE]), tuple(out[Kind.DIR])
+
+    def _owned_extents(self, kinds: tuple[Kind, ...]) -> tuple[Extent, ...]:
         out: list[Extent] = []
         bs, base = self.bs, self.base
         for start, end, tag in zip(self._starts, self._ends, self._tags, strict=True):
@@ -556,6 +607,7 @@ class Volume:
             if peer is not None and bits == peer.bitmap("i", g):
                 # the same used inodes: side A's result for every inode whose slot (and tree blocks) are equal
                 whole = not self._differs(itable * self.bs, top * isz)
+                changed = None if whole else self._differing_slots(itable * self.bs, top * isz, isz)
                 remap = False
                 for idx in range(top):
                     if (value >> idx) & 1:
@@ -563,7 +615,8 @@ class Volume:
                         info = peer.inodes.get(ino)
                         if (
                             info is None
-                            or (not whole and self._differs(itable * self.bs + idx * isz, isz))
+                            or (not whole and (idx in changed if changed is not None
+                                               else self._differs(itable * self.bs + idx * isz, isz)))
                             or any(self._differs(b * self.bs, self.bs) for b, _v, _l, _k in info.tree)
                         ):
                             remap = True
@@ -742,6 +795,7 @@ class Volume:
         ):
             self._shared_all = True  # every inode is A's: so is every block's owner
             self._starts, self._ends, self._tags = peer._starts, peer._ends, peer._tags
+            self._owned = peer._owned
             self.xattr_owners = peer.xattr_owners
             return
         spans: list[tuple[int, int, Owner]] = []
