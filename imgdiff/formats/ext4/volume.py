@@ -447,41 +447,27 @@ class Volume:
         run of the filesystem."""
         found = self._owned.get(kinds)
         if found is None:
-            if kinds in ((Kind.FILE,), (Kind.DIR,)):  # both containers ask: one walk for the two
-                files, dirs = self._owned_files_dirs()
-                self._owned[(Kind.FILE,)], self._owned[(Kind.DIR,)] = files, dirs
-                return files if kinds == (Kind.FILE,) else dirs
-            found = self._owned[kinds] = self._owned_extents(kinds)
+            # the file and directory containers both ask: one walk answers the two
+            groups: list[tuple[Kind, ...]] = [(Kind.FILE,), (Kind.DIR,)] if kinds in ((Kind.FILE,), (Kind.DIR,)) else [kinds]
+            for g, exts in zip(groups, self._owned_walk(groups), strict=True):
+                self._owned[g] = exts
+            found = self._owned[kinds]
         return found
 
-    def _owned_files_dirs(self) -> tuple[tuple[Extent, ...], tuple[Extent, ...]]:
-        """Return :meth:`owned_extents` of files and of directories, from one walk over the owner map."""
-        out: dict[Kind, list[Extent]] = {Kind.FILE: [], Kind.DIR: []}
+    def _owned_walk(self, groups: list[tuple[Kind, ...]]) -> list[tuple[Extent, ...]]:
+        """Return, per group of owner kinds, the merged extents of its blocks, from one walk over the owner map."""
+        outs: list[list[Extent]] = [[] for _ in groups]
+        lists_of = {k: [outs[i] for i, g in enumerate(groups) if k in g] for g in groups for k in g}
         bs, base = self.bs, self.base
         for start, end, tag in zip(self._starts, self._ends, self._tags, strict=True):
-            lst = out.get(tag.kind)
-            if lst is None:
-                continue
-            off, n = base + start * bs, (end - start) * bs
-            if lst and lst[-1].end >= off:
-                if off + n > lst[-1].end:
-                    lst[-1] = Extent(lst[-1].offset, off + n - lst[-1].offset)
-            else:
-                lst.append(Extent(off, n))
-        return tuple(out[Kind.FILE]), tuple(out[Kind.DIR])
-
-    def _owned_extents(self, kinds: tuple[Kind, ...]) -> tuple[Extent, ...]:
-        out: list[Extent] = []
-        bs, base = self.bs, self.base
-        for start, end, tag in zip(self._starts, self._ends, self._tags, strict=True):
-            if tag.kind in kinds:
+            for out in lists_of.get(tag.kind, ()):
                 off, n = base + start * bs, (end - start) * bs
                 if out and out[-1].end >= off:
                     if off + n > out[-1].end:
                         out[-1] = Extent(out[-1].offset, off + n - out[-1].offset)
                 else:
                     out.append(Extent(off, n))
-        return tuple(out)
+        return [tuple(out) for out in outs]
 
     def abs(self, block: int, offset: int = 0) -> int:
         """Return the absolute image offset of byte ``offset`` of filesystem block ``block``."""
