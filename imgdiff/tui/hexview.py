@@ -46,6 +46,17 @@ EDGE = 3
 """Rows from a window edge at which scrolling slides the window (when the region goes on)."""
 
 
+SCROLL_BINDINGS: list[BindingType] = [
+    Binding("up", "scroll_up", "Up", show=False),
+    Binding("down", "scroll_down", "Down", show=False),
+    Binding("pageup", "page_up", "Page up", show=False),
+    Binding("pagedown", "page_down", "Page down", show=False),
+    Binding("home", "scroll_home", "Top", show=False),
+    Binding("end", "scroll_end", "End", show=False),
+]
+"""The keys that scroll a pane drawn line by line (the hex view, the detail pane)."""
+
+
 @dataclass(frozen=True, slots=True)
 class HexTarget:
     """What to show: the extents to locate and the owning field's extents to highlight, per side."""
@@ -141,12 +152,7 @@ class HexView(ScrollView, can_focus=True):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "scroll_up", "Up", show=False),
-        Binding("down", "scroll_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "scroll_home", "Top", show=False),
-        Binding("end", "scroll_end", "End", show=False),
+        *SCROLL_BINDINGS,
         Binding("right_square_bracket", "next_difference", "Next diff byte", key_display="]"),
         Binding("left_square_bracket", "prev_difference", "Prev diff byte", key_display="["),
         Binding("g", "goto", "Go to offset"),

@@ -30,6 +30,7 @@ from textual.widgets.tree import TreeNode
 from imgdiff.model import Change, Difference, Extent, Finding, Node
 from imgdiff.report.fixes import BUILDER_LABELS
 from imgdiff.report.values import short
+from imgdiff.tui.hexview import SCROLL_BINDINGS
 from imgdiff.tui.structure import DiffRef, Entry, SearchResult, Structure, path_matches
 
 LAYER_STYLE = {
@@ -781,14 +782,7 @@ class DetailPane(ScrollView, can_focus=True):
     """
 
     ALLOW_MAXIMIZE = True
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "scroll_up", "Up", show=False),
-        Binding("down", "scroll_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "scroll_home", "Top", show=False),
-        Binding("end", "scroll_end", "End", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(SCROLL_BINDINGS)
     DEFAULT_CSS = """
     DetailPane { overflow-x: hidden; overflow-y: scroll; }
     """
