@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from imgdiff.model import Report
 from imgdiff.report import html
 from imgdiff.report.json import dumps, hex_snippets, load_report
 
@@ -68,16 +69,21 @@ def parse(page: str) -> _Causes:
     return p
 
 
-@pytest.mark.parametrize("name", PAIRS)
-def test_page_is_self_contained_and_lists_every_cause(name: str, pair) -> None:  # type: ignore[no-untyped-def]
+def _page(pair, name: str) -> tuple[str, Report]:  # type: ignore[no-untyped-def]
+    """Return the HTML report of fixture pair ``name`` and its report (hex excerpts read while it is open)."""
     from imgdiff.engine.analysis import analyze
 
     a, b = pair(name)
     report = analyze(a, b, keep_open=True)
     try:
-        page = html.render(named(report, name))
+        return html.render(named(report, name)), report
     finally:
         report.close()
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_page_is_self_contained_and_lists_every_cause(name: str, pair) -> None:  # type: ignore[no-untyped-def]
+    page, report = _page(pair, name)
     assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
     p = parse(page)
     assert p.loads == [], p.loads  # nothing is fetched: CSS and JS are inline
@@ -125,14 +131,7 @@ def test_cli_writes_html(pair, tmp_path: Path) -> None:  # type: ignore[no-untyp
 @pytest.mark.parametrize("name", ["repart-esp-root-random", "content-formats"])
 def test_renders_in_headless_chromium(name: str, pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Chromium renders the page: every cause title is in an open <details> of the live DOM; a screenshot is made."""
-    from imgdiff.engine.analysis import analyze
-
-    a, b = pair(name)
-    report = analyze(a, b, keep_open=True)
-    try:
-        page = html.render(named(report, name))
-    finally:
-        report.close()
+    page, report = _page(pair, name)
     path = tmp_path / "report.html"
     path.write_text(page, encoding="utf-8")
     exe = chromium()
