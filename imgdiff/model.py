@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar, dataclass_transform
 
 Value = int | str | bytes | bool | float | None | tuple["Value", ...]
 """A decoded field value.  Bytes are rendered as hex, tuples as lists."""
@@ -112,14 +112,15 @@ before it, in a packed format such as squashfs): bytes it holds at an offset whe
 data (it moved) are then a derived difference folded into what covers them, instead of a "moved" cause."""
 
 
-@dataclass(frozen=True, slots=True)
-class Derived:
+class Derived(NamedTuple):
     """Declares that a field is computed from other data (a checksum, a CRC, a copy).
 
     ``covers`` are the absolute byte extents the value is computed over; ``seeds`` are references
     ``"<node kind>:<field name>"`` of values that feed the computation without being covered (the ext4
     metadata checksum seed comes from ``s_uuid``).  A derived field that differs is folded into the finding
     that explains its covered bytes or seeds instead of being reported as a cause.
+
+    A named tuple rather than a dataclass: parsers declare one or two per inode, directory block and extent block.
     """
 
     field: str
@@ -243,12 +244,27 @@ class Change(StrEnum):
     """Bytes differ in a region no parser understood."""
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
+def _immutable(cls: type[_T]) -> type[_T]:
+    """Make ``cls`` a slotted dataclass that type checkers treat as frozen, without the runtime guard.
+
+    A frozen dataclass sets each field through ``object.__setattr__`` in ``__init__``: for :class:`Difference`
+    (23 fields) that is 3.4 µs against 0.3 µs for plain slot stores, and a rebuilt 1 GiB image makes 200,000
+    differences.  Immutability is checked statically (mypy sees ``frozen``); nothing assigns a field at run time.
+    """
+    return dataclass(slots=True, eq=False)(cls)
+
+
+@_immutable
 class Difference:
     """One field (or node, or raw region) that differs between the two images; immutable once made.
 
     Compared by identity (``eq=False``): two differences with equal values are still two differences.  The
-    engine builds each one complete (``dataclasses.replace`` keeps the :attr:`uid`).
+    engine builds each one complete (``dataclasses.replace`` keeps the :attr:`uid`).  Frozen for type checkers
+    only (see :func:`_immutable`).
     """
 
     node_path: str

@@ -233,33 +233,50 @@ def _inode_fields(raw: bytes, absoff: int, limit: int) -> list[Field]:
     return _inode_member_fields(C_INODE.struct.unpack_from(raw, 0), absoff, limit)
 
 
-def _inode_member_fields(vals: tuple[Any, ...], absoff: int, limit: int, only: str | None = None) -> list[Field]:
-    """Return the fields of the unpacked inode ``vals`` up to ``limit`` (just member ``only`` if given)."""
+def _inode_member_fields(vals: tuple[Any, ...], absoff: int, limit: int) -> list[Field]:
+    """Return the fields of the unpacked inode ``vals`` up to ``limit``."""
     out: list[Field] = []
     append = out.append
-    plan = _inode_plan(limit)
-    if only is not None:
-        step = _INODE_PLAN_INDEX.get((limit, only))
-        if step is None:
-            return out
-        plan = (step,)
-    for name, moff, size, i, code, xi in plan:
+    for name, moff, size, i, code, xi in _inode_plan(limit):
         v = vals[i]
-        if code == 0:
-            disp: str | None = None
-        elif code == 4:
-            disp = _time_extra_text(v, vals[xi] if xi >= 0 else 0)
-        elif code == 5:
-            disp = f"nsec={v >> 2} epoch={v & 3}"
-        elif code == 1:
-            disp = _mode_text(v)
-        elif code == 2:
-            disp = _flags_text(v, INODE_FLAGS)
-        else:
-            disp = _time_text(v) if v else None
+        disp = _inode_display(code, v, vals, xi) if code else None
         # tuple.__new__ directly: the same named tuples without the Python-level __new__ of each
         append(_new(Field, (name, v, (_new(Extent, (absoff + moff, size)),), disp)))
     return out
+
+
+def _inode_member_field(vals: tuple[Any, ...], absoff: int, limit: int, name: str) -> Field | None:
+    """Return the field of member ``name`` of the unpacked inode ``vals`` (None past ``limit`` or unknown)."""
+    step = _INODE_PLAN_INDEX.get((limit, name))
+    if step is None:
+        if limit in _INODE_PLANS:
+            return None
+        _inode_plan(limit)  # fills the per-name index
+        step = _INODE_PLAN_INDEX.get((limit, name))
+        if step is None:
+            return None
+    return _inode_step_field(vals, absoff, step)
+
+
+def _inode_step_field(vals: tuple[Any, ...], absoff: int, step: tuple[str, int, int, int, int, int]) -> Field:
+    """Return one member's field by its recipe (see :func:`_inode_plan`)."""
+    name, moff, size, i, code, xi = step
+    v = vals[i]
+    disp = _inode_display(code, v, vals, xi) if code else None
+    return _new(Field, (name, v, (_new(Extent, (absoff + moff, size)),), disp))
+
+
+def _inode_display(code: int, v: int, vals: tuple[Any, ...], xi: int) -> str | None:
+    """Return the display of an inode member by its display code (see :func:`_inode_plan`)."""
+    if code == 4:
+        return _time_extra_text(v, vals[xi] if xi >= 0 else 0)
+    if code == 5:
+        return f"nsec={v >> 2} epoch={v & 3}"
+    if code == 1:
+        return _mode_text(v)
+    if code == 2:
+        return _flags_text(v, INODE_FLAGS)
+    return _time_text(v) if v else None
 
 _new = tuple.__new__
 

@@ -30,8 +30,7 @@ from imgdiff.formats.ext4.common import (
     _disjoint,
     _gap_fields,
     _inode_fields,
-    _inode_member_fields,
-    _inode_plan,
+    _inode_member_field,
     _name,
     _reader,
     _xattr_value,
@@ -62,22 +61,29 @@ class InodeRecord(Record):
 
     __slots__ = ()
 
-    def __init__(self, raw: bytes, base: int, limit: int) -> None:
-        super().__init__(C_INODE, raw, base, limit=limit, skip=_SKIP_IBLOCK)
+    def __init__(self, raw: bytes, base: int, limit: int) -> None:  # Record's, without its keyword handling
+        if len(raw) < _RECORD_SIZE:
+            raw = bytes(raw) + bytes(_RECORD_SIZE - len(raw))
+        self.compiled = C_INODE
+        self.raw = raw[:_RECORD_SIZE]
+        self.base = base
+        self.limit = limit
+        self.skip = _SKIP_IBLOCK
+        self.prefix = ""
+        self.decode = None
+        self.display = None
 
     def fields(self) -> list[Field]:
         """Return every fixed member as a field (the bulk recipe of :func:`_inode_fields`)."""
         return _inode_fields(self.raw, self.base, self.limit or C_INODE.size)
 
     def _field(self, k: int, vals: tuple[Any, ...]) -> Field:
-        limit = self.limit or C_INODE.size
-        _inode_plan(limit)  # fills the per-name index
-        for f in _inode_member_fields(vals, self.base, limit, C_INODE.members[k][0]):
-            return f
-        return super()._field(k, vals)
+        found = _inode_member_field(vals, self.base, self.limit or C_INODE.size, C_INODE.members[k][0])
+        return found if found is not None else super()._field(k, vals)
 
 
 _SKIP_IBLOCK = frozenset({"i_block"})
+_RECORD_SIZE = C_INODE.size
 
 
 class InodeSlot:
@@ -188,21 +194,25 @@ class InodeSlot:
 
 
 _IBLOCK_OFF, _IBLOCK_LEN = C_INODE.span("i_block")
+_new = tuple.__new__
+"""Named tuples without their Python-level ``__new__`` (one inode node per differing inode)."""
 
 
 def inode_node(vol: Volume, ino: int) -> Node:
-    """Return the node of inode ``ino`` (used or not); its fields are an :class:`InodeSlot`, built on demand."""
-    off = vol.inode_offset(ino)
+    """Return the node of inode ``ino`` (used or not); its fields are an :class:`InodeSlot`, built on demand.
+
+    Built for every differing inode (every inode of a rebuilt image): the common case takes no detour.
+    """
     isz = vol.inode_size
     raw = vol.inode_raw(ino)
-    absoff = vol.base + off
+    absoff = vol.base + vol.inode_offset(ino)
     info = vol.inodes.get(ino)
     errors: list[str] = []
     limit = EXT4_GOOD_OLD_INODE_SIZE
     extra = 0
-    mode = struct.unpack_from("<H", raw, 0)[0]
+    mode = raw[0] | raw[1] << 8
     if isz > EXT4_GOOD_OLD_INODE_SIZE:
-        extra = struct.unpack_from("<H", raw, _EXTRA_ISIZE_OFF)[0]
+        extra = raw[_EXTRA_ISIZE_OFF] | raw[_EXTRA_ISIZE_OFF + 1] << 8
         if extra % 4 or EXT4_GOOD_OLD_INODE_SIZE + extra > isz:
             if info is not None:
                 errors.append(f"i_extra_isize {extra} is not plausible")
@@ -211,31 +221,27 @@ def inode_node(vol: Volume, ino: int) -> Node:
     slot = InodeSlot(vol, raw, absoff, limit, info)
     if limit + 4 <= isz and raw[limit : limit + 4] == _XATTR_MAGIC_BYTES:
         errors.extend(slot.extra()[1])  # in-inode xattrs: decode now, so that a malformed table is reported
-    derived: list[Derived] = []
+    derived: tuple[Derived, ...] = ()
     if vol.csum:
         both = isz > EXT4_GOOD_OLD_INODE_SIZE and extra >= 4
-        covers = tuple(Extent(absoff + o, n) for o, n in _csum_covers(isz, both))
-        derived.append(Derived("i_checksum_lo", covers=covers, seeds=vol.seeds))
-        if both:
-            derived.append(Derived("i_checksum_hi", covers=covers, seeds=vol.seeds))
+        covers = tuple([_new(Extent, (absoff + o, n)) for o, n in _csum_covers(isz, both)])
+        lo = _new(Derived, ("i_checksum_lo", covers, vol.seeds))
+        derived = (lo, _new(Derived, ("i_checksum_hi", covers, vol.seeds))) if both else (lo,)
     attrs = vol.path_attrs(ino)
+    lst = vol.ino_paths.get(ino)
     if info is None:
         attrs["unused"] = True
         attrs["file_type"] = MODE_TYPES.get(mode & S_IFMT, "none") if mode else "none"
+        key = f"ino:{ino}"
+        label = f"inode {ino} ({lst[0]}) (unused)" if lst else f"inode {ino} (unused)"
     else:
         attrs["links"] = info.links
         if info.errors:
             errors.extend(info.errors)
-    return Node(
-        kind="ext4.inode",
-        key=vol.key_of(ino) if info is not None else f"ino:{ino}",
-        label=vol._label(ino) + ("" if info is not None else " (unused)"),
-        extents=(Extent(absoff, isz),),
-        derived=tuple(derived),
-        attrs=attrs,
-        errors=errors,
-        record=slot,
-    )
+        key = lst[0] if lst else f"ino:{ino}"
+        label = f"inode {ino} ({lst[0]})" if lst else f"inode {ino}"
+    return Node("ext4.inode", key, label, (_new(Extent, (absoff, isz)),), (), [], derived, attrs, False, None,
+                errors, slot)
 
 
 @functools.cache

@@ -13,7 +13,7 @@ from imgdiff.formats.ext4.dirs import dir_node
 from imgdiff.formats.ext4.files import container, file_node
 from imgdiff.formats.ext4.free import beyond_node, free_node, unowned_node
 from imgdiff.formats.ext4.groups import bitmap_node, boot_node, gdt_node, resize_node, rgdt_node, sb_node
-from imgdiff.formats.ext4.inodes import inodes_node
+from imgdiff.formats.ext4.inodes import inode_node, inodes_node
 from imgdiff.formats.ext4.journal import journal_lblks, journal_node, orphan_node
 from imgdiff.formats.ext4.volume import Kind, Owner, Target, Volume, _Lazy
 from imgdiff.formats.ext4.xattrs import xattrs_node
@@ -24,6 +24,8 @@ def targets(vol: Volume, ranges: list[tuple[int, int]]) -> set[Target]:
     """Return the objects whose bytes intersect ``ranges`` (absolute offsets)."""
     out: set[Target] = set()
     bs = vol.bs
+    seg: tuple[int, int, Owner] | None = None
+    classify: Classifier = _same
     for s, e in ranges:
         rs, re_ = s - vol.base, min(e - vol.base, vol.limit)
         if rs >= re_:
@@ -40,14 +42,26 @@ def targets(vol: Volume, ranges: list[tuple[int, int]]) -> set[Target]:
         if bs > 1024 and rs < bs and re_ > 2048:
             out.add(Target(Kind.SB, 0))
         b0, b1 = rs // bs, -(-re_ // bs)
+        if seg is not None and seg[0] <= b0 and b1 <= seg[1]:
+            # inside the owner segment of the previous range (an inode table holds thousands of differing
+            # runs): classified as that owner's bytes, without looking the owner up again
+            classify(vol, out, seg[2], seg[0], seg[1], rs, re_)
+            continue
         for sb0, sb1, owner in vol.owners(b0, b1):
             lo = max(rs, sb0 * bs)
             hi = min(re_, sb1 * bs)
             if owner is None:
                 classify_unowned(vol, out, sb0, sb1)
+                seg = None
             else:
-                CLASSIFY.get(owner.kind, _same)(vol, out, owner, sb0, sb1, lo, hi)
+                classify = CLASSIFY.get(owner.kind, _same)
+                classify(vol, out, owner, sb0, sb1, lo, hi)
+                seg = (*vol.owner_span(sb0), owner) if owner.kind in _BULK else None
     return out
+
+
+_BULK = frozenset({Kind.ITABLE})
+"""Owners whose blocks hold many differing runs, each classified by offset: see :meth:`Volume.owner_span`."""
 
 
 Classifier = Callable[[Volume, set[Target], Owner, int, int, int, int], None]
@@ -230,8 +244,7 @@ def _inodes_dirs_files(job: _Build) -> None:
     top.add("inodes")
     inodes = top.made["inodes"]
     if inodes is not None:
-        for ino in sorted(vol.inodes) if job.full else sorted(job.numbers(Kind.INODE)):
-            vol.add(inodes, vol.key_of(ino))
+        vol.add_inodes(inodes, sorted(vol.inodes) if job.full else sorted(job.numbers(Kind.INODE)), inode_node)
     top.add("dirs")
     top.add("files")
     dirs, files = top.made["dirs"], top.made["files"]

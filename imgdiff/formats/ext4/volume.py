@@ -116,6 +116,10 @@ class InodeInfo:
         if len(self.errors) < 16 and msg not in self.errors:
             self.errors.append(msg)
 
+BUILD_ERRORS = (ParseError, struct.error, ValueError, IndexError, KeyError, OverflowError)
+"""What building a node from malformed bytes may raise: the node is then missing and the reason reported."""
+
+
 class _Lazy:
     """Children of a container node built on demand by key; ``Node.expand`` points here."""
 
@@ -134,7 +138,7 @@ class _Lazy:
             return self.made[key]
         try:
             found = self.build(key)
-        except (ParseError, struct.error, ValueError, IndexError, KeyError, OverflowError) as exc:
+        except BUILD_ERRORS as exc:
             self.errors.append(f"{self.node.label}: {key}: {exc}")
             found = None
         self.made[key] = found
@@ -417,6 +421,33 @@ class Volume:
         """Build child ``key`` of a container built here and attach it (a dict lookup, not a child scan)."""
         if node is not None:
             self._lazy_of[id(node)].add(key)
+
+    def add_inodes(self, node: Node, inos: Iterable[int], build: Callable[[Volume, int], Node]) -> None:
+        """Build inode ``inos``' nodes with ``build`` and attach them to ``node`` (made by :meth:`lazy`).
+
+        The bulk form of :meth:`add` for a rebuilt image's tens of thousands of differing inodes: the key is
+        known from the number, so it is not parsed back, and a node without errors is not walked for them.
+        """
+        lz = self._lazy_of[id(node)]
+        made, children = lz.made, node.children
+        clip = self.limit < max(self.size, self.fs_bytes)
+        for ino in inos:
+            key = self.key_of(ino)
+            if key in made:
+                continue
+            try:
+                found: Node | None = build(self, ino)
+            except BUILD_ERRORS as exc:
+                lz.errors.append(f"{node.label}: {key}: {exc}")
+                made[key] = None
+                continue
+            if clip:
+                found = self._clipped(found)
+            made[key] = found
+            if found is not None:
+                if found.errors or found.children:
+                    self.report(found)
+                children.append(found)
 
     def read(self, offset: int, size: int) -> bytes:
         """Return ``size`` bytes at filesystem-relative ``offset`` (zero past the end of the image)."""
@@ -856,6 +887,11 @@ class Volume:
             yield pos, nxt, self._tags[i]
             pos = nxt
             i += 1
+
+    def owner_span(self, blk: int) -> tuple[int, int]:
+        """Return ``(first block, end block)`` of the owner run holding ``blk`` (an owned block)."""
+        i = bisect.bisect_right(self._starts, blk) - 1
+        return self._starts[i], self._ends[i]
 
     def block_owner(self, blk: int) -> Owner | None:
         """Return the owner of one block or None."""
