@@ -356,10 +356,26 @@ class Finding:
     note: str = ""
     """Rule-specific extra text (a seed check verdict, which files leak the build time)."""
     bytes: int = 0
+    _memo: dict[str, tuple[list[Difference], int, object]] = field(default_factory=dict, init=False, repr=False)
+    """What :attr:`chain` and :attr:`paths` computed, with the cause list (and its length) they were computed from."""
+
+    def _memoized(self, name: str, compute: Callable[[], _T]) -> _T:
+        """Return ``compute()``, kept while :attr:`causes` is the same list of the same length (renderers ask for
+        the paths of a finding with 100,000 causes several times)."""
+        causes = self.causes
+        hit = self._memo.get(name)
+        if hit is not None and hit[0] is causes and hit[1] == len(causes):
+            return hit[2]  # type: ignore[return-value]
+        value = compute()
+        self._memo[name] = (causes, len(causes), value)
+        return value
 
     @property
     def chain(self) -> tuple[str, ...]:
         """Return the scope chain all causes share (their longest common prefix)."""
+        return self._memoized("chain", self._chain)
+
+    def _chain(self) -> tuple[str, ...]:
         chains = [d.chain for d in self.causes]
         if not chains:
             return ()
@@ -380,7 +396,10 @@ class Finding:
 
     @property
     def paths(self) -> list[str]:
-        """Return the filesystem paths involved, sorted and unique."""
+        """Return the filesystem paths involved, sorted and unique (do not change the list: it is kept)."""
+        return self._memoized("paths", self._paths)
+
+    def _paths(self) -> list[str]:
         out = {str(d.attrs["path"]) for d in self.causes if d.attrs.get("path") not in (None, "")}
         return sorted(out)
 

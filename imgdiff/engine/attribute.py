@@ -100,7 +100,7 @@ class TreeIndex:
         idx = cls(root)
         rows = _Rows(array("q"), array("q"), [], [])
         idx._differs = differs
-        idx._visit(root, (), [], "", rows)
+        idx._visit(root, (), None, "", rows)
         rs, re_, rk, rf = rows
         # (start, end) order, ties in visiting order: two stable sorts, by the minor key first
         order = sorted(range(len(rs)), key=re_.__getitem__)
@@ -120,18 +120,28 @@ class TreeIndex:
             last_end = e
         return idx
 
-    def _visit(self, node: Node, prefix: Keys, labels: list[str], scope: str, rows: _Rows,
+    def _visit(self, node: Node, prefix: Keys, parent_loc: str | None, scope: str, rows: _Rows,
                chain: tuple[str, ...] = ()) -> None:
+        """Index ``node`` and its children; ``parent_loc`` is the parent's location (None for the root and its
+        children: the root's label is not part of the locations below it)."""
         keys = (*prefix, node.key)
-        here_labels = labels + [node.label] if prefix else labels
+        loc: str | None = None
+        if prefix:
+            loc = f"{parent_loc} / {node.label}" if parent_loc is not None else node.label
         if not prefix or node.attrs.get("scope"):
             scope = "/".join(keys)
-        self.nodes[keys] = NodeInfo(keys, node, " / ".join(here_labels) or node.label, scope or "/".join(keys),
-                                    chain)
+        self.nodes[keys] = NodeInfo(keys, node, loc or node.label, scope or "/".join(keys), chain)
         step = chain_step(node) if prefix else None
         below = (*chain, step) if step is not None else chain
         differs = self._differs
-        touched = differs is None or not node.extents or any(differs(e) for e in node.extents)
+        if differs is None or not node.extents:
+            touched = True
+        else:
+            touched = False
+            for e in node.extents:
+                if differs(e):
+                    touched = True
+                    break
         if node.record is not None and touched:
             rs, re_, rk, rf = rows
             for span in node.record.spans():  # one row per run of members, not one per member
@@ -158,7 +168,7 @@ class TreeIndex:
                         rk.append(keys)
                         rf.append(f)
         for c in node.children:
-            self._visit(c, keys, here_labels, scope, rows, below)
+            self._visit(c, keys, loc, scope, rows, below)
 
     def fields_in(self, ext: Extent) -> Iterator[tuple[Keys, Field, Extent]]:
         """Yield ``(node keys, field, overlap)`` for each field extent overlapping ``ext``.

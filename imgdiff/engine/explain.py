@@ -36,6 +36,15 @@ class _Extents:
         i = bisect.bisect_right(self.ends, ext.offset)
         return i < len(self.items) and self.items[i].offset < ext.end
 
+    def overlaps_any(self, exts: tuple[Extent, ...]) -> bool:
+        """Return True when one of ``exts`` overlaps (the loop of :meth:`overlaps`, for 100,000 checksums)."""
+        ends, items, n = self.ends, self.items, len(self.items)
+        for off, length in exts:
+            i = bisect.bisect_right(ends, off)
+            if i < n and items[i][0] < off + length:
+                return True
+        return False
+
 
 def explain(
     diffs: list[Difference],
@@ -77,7 +86,7 @@ def explain(
                 if not r.derived and r.match.kind_matches(d.kind) and r.match.field_matches(d.field)
             ]
         for rule in cands:
-            if rule.match.matches(d, ctx):
+            if rule.match.matches_rest(d, ctx):  # kind and field passed: they chose the candidates
                 add(rule, d)
                 break
     # 2. rule-declared consequences in the same scope (the cause itself is never stolen from its own finding)
@@ -221,6 +230,8 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
     A seed reference (``"<kind>:<field>"``) goes to the first finding, in the order they took it on, that holds
     that field in the same or an enclosing scope; covered bytes go to the first finding whose extents they overlap.
     """
+    if not pending:
+        return
     seeds_of: dict[str, dict[int, Finding]] = defaultdict(dict)
     scopes_of: dict[int, set[str]] = {}
     for f in findings.values():
@@ -251,9 +262,7 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
                     break
             if target is None:
                 for f in findings.values():
-                    if any(index_a[id(f)].overlaps(e) for e in d.covers_a) or any(
-                        index_b[id(f)].overlaps(e) for e in d.covers_b
-                    ):
+                    if index_a[id(f)].overlaps_any(d.covers_a) or index_b[id(f)].overlaps_any(d.covers_b):
                         target = f
                         break
             if target is None:

@@ -169,12 +169,12 @@ def placeholders(report: Report, f: Finding) -> dict[str, str]:
         part = _partition_number(report, ext.offset) if ext is not None else ""
         if part:
             out["partition"] = part
-    paths = [p for p in f.paths if _SAFE_PATH.match(p)]
-    if paths:
-        out["path"] = paths[0]
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", paths[0].rstrip("/").rsplit("/", 1)[-1]).lstrip(".") or "file"
+    safe = next((p for p in f.paths if _SAFE_PATH.match(p)), None)
+    if safe is not None:
+        out["path"] = safe
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", safe.rstrip("/").rsplit("/", 1)[-1]).lstrip(".") or "file"
         out["file"] = name
-        out["paths"] = paths[0] if len(f.paths) == 1 else f"{paths[0]} and {len(f.paths) - 1} more"
+        out["paths"] = safe if len(f.paths) == 1 else f"{safe} and {len(f.paths) - 1} more"
     first: Difference | None = f.causes[0] if f.causes else None
     if first is not None:
         va, vb = _value(first.a, first.display_a), _value(first.b, first.display_b)

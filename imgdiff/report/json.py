@@ -87,11 +87,15 @@ def _diff(d: Difference, hexes: dict[int, tuple[str, str]] | None = None) -> dic
 
 
 def _pair(f: Finding) -> tuple[Any, Any]:
-    vals = {(repr(to_json(d.a)), repr(to_json(d.b))) for d in f.causes}
-    if len(vals) == 1:
-        d = f.causes[0]
-        return to_json(d.a), to_json(d.b)
-    return None, None
+    """Return the A and B values every cause shares, or ``(None, None)`` (stops at the first other pair)."""
+    if not f.causes:
+        return None, None
+    d = f.causes[0]
+    first = (repr(to_json(d.a)), repr(to_json(d.b)))
+    for other in f.causes[1:]:
+        if (other.a is not d.a or other.b is not d.b) and (repr(to_json(other.a)), repr(to_json(other.b))) != first:
+            return None, None
+    return to_json(d.a), to_json(d.b)
 
 
 LIST_LIMIT = 200

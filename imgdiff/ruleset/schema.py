@@ -128,6 +128,11 @@ class Match:
             return False
         if self.field and not _globs(self.field)(d.field):
             return False
+        return self.matches_rest(d, ctx)
+
+    def matches_rest(self, d: Difference, ctx: ExplainContext) -> bool:
+        """Return True when ``d``, whose kind and field passed (:meth:`kind_matches`, :meth:`field_matches`),
+        passes the other tests."""
         if self.change and d.change not in self.change:
             return False
         for k, v in self.attrs:
