@@ -721,3 +721,33 @@ def test_one_added_file_moves_everything_after_it_into_one_finding(analyzed) -> 
     )
     # the moved files' contents are equal: no data difference of a moved file is a cause anywhere
     assert not [d for d in f.causes if d.kind == "ext4.file" and d.field == "data"]
+
+
+def _volumes(monkeypatch: pytest.MonkeyPatch, a: Path, b: Path) -> list[object]:
+    """Analyse ``a`` against ``b`` and return the ext4 volumes parsed, side A's first."""
+    from imgdiff.engine.analysis import analyze
+    from imgdiff.formats.ext4.volume import Volume
+
+    seen: list[object] = []
+    walk = Volume._walk
+
+    def spy(self: Volume) -> None:
+        seen.append(self)
+        walk(self)
+
+    monkeypatch.setattr(Volume, "_walk", spy)
+    analyze(a, b)
+    return seen
+
+
+def test_side_b_reuses_the_scan_of_inodes_whose_times_alone_differ(pair, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Inodes whose differing bytes are times and checksums only are scanned once: B takes A's results and, its
+    directories being equal, A's walk; an inode whose i_mode differs is scanned again."""
+    va, vb = _volumes(monkeypatch, *pair("ext4-staging-times"))
+    assert len(va.inodes) == 31  # type: ignore[attr-defined]
+    assert all(vb.inodes[ino] is info for ino, info in va.inodes.items())  # type: ignore[attr-defined]
+    assert vb.paths is va.paths  # type: ignore[attr-defined]
+    va, vb = _volumes(monkeypatch, *pair("ext4-file-attrs"))
+    mode_changed = [p for p, ino in va.paths.items() if va.inodes[ino].mode != vb.inodes[ino].mode]  # type: ignore[attr-defined]
+    assert mode_changed == ["/usr/share/app/config"]
+    assert vb.inodes[va.paths["/usr/share/app/config"]] is not va.inodes[va.paths["/usr/share/app/config"]]  # type: ignore[attr-defined]

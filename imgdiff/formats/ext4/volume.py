@@ -54,6 +54,7 @@ from imgdiff.formats.ext4.common import (
     _GD_SCAN,
     _GD_SCAN_HI,
     _SCAN,
+    _SCAN_NAMES,
     C_INODE,
     C_SB,
     MAX_DIR_ENTRIES,
@@ -118,6 +119,20 @@ class InodeInfo:
 
 BUILD_ERRORS = (ParseError, struct.error, ValueError, IndexError, KeyError, OverflowError)
 """What building a node from malformed bytes may raise: the node is then missing and the reason reported."""
+
+
+def _scan_bytes() -> bytes:
+    """Return, per byte of an inode slot's fixed part, 1 when the bulk scan (``_SCAN``) reads it, else 0."""
+    mask = bytearray(C_INODE.size)
+    for name in _SCAN_NAMES:
+        off, n = C_INODE.span(name)
+        mask[off : off + n] = b"\x01" * n
+    return bytes(mask)
+
+
+_SCAN_BYTES = _scan_bytes()
+"""Which bytes of an inode decide what the scan keeps of it (:class:`InodeInfo`); the rest (times, owners,
+checksums, the in-inode xattrs of a file without inline data) do not."""
 
 
 class _Lazy:
@@ -326,10 +341,15 @@ class Volume:
         """Return True when bytes ``[off, off + n)`` of the region (filesystem offsets) differ from the other side."""
         return n > 0 and self.ctx.interesting(Extent(self.base + off, n))
 
-    def _differing_slots(self, off: int, n: int, size: int) -> set[int] | None:
+    def _differing_slots(self, off: int, n: int, size: int, mask: bytes = b"") -> tuple[set[int], set[int]] | None:
         """Return the indexes of the ``size``-byte slots of ``[off, off + n)`` (filesystem offsets) that
         :meth:`_differs` would report, from the differing runs at once; None when only a per-slot test can tell
-        (a decoded space)."""
+        (a decoded space).
+
+        The second set holds the slots whose differing runs touch a byte marked non-zero in ``mask`` (one byte
+        per slot byte; empty: none).  Runs may span equal bytes (gaps shorter than ``MERGE_GAP``): a slot can be
+        in it when only bytes beside a marked one differ, never the other way round.
+        """
         diff = self.ctx.diff
         start = self.base + off
         if diff is None or start + n > VBASE or size <= 0:
@@ -338,13 +358,20 @@ class Volume:
         lo, hi = start - delta, start + n - delta
         starts, ends = diff.starts, diff.ends
         out: set[int] = set()
+        marked: set[int] = set()
         i = bisect.bisect_right(memoryview(ends), lo)
         while i < len(starts) and starts[i] < hi:
             s, e = max(starts[i], lo), min(ends[i], hi)
             if e > s:
-                out.update(range((s - lo) // size, (e - 1 - lo) // size + 1))
+                k0, k1 = (s - lo) // size, (e - 1 - lo) // size
+                out.update(range(k0, k1 + 1))
+                if mask:
+                    for k in range(k0, k1 + 1):
+                        base = lo + k * size
+                        if mask.find(1, max(s, base) - base, min(e, base + size) - base) >= 0:
+                            marked.add(k)
             i += 1
-        return out
+        return out, marked
 
     def _build_limit(self) -> int:
         """Return the region offset past which nothing is built (see ``self.limit``)."""
@@ -624,7 +651,10 @@ class Volume:
             if peer is not None and bits == peer.bitmap("i", g):
                 # the same used inodes: side A's result for every inode whose slot (and tree blocks) are equal
                 whole = not self._differs(itable * self.bs, top * isz)
-                changed = None if whole else self._differing_slots(itable * self.bs, top * isz, isz)
+                # a slot whose differing bytes all lie outside what the scan reads (times, checksums, owners:
+                # a rebuilt image) is scanned the same: A's result stands, unless the slot holds inline data
+                found = None if whole else self._differing_slots(itable * self.bs, top * isz, isz, _SCAN_BYTES)
+                changed, scanned = found if found is not None else (None, None)
                 remap = False
                 for idx in range(top):
                     if (value >> idx) & 1:
@@ -632,8 +662,10 @@ class Volume:
                         info = peer.inodes.get(ino)
                         if (
                             info is None
-                            or (not whole and (idx in changed if changed is not None
-                                               else self._differs(itable * self.bs + idx * isz, isz)))
+                            or (not whole and (
+                                (idx in scanned or (info.inline and idx in changed))
+                                if changed is not None and scanned is not None
+                                else self._differs(itable * self.bs + idx * isz, isz)))
                             or any(self._differs(b * self.bs, self.bs) for b, _v, _l, _k in info.tree)
                         ):
                             remap = True
