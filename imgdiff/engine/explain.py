@@ -154,11 +154,12 @@ def explain(
     for f in out:
         f.location = _common_location([d.location for d in f.causes])
         both = f.causes + f.derived
-        f.bytes = count_bytes(
-            dm,
-            [e for d in both for e in d.extents_a],
-            [e for d in both for e in b_side_only(d, dm.delta)],
-        )
+        exts_a = [e for d in both for e in d.extents_a]
+        exts_b = [e for d in both for e in b_side_only(d, dm.delta)]
+        if not exts_b and _disjoint(exts_a):
+            f.bytes = sum(d.bytes for d in both)  # each difference counted its own bytes, none twice
+        else:
+            f.bytes = count_bytes(dm, exts_a, exts_b)
         source = rule_of.get(f.rule.id)
         if source is not None and source.annotate:
             f.note = ANNOTATIONS[source.annotate](f, ctx)
@@ -166,6 +167,16 @@ def explain(
         _count_each_byte_once(out, dm)
     out.sort(key=lambda f: (_first_offset(f), f.rule.id))
     return out
+
+
+def _disjoint(extents: list[Extent]) -> bool:
+    """Return True when no two of ``extents`` share a byte (touching is fine)."""
+    end = -1
+    for off, length in sorted(extents):
+        if off < end:
+            return False
+        end = off + length
+    return True
 
 
 def _count_each_byte_once(findings: list[Finding], dm: DiffMap) -> None:
