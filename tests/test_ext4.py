@@ -723,8 +723,8 @@ def test_one_added_file_moves_everything_after_it_into_one_finding(analyzed) -> 
     assert not [d for d in f.causes if d.kind == "ext4.file" and d.field == "data"]
 
 
-def _volumes(monkeypatch: pytest.MonkeyPatch, a: Path, b: Path) -> list[object]:
-    """Analyse ``a`` against ``b`` and return the ext4 volumes parsed, side A's first."""
+def _volumes(monkeypatch: pytest.MonkeyPatch, a: Path, b: Path) -> tuple[list[object], tuple[Node, Node]]:
+    """Analyse ``a`` against ``b``; return the ext4 volumes parsed (side A's first) and the two trees."""
     from imgdiff.engine.analysis import analyze
     from imgdiff.formats.ext4.volume import Volume
 
@@ -736,18 +736,25 @@ def _volumes(monkeypatch: pytest.MonkeyPatch, a: Path, b: Path) -> list[object]:
         walk(self)
 
     monkeypatch.setattr(Volume, "_walk", spy)
-    analyze(a, b)
-    return seen
+    report = analyze(a, b)
+    assert report.tree_a is not None and report.tree_b is not None
+    return seen, (report.tree_a, report.tree_b)
 
 
 def test_side_b_reuses_the_scan_of_inodes_whose_times_alone_differ(pair, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Inodes whose differing bytes are times and checksums only are scanned once: B takes A's results and, its
     directories being equal, A's walk; an inode whose i_mode differs is scanned again."""
-    va, vb = _volumes(monkeypatch, *pair("ext4-staging-times"))
+    (va, vb), trees = _volumes(monkeypatch, *pair("ext4-staging-times"))
     assert len(va.inodes) == 31  # type: ignore[attr-defined]
     assert all(vb.inodes[ino] is info for ino, info in va.inodes.items())  # type: ignore[attr-defined]
     assert vb.paths is va.paths  # type: ignore[attr-defined]
-    va, vb = _volumes(monkeypatch, *pair("ext4-file-attrs"))
+    # and B's nodes of the differing inodes share everything but their bytes with A's
+    inodes_a, inodes_b = (next(n for _k, n in tree.walk() if n.kind == "ext4.inodes") for tree in trees)
+    assert len(inodes_a.children) == len(inodes_b.children) == 20
+    for na, nb in zip(inodes_a.children, inodes_b.children, strict=True):
+        assert (nb.key, nb.attrs, nb.derived) == (na.key, na.attrs, na.derived)
+        assert nb.attrs is na.attrs and nb.derived is na.derived and nb.record is not na.record
+    (va, vb), _ = _volumes(monkeypatch, *pair("ext4-file-attrs"))
     mode_changed = [p for p, ino in va.paths.items() if va.inodes[ino].mode != vb.inodes[ino].mode]  # type: ignore[attr-defined]
     assert mode_changed == ["/usr/share/app/config"]
     assert vb.inodes[va.paths["/usr/share/app/config"]] is not va.inodes[va.paths["/usr/share/app/config"]]  # type: ignore[attr-defined]

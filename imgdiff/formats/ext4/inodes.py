@@ -221,9 +221,14 @@ def inode_node(vol: Volume, ino: int) -> Node:
     slot = InodeSlot(vol, raw, absoff, limit, info)
     if limit + 4 <= isz and raw[limit : limit + 4] == _XATTR_MAGIC_BYTES:
         errors.extend(slot.extra()[1])  # in-inode xattrs: decode now, so that a malformed table is reported
+    both = vol.csum and isz > EXT4_GOOD_OLD_INODE_SIZE and extra >= 4
+    twin = vol.peer_inode_node(ino, info)
+    if twin is not None and len(twin.derived) == (2 if both else 1 if vol.csum else 0):
+        # side A's node of the same inode, path and slot: only the bytes (and the errors found in them) are B's
+        return Node("ext4.inode", twin.key, twin.label, twin.extents, (), [], twin.derived, twin.attrs, False, None,
+                    errors + info.errors if info is not None and info.errors else errors, slot)
     derived: tuple[Derived, ...] = ()
     if vol.csum:
-        both = isz > EXT4_GOOD_OLD_INODE_SIZE and extra >= 4
         covers = tuple([_new(Extent, (absoff + o, n)) for o, n in _csum_covers(isz, both)])
         lo = _new(Derived, ("i_checksum_lo", covers, vol.seeds))
         derived = (lo, _new(Derived, ("i_checksum_hi", covers, vol.seeds))) if both else (lo,)
@@ -240,8 +245,10 @@ def inode_node(vol: Volume, ino: int) -> Node:
             errors.extend(info.errors)
         key = lst[0] if lst else f"ino:{ino}"
         label = f"inode {ino} ({lst[0]})" if lst else f"inode {ino}"
-    return Node("ext4.inode", key, label, (_new(Extent, (absoff, isz)),), (), [], derived, attrs, False, None,
+    node = Node("ext4.inode", key, label, (_new(Extent, (absoff, isz)),), (), [], derived, attrs, False, None,
                 errors, slot)
+    vol.keep_inode_node(ino, node)
+    return node
 
 
 @functools.cache

@@ -308,6 +308,8 @@ class Volume:
         self._bitmaps: dict[tuple[str, int], bytes] = {}
         self._itable_cache: dict[int, bytes] = {}
         self._owned: dict[tuple[Kind, ...], tuple[Extent, ...]] = {}
+        self._inode_nodes: dict[int, Node] | None = None
+        """Side A's nodes of used inodes, kept for side B to share their constant parts (see :meth:`peer_inode_node`)."""
         self._entries: dict[int, list[tuple[str, int, int]]] | None = None
         """Side A's directory entries per directory inode, kept for side B to reuse (see :meth:`_find_peer`)."""
         self.walk_errors: list[str] = []
@@ -329,6 +331,7 @@ class Volume:
         found = self.ctx.peer("ext4", self.base, self.size, self)
         if self.ctx.side == "a" and self.ctx.spaces is not None and not self.ctx.spaces.standalone:
             self._entries = {}
+            self._inode_nodes = {}
         if not isinstance(found, Volume):
             return None
         same = (found.bs, found.groups, found.ipg, found.inode_size, found.bpg, found.first_data_block,
@@ -448,6 +451,20 @@ class Volume:
         """Build child ``key`` of a container built here and attach it (a dict lookup, not a child scan)."""
         if node is not None:
             self._lazy_of[id(node)].add(key)
+
+    def keep_inode_node(self, ino: int, node: Node) -> None:
+        """Keep side A's node of a used inode for side B (see :meth:`peer_inode_node`)."""
+        if self._inode_nodes is not None and "ino" in node.attrs and not node.attrs.get("unused"):
+            self._inode_nodes[ino] = node
+
+    def peer_inode_node(self, ino: int, info: InodeInfo | None) -> Node | None:
+        """Return side A's node of inode ``ino`` when B's would say the same but for its bytes: A's scan result
+        (``info``), paths and region offset are B's.  B then shares its key, label, attrs and derived checksums."""
+        peer = self.peer
+        if (peer is None or info is None or peer._inode_nodes is None or peer.base != self.base
+                or peer.ino_paths is not self.ino_paths or peer.inodes.get(ino) is not info):
+            return None
+        return peer._inode_nodes.get(ino)
 
     def add_inodes(self, node: Node, inos: Iterable[int], build: Callable[[Volume, int], Node]) -> None:
         """Build inode ``inos``' nodes with ``build`` and attach them to ``node`` (made by :meth:`lazy`).
