@@ -98,3 +98,30 @@ def test_record_moved_to_another_offset_is_a_move(tmp_path) -> None:  # type: ig
     # record's members on each side (built only for those bytes), as a move
     assert {(d.kind, d.change) for d in diffs} == {("t.hdr", Change.MOVED)}
     assert sum(d.bytes for d in diffs) == dm.total == 10
+
+
+def test_differing_bytes_all_in_differences_skip_the_leftover_search(pair, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """When the differences' counts add up to every differing byte and their extents are disjoint, no byte is
+    left over and the runs are not searched for one; a pair with moved data still is."""
+    import pytest
+
+    from imgdiff.engine import attribute
+    from imgdiff.engine.analysis import analyze
+
+    seen: list[bool] = []
+    covered = attribute.Attributor._all_covered
+
+    def spy(self: attribute.Attributor, diffs: list[object]) -> bool:
+        seen.append(covered(self, diffs))  # type: ignore[arg-type]
+        return seen[-1]
+
+    mp: pytest.MonkeyPatch = monkeypatch
+    mp.setattr(attribute.Attributor, "_all_covered", spy)
+    report = analyze(*pair("ext4-staging-times"))
+    assert seen == [True]
+    assert (report.summary.bytes_differing, report.summary.bytes_unexplained) == (108, 0)
+    assert sum(f.bytes for f in report.findings) == 108
+    seen.clear()
+    report = analyze(*pair("ext4-shifted"))
+    assert seen == [False]
+    assert [f.rule.id for f in report.findings] == ["EXT019"]

@@ -18,7 +18,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Callable
 
-from imgdiff.engine.attribute import count_bytes
+from imgdiff.engine.attribute import count_bytes, disjoint
 from imgdiff.model import Change, Difference, Extent, Finding, b_side_only, merge_extents
 from imgdiff.ruleset.predicates import ANNOTATIONS, ExplainContext
 from imgdiff.ruleset.schema import UNCLASSIFIED, Rule, RuleSet
@@ -156,7 +156,7 @@ def explain(
         both = f.causes + f.derived
         exts_a = [e for d in both for e in d.extents_a]
         exts_b = [e for d in both for e in b_side_only(d, dm.delta)]
-        if not exts_b and _disjoint(exts_a):
+        if not exts_b and disjoint(exts_a):
             f.bytes = sum(d.bytes for d in both)  # each difference counted its own bytes, none twice
         else:
             f.bytes = count_bytes(dm, exts_a, exts_b)
@@ -167,16 +167,6 @@ def explain(
         _count_each_byte_once(out, dm)
     out.sort(key=lambda f: (_first_offset(f), f.rule.id))
     return out
-
-
-def _disjoint(extents: list[Extent]) -> bool:
-    """Return True when no two of ``extents`` share a byte (touching is fine)."""
-    end = -1
-    for off, length in sorted(extents):
-        if off < end:
-            return False
-        end = off + length
-    return True
 
 
 def _count_each_byte_once(findings: list[Finding], dm: DiffMap) -> None:
