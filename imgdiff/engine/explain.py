@@ -288,14 +288,21 @@ def _within(inner: str, outer: str) -> bool:
 def _common_location(locs: list[str]) -> str:
     if not locs:
         return ""
-    parts = [loc.split(" / ") for loc in locs]
-    common: list[str] = []
-    for items in zip(*parts, strict=False):
-        if all(x == items[0] for x in items):
-            common.append(items[0])
-        else:
+    common = locs[0].split(" / ")
+    n = len(common)
+    prefix = locs[0]
+    for loc in locs:  # a finding of a rebuilt image has 100,000 causes: most share the prefix found so far
+        if loc == prefix or loc.startswith(prefix + " / "):
+            continue
+        parts = loc.split(" / ")
+        k = 0
+        while k < n and k < len(parts) and parts[k] == common[k]:
+            k += 1
+        n = k
+        if not n:
             break
-    return " / ".join(common) if common else "disk"
+        prefix = " / ".join(common[:n])
+    return " / ".join(common[:n]) if n else "disk"
 
 
 def _first_offset(f: Finding) -> int:

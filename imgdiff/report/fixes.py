@@ -13,6 +13,7 @@ to find where a filesystem starts); it never opens an image.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 import uuid
@@ -114,7 +115,7 @@ def _in_one_piece(node: Node) -> bool:
 
 
 def _first_extent(f: Finding) -> Extent | None:
-    for d in f.causes + f.derived:
+    for d in itertools.chain(f.causes, f.derived):
         for e in d.extents_a or d.extents_b:
             if e.offset < VBASE:
                 return e

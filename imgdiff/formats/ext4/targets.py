@@ -26,6 +26,8 @@ def targets(vol: Volume, ranges: list[tuple[int, int]]) -> set[Target]:
     bs = vol.bs
     seg: tuple[int, int, Owner] | None = None
     classify: Classifier = _same
+    isz = vol.inode_size
+    table = last = -1  # the inode table of ``seg`` (byte offset) and the slot the last run ended in
     for s, e in ranges:
         rs, re_ = s - vol.base, min(e - vol.base, vol.limit)
         if rs >= re_:
@@ -44,8 +46,13 @@ def targets(vol: Volume, ranges: list[tuple[int, int]]) -> set[Target]:
         b0, b1 = rs // bs, -(-re_ // bs)
         if seg is not None and seg[0] <= b0 and b1 <= seg[1]:
             # inside the owner segment of the previous range (an inode table holds thousands of differing
-            # runs): classified as that owner's bytes, without looking the owner up again
+            # runs): classified as that owner's bytes, without looking the owner up again; a run inside the
+            # inode slot the previous run ended in adds nothing
+            first = (rs - table) // isz
+            if first == last and (re_ - 1 - table) // isz == last:
+                continue
             classify(vol, out, seg[2], seg[0], seg[1], rs, re_)
+            last = (re_ - 1 - table) // isz
             continue
         for sb0, sb1, owner in vol.owners(b0, b1):
             lo = max(rs, sb0 * bs)
@@ -57,11 +64,15 @@ def targets(vol: Volume, ranges: list[tuple[int, int]]) -> set[Target]:
                 classify = CLASSIFY.get(owner.kind, _same)
                 classify(vol, out, owner, sb0, sb1, lo, hi)
                 seg = (*vol.owner_span(sb0), owner) if owner.kind in _BULK else None
+                if seg is not None:
+                    table = vol.gd[owner.n][2] * bs
+                    last = (hi - 1 - table) // isz
     return out
 
 
 _BULK = frozenset({Kind.ITABLE})
-"""Owners whose blocks hold many differing runs, each classified by offset: see :meth:`Volume.owner_span`."""
+"""Owners whose blocks hold many differing runs, each classified by offset: see :meth:`Volume.owner_span`.
+(Only inode tables: the fast path in :func:`targets` reckons in inode slots.)"""
 
 
 Classifier = Callable[[Volume, set[Target], Owner, int, int, int, int], None]
