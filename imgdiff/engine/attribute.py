@@ -369,8 +369,11 @@ class Attributor:
         der_b = {d.field: d for d in nb.derived}
         out: list[Difference] = []
         seen: set[str] = set()
-        attrs = dict(nb.attrs)
-        attrs.update(na.attrs)
+        if na.attrs is nb.attrs:  # B's node shares A's (an ext4 inode with A's scan): nothing to merge
+            attrs = na.attrs
+        else:
+            attrs = dict(nb.attrs)
+            attrs.update(na.attrs)
         fields_a, fields_b = na.fields, nb.fields
         ra, rb = na.record, nb.record
         if ra is not None and rb is not None and ra.comparable(rb):

@@ -326,6 +326,15 @@ class Record:
         byte table, so a record where two members of forty differ costs two lookups, not forty comparisons.
         """
         assert isinstance(other, Record)
+        ks = self.differing_members(other)
+        if not ks:
+            return []  # equal, or only bytes outside the selected members (padding, skipped members) differ
+        va = self.compiled.struct.unpack(self.raw)
+        vb = self.compiled.struct.unpack(other.raw)
+        return [(self._field(k, va), other._field(k, vb)) for k in ks]
+
+    def differing_members(self, other: Record) -> list[int]:
+        """Return the indexes (into ``compiled.members``, ascending) of the selected members whose bytes differ."""
         ra, rb = self.raw, other.raw
         if ra == rb:
             return []
@@ -339,11 +348,8 @@ class Record:
                 if k and (not ks or ks[-1] != k - 1) and k - 1 not in ks:
                     ks.append(k - 1)
                 pos = skip[pos]  # past the member holding pos: its other bytes name the same member
-        if not ks:
-            return []  # only bytes outside the selected members (padding, skipped members) differ
-        va = self.compiled.struct.unpack(ra)
-        vb = self.compiled.struct.unpack(rb)
-        return [(self._field(k, va), other._field(k, vb)) for k in sorted(ks)]
+        ks.sort()
+        return ks
 
     def _byte_table(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Return, per byte of the record, 1 + the index of the selected member holding it (0: none), and the

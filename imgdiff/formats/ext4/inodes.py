@@ -31,6 +31,8 @@ from imgdiff.formats.ext4.common import (
     _gap_fields,
     _inode_fields,
     _inode_member_field,
+    _inode_plan,
+    _inode_step_field,
     _name,
     _reader,
     _xattr_value,
@@ -81,8 +83,35 @@ class InodeRecord(Record):
         found = _inode_member_field(vals, self.base, self.limit or C_INODE.size, C_INODE.members[k][0])
         return found if found is not None else super()._field(k, vals)
 
+    def diff(self, other: object) -> list[tuple[Field | None, Field | None]]:
+        """Return the pairs of differing members (:meth:`Record.diff`, each built from its recipe directly)."""
+        if not isinstance(other, InodeRecord) or other.limit != self.limit:
+            return super().diff(other)
+        ks = self.differing_members(other)
+        if not ks:
+            return []
+        steps = _steps_by_member(self.limit or C_INODE.size)
+        unpack = C_INODE.struct.unpack
+        va, vb = unpack(self.raw), unpack(other.raw)
+        out: list[tuple[Field | None, Field | None]] = []
+        for k in ks:
+            step = steps[k]
+            if step is None:
+                out.append((Record._field(self, k, va), Record._field(other, k, vb)))
+            else:
+                out.append((_inode_step_field(va, self.base, step), _inode_step_field(vb, other.base, step)))
+        return out
+
 
 _SKIP_IBLOCK = frozenset({"i_block"})
+
+
+@functools.cache
+def _steps_by_member(limit: int) -> tuple[tuple[str, int, int, int, int, int] | None, ...]:
+    """Return, per member of ``C_INODE``, its field recipe for inodes whose fixed part ends at ``limit`` (None:
+    not described by a recipe)."""
+    by_name = {step[0]: step for step in _inode_plan(limit)}
+    return tuple(by_name.get(m[0]) for m in C_INODE.members)
 _RECORD_SIZE = C_INODE.size
 
 
