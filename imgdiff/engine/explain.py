@@ -233,6 +233,8 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
     """
     if not pending:
         return
+    refs: dict[tuple[str, str], str] = {}
+    """``"<kind>:<field>"`` per kind and field, made once (100,000 checksums share a few)."""
     seeds_of: dict[str, dict[int, Finding]] = defaultdict(dict)
     scopes_of: dict[int, set[str]] = {}
     for f in findings.values():
@@ -255,7 +257,10 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
         for d in pending:
             target = None
             for s in d.seeds:
-                for f in seeds_of.get(s, {}).values():
+                holders = seeds_of.get(s)
+                if holders is None:
+                    continue
+                for f in holders.values():
                     if any(_within(d.scope, sc) for sc in scopes_of[id(f)]):
                         target = f
                         break
@@ -271,7 +276,10 @@ def _fold_derived(pending: list[Difference], findings: dict[tuple[str, str], Fin
                 continue
             target.derived.append(d)
             placed.add(d.uid)
-            seeds_of[f"{d.kind}:{d.field}"].setdefault(id(target), target)
+            ref = refs.get((d.kind, d.field))
+            if ref is None:
+                ref = refs[(d.kind, d.field)] = f"{d.kind}:{d.field}"
+            seeds_of[ref].setdefault(id(target), target)
             scopes_of[id(target)].add(d.scope)
             spans_a[id(target)].extend(d.extents_a)
             spans_b[id(target)].extend(d.extents_b)

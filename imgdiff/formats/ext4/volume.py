@@ -760,6 +760,19 @@ class Volume:
             self._map_indirect(info, iblock)
 
     def _map_extents(self, info: InodeInfo, iblock: bytes) -> None:
+        magic, entries, emax, depth, _gen = _EH.unpack_from(iblock, 0)
+        if magic == EXT4_EXT_MAGIC and depth == 0 and entries == 1 and emax <= (len(iblock) - 12) // 12:
+            # the common file: one extent in i_block (the general walk below, without its stack)
+            lblk, length, hi, lo = _EE.unpack_from(iblock, 12)
+            unwritten = length > EXT_INIT_MAX_LEN
+            if unwritten:
+                length -= EXT_INIT_MAX_LEN
+            pblk = lo | (hi << 32)
+            if length == 0 or pblk + length > self.blocks_count:
+                info.error(f"extent ({lblk}, {pblk}, {length}) outside the filesystem")
+            else:
+                info.runs.append((lblk, pblk, length, unwritten))
+            return
         visited: set[int] = set()
         stack: list[tuple[bytes, int, int, int]] = [(iblock, 0, -1, 0)]  # buffer, offset, expected depth, level
         while stack:
