@@ -462,8 +462,9 @@ class Volume:
         (``info``), paths and region offset are B's.  B then shares its key, label, attrs and derived checksums."""
         peer = self.peer
         if (peer is None or info is None or peer._inode_nodes is None or peer.base != self.base
-                or peer.ino_paths is not self.ino_paths or peer.inodes.get(ino) is not info):
-            return None
+                or peer.ino_paths is not self.ino_paths or peer.inodes.get(ino) is not info
+                or peer.seeds != self.seeds or peer.first_ino != self.first_ino):
+            return None  # (the checksum seeds and the reserved inodes are in the node's derived fields and attrs)
         return peer._inode_nodes.get(ino)
 
     def add_inodes(self, node: Node, inos: Iterable[int], build: Callable[[Volume, int], Node]) -> None:
