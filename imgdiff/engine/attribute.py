@@ -167,8 +167,27 @@ class TreeIndex:
                         re_.append(off + length)
                         rk.append(keys)
                         rf.append(f)
+        nodes = self.nodes
         for c in node.children:
-            self._visit(c, keys, loc, scope, rows, below)
+            if c.children or c.fields or c.record is None or "scope" in c.attrs:
+                self._visit(c, keys, loc, scope, rows, below)
+                continue
+            # a leaf whose fields are a record (an inode among tens of thousands): _visit's work, inlined
+            ckeys = (*keys, c.key)
+            cloc = f"{loc} / {c.label}" if loc is not None else c.label
+            nodes[ckeys] = NodeInfo(ckeys, c, cloc or c.label, scope or "/".join(ckeys), below)
+            if differs is not None and c.extents:
+                for e in c.extents:
+                    if differs(e):
+                        break
+                else:
+                    continue
+            rs, re_, rk, rf = rows
+            for span in c.record.spans():
+                rs.append(span.offset)
+                re_.append(span.end)
+                rk.append(ckeys)
+                rf.append(c.record)
 
     def fields_in(self, ext: Extent) -> Iterator[tuple[Keys, Field, Extent]]:
         """Yield ``(node keys, field, overlap)`` for each field extent overlapping ``ext``.
