@@ -21,7 +21,7 @@ from collections.abc import Callable
 from imgdiff.engine.attribute import count_bytes, disjoint
 from imgdiff.model import Change, Difference, Extent, Finding, b_side_only, merge_extents
 from imgdiff.ruleset.predicates import ANNOTATIONS, ExplainContext
-from imgdiff.ruleset.schema import UNCLASSIFIED, Rule, RuleSet
+from imgdiff.ruleset.schema import UNCLASSIFIED, Match, Rule, RuleSet
 from imgdiff.source import VBASE, DiffMap
 
 
@@ -98,6 +98,7 @@ def explain(
         kinds = {k for k in all_kinds if any(m.kind_matches(k) for m in rule.explains)}
         if not kinds:
             continue
+        tests: dict[tuple[str, str], list[Match]] = {}  # the explains whose kind and field pass, per kind and field
         for (rid, scope), f in list(findings.items()):
             # a finding whose causes another rule's explains took over explains nothing itself
             if rid != rule.id or not any(owner.get(c.uid) is f for c in f.causes):
@@ -105,7 +106,12 @@ def explain(
             for d in diffs:  # in their order (the derived lists keep it), skipping kinds no explains names
                 if d.kind not in kinds or owner.get(d.uid) is f or not _within(d.scope, scope):
                     continue
-                if any(m.matches(d, ctx) for m in rule.explains):
+                ms = tests.get((d.kind, d.field))
+                if ms is None:
+                    ms = tests[(d.kind, d.field)] = [
+                        m for m in rule.explains if m.kind_matches(d.kind) and m.field_matches(d.field)
+                    ]
+                if ms and any(m.matches_rest(d, ctx) for m in ms):
                     owner[d.uid] = f
                     f.derived.append(d)
                     placed.add(d.uid)
