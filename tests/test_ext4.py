@@ -758,3 +758,23 @@ def test_side_b_reuses_the_scan_of_inodes_whose_times_alone_differ(pair, monkeyp
     mode_changed = [p for p, ino in va.paths.items() if va.inodes[ino].mode != vb.inodes[ino].mode]  # type: ignore[attr-defined]
     assert mode_changed == ["/usr/share/app/config"]
     assert vb.inodes[va.paths["/usr/share/app/config"]] is not va.inodes[va.paths["/usr/share/app/config"]]  # type: ignore[attr-defined]
+
+
+def test_deleted_entries_are_found_in_the_slack_of_a_live_entry() -> None:
+    """The words of a live entry's slack are candidates for deleted entries; runs of zeros and garbage are not."""
+    from types import SimpleNamespace
+
+    from imgdiff.formats.ext4.dirs import hidden_entries
+
+    block = bytearray(4096)
+    struct.pack_into("<IHBB", block, 0, 12, 4096, 1, 1)  # the live entry "a" spans the block
+    block[8:9] = b"a"
+    struct.pack_into("<IHBB", block, 1024, 13, 24, 8, 1)  # a deleted "gone.txt"
+    block[1032:1040] = b"gone.txt"
+    block[2001] = 0xFF  # garbage: inode number 65280, past the inode count
+    struct.pack_into("<IHBB", block, 3000, 14, 16, 3, 1)  # a deleted "old"
+    block[3008:3011] = b"old"
+    vol = SimpleNamespace(inodes_count=100)
+    assert hidden_entries(vol, bytes(block), 9, 4096) == [1024, 3000]  # type: ignore[arg-type]
+    assert hidden_entries(vol, bytes(block), 1040, 4096) == [3000]  # type: ignore[arg-type]
+    assert hidden_entries(vol, bytes(4096), 0, 4096) == []  # type: ignore[arg-type]

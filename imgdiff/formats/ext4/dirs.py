@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 
 from imgdiff.formats.compiled import blob_display as _blob_display
@@ -168,11 +169,22 @@ def dirent_node(vol: Volume, data: bytes, pos: int, end: int, a: int, lb: int, d
     ))
     return nodes
 
+_NONZERO_BYTE = re.compile(rb"[^\x00]")
+
+
 def hidden_entries(vol: Volume, data: bytes, start: int, end: int) -> list[int]:
     """Return positions of deleted entries left in ``[start, end)`` (the slack of a live entry)."""
     out: list[int] = []
     pos = (start + 3) & ~3
     while pos + 12 <= end:
+        # an entry's inode number is not zero: skip to the 4-byte word holding the next non-zero byte (the slack
+        # of a directory block's last entry is mostly zeros: thousands of words)
+        m = _NONZERO_BYTE.search(data, pos, end)
+        if m is None:
+            break
+        pos = max(pos, m.start() & ~3)
+        if pos + 12 > end:
+            break
         ino, rec_len, name_len, ftype = _DIRENT.unpack_from(data, pos)
         if (0 < ino <= vol.inodes_count and rec_len >= 12 and rec_len % 4 == 0 and pos + rec_len <= end
                 and 0 < name_len and 8 + name_len <= rec_len and ftype <= 7):
