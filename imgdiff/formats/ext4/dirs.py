@@ -115,6 +115,10 @@ def dirent_key(vol: Volume, dpath: str, name: str, used: dict[str, int], deleted
     used[key] = n
     return key if n == 1 else f"{key}#{n}"
 
+_DIRENT_DISPLAY = {"file_type": lambda v: DIRENT_FILE_TYPES.get(v, str(v))}
+"""How a directory entry's members are shown (one mapping for every entry)."""
+
+
 def dirent_node(vol: Volume, data: bytes, pos: int, end: int, a: int, lb: int, dpath: str,
                  used: dict[str, int], deleted: bool, htree: bool, slack_scan: bool = True) -> list[Node]:
     """Return the node of the entry at ``pos`` owning ``[pos, end)``, plus deleted entries in its slack."""
@@ -122,8 +126,7 @@ def dirent_node(vol: Volume, data: bytes, pos: int, end: int, a: int, lb: int, d
     if not vol.filetype:
         name_len |= ftype << 8
     name = _name(data[pos + 8 : pos + 8 + name_len])
-    fields = C_DIRENT.fields(data, pos, a + pos,
-                             display={"file_type": lambda v: DIRENT_FILE_TYPES.get(v, str(v))})
+    fields = C_DIRENT.fields(data, pos, a + pos, display=_DIRENT_DISPLAY)
     if not vol.filetype:
         fields = [f for f in fields if f.name not in ("name_len", "file_type")]
         fields.append(Field.at("name_len", name_len, a + pos + 6, 2))
