@@ -778,3 +778,11 @@ def test_deleted_entries_are_found_in_the_slack_of_a_live_entry() -> None:
     assert hidden_entries(vol, bytes(block), 9, 4096) == [1024, 3000]  # type: ignore[arg-type]
     assert hidden_entries(vol, bytes(block), 1040, 4096) == [3000]  # type: ignore[arg-type]
     assert hidden_entries(vol, bytes(4096), 0, 4096) == []  # type: ignore[arg-type]
+
+
+def test_set_bits_of_an_inode_bitmap() -> None:
+    from imgdiff.formats.ext4.volume import _set_bits
+
+    assert _set_bits(b"\x05\xff\x80", 24) == [0, 2, 8, 9, 10, 11, 12, 13, 14, 15, 23]
+    assert _set_bits(b"\x05\xff\x80", 12) == [0, 2, 8, 9, 10, 11]  # none at or past ``top``
+    assert _set_bits(b"\x00\x00", 16) == []

@@ -121,6 +121,22 @@ BUILD_ERRORS = (ParseError, struct.error, ValueError, IndexError, KeyError, Over
 """What building a node from malformed bytes may raise: the node is then missing and the reason reported."""
 
 
+def _set_bits(bits: bytes, top: int) -> list[int]:
+    """Return the indexes below ``top`` of the bits set in the little-endian bitmap ``bits``, ascending.
+
+    Byte by byte (a full byte is eight indexes at once): testing ``int >> idx`` on the bitmap as one integer
+    shifts an 8,192-bit number per inode."""
+    out: list[int] = []
+    for k, byte in enumerate(bits[: (top + 7) >> 3]):
+        if byte == 0xFF:
+            out.extend(range(k << 3, (k << 3) + 8))
+        elif byte:
+            out.extend((k << 3) + i for i in range(8) if byte >> i & 1)
+    while out and out[-1] >= top:
+        out.pop()
+    return out
+
+
 def _scan_bytes() -> bytes:
     """Return, per byte of an inode slot's fixed part, 1 when the bulk scan (``_SCAN``) reads it, else 0."""
     mask = bytearray(C_INODE.size)
@@ -674,28 +690,25 @@ class Volume:
                 found = None if whole else self._differing_slots(itable * self.bs, top * isz, isz, _SCAN_BYTES)
                 changed, scanned = found if found is not None else (None, None)
                 remap = False
-                for idx in range(top):
-                    if (value >> idx) & 1:
-                        ino = first + idx
-                        info = peer.inodes.get(ino)
-                        if (
-                            info is None
-                            or (not whole and (
-                                (idx in scanned or (info.inline and idx in changed))
-                                if changed is not None and scanned is not None
-                                else self._differs(itable * self.bs + idx * isz, isz)))
-                            or any(self._differs(b * self.bs, self.bs) for b, _v, _l, _k in info.tree)
-                        ):
-                            remap = True
-                            continue
-                        self.inodes[ino] = info
+                for idx in _set_bits(bits, top):
+                    ino = first + idx
+                    info = peer.inodes.get(ino)
+                    if (
+                        info is None
+                        or (not whole and (
+                            (idx in scanned or (info.inline and idx in changed))
+                            if changed is not None and scanned is not None
+                            else self._differs(itable * self.bs + idx * isz, isz)))
+                        or any(self._differs(b * self.bs, self.bs) for b, _v, _l, _k in info.tree)
+                    ):
+                        remap = True
+                        continue
+                    self.inodes[ino] = info
                 if not remap:
                     continue
             table = self.read(itable * self.bs, top * isz)
             mv = memoryview(table)
-            for idx in range(top):
-                if not (value >> idx) & 1:
-                    continue
+            for idx in _set_bits(bits, top):
                 ino = first + idx
                 if ino in self.inodes:
                     continue
