@@ -398,7 +398,7 @@ class Attributor:
         if ra is not None and rb is not None and ra.comparable(rb):
             pairs = ra.diff(rb)  # member by member from the raw bytes: no field built for equal members
             if not fields_a and not fields_b and not attrs.get("content"):
-                return self._record_diffs(path, ia, pairs, attrs, der_a, der_b)  # a bulk object: the tight loop
+                return self._record_diffs(path, ia, ib, pairs, attrs, der_a, der_b)  # a bulk object: the tight loop
             for ma, mb in pairs:
                 if ma is None and mb is not None:
                     out.append(self._field_diff(path, ib, None, mb, attrs, None, der_b.get(mb.name)))
@@ -423,6 +423,7 @@ class Attributor:
         self,
         path: str,
         info: NodeInfo,
+        info_b: NodeInfo,
         pairs: list[tuple[Field | None, Field | None]],
         attrs: dict[str, Value],
         der_a: dict[str, Derived],
@@ -438,9 +439,12 @@ class Attributor:
         same_place = dm.delta == 0
         kind, location, scope, chain = info.node.kind, info.location, info.scope, info.chain
         for fa, fb in pairs:
-            if fa is None or fb is None or fa.value == fb.value:
-                out.append(self._field_diff(path, info, fa, fb, attrs,
-                                            der_a.get(fa.name) if fa is not None else None,
+            if fa is None:  # a member only B has: described where B has it
+                if fb is not None:
+                    out.append(self._field_diff(path, info_b, None, fb, attrs, None, der_b.get(fb.name)))
+                continue
+            if fb is None or fa.value == fb.value:
+                out.append(self._field_diff(path, info, fa, fb, attrs, der_a.get(fa.name),
                                             der_b.get(fb.name) if fb is not None else None))
                 continue
             ea, eb = fa.extents, fb.extents
