@@ -786,3 +786,19 @@ def test_set_bits_of_an_inode_bitmap() -> None:
     assert _set_bits(b"\x05\xff\x80", 24) == [0, 2, 8, 9, 10, 11, 12, 13, 14, 15, 23]
     assert _set_bits(b"\x05\xff\x80", 12) == [0, 2, 8, 9, 10, 11]  # none at or past ``top``
     assert _set_bits(b"\x00\x00", 16) == []
+
+
+def test_one_extent_root_with_no_room_is_an_error(pair, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An i_block extent header saying one entry but room for none is reported, not mapped (the one-extent shortcut
+    checks what the general walk checks)."""
+    from imgdiff.formats.ext4.volume import InodeInfo
+
+    (vol, _vb), _trees = _volumes(monkeypatch, *pair("ext4-defaults"))
+    iblock = struct.pack("<HHHHI", 0xF30A, 1, 0, 0, 0) + struct.pack("<IHHI", 0, 1, 0, 100) + bytes(36)
+    info = InodeInfo(99, 0o100644, 0x80000, 4096, 1, 0, 0)
+    vol._map_extents(info, iblock)  # type: ignore[attr-defined]
+    assert info.runs == [] and info.errors == ["extent header eh_depth=0 eh_entries=1 eh_max=0 not plausible"]
+    good = InodeInfo(98, 0o100644, 0x80000, 4096, 1, 0, 0)
+    vol._map_extents(good,  # type: ignore[attr-defined]
+                      struct.pack("<HHHHI", 0xF30A, 1, 4, 0, 0) + struct.pack("<IHHI", 0, 1, 0, 100) + bytes(36))
+    assert good.runs == [(0, 100, 1, False)] and good.errors is None

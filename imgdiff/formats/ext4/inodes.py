@@ -112,6 +112,8 @@ def _steps_by_member(limit: int) -> tuple[tuple[str, int, int, int, int, int] | 
     not described by a recipe)."""
     by_name = {step[0]: step for step in _inode_plan(limit)}
     return tuple(by_name.get(m[0]) for m in C_INODE.members)
+
+
 _RECORD_SIZE = C_INODE.size
 
 

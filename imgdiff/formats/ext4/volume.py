@@ -775,7 +775,7 @@ class Volume:
 
     def _map_extents(self, info: InodeInfo, iblock: bytes) -> None:
         magic, entries, emax, depth, _gen = _EH.unpack_from(iblock, 0)
-        if magic == EXT4_EXT_MAGIC and depth == 0 and entries == 1 and emax <= (len(iblock) - 12) // 12:
+        if magic == EXT4_EXT_MAGIC and depth == 0 and entries == 1 and 1 <= emax <= (len(iblock) - 12) // 12:
             # the common file: one extent in i_block (the general walk below, without its stack)
             lblk, length, hi, lo = _EE.unpack_from(iblock, 12)
             unwritten = length > EXT_INIT_MAX_LEN
