@@ -776,16 +776,7 @@ class Volume:
     def _map_extents(self, info: InodeInfo, iblock: bytes) -> None:
         magic, entries, emax, depth, _gen = _EH.unpack_from(iblock, 0)
         if magic == EXT4_EXT_MAGIC and depth == 0 and entries == 1 and 1 <= emax <= (len(iblock) - 12) // 12:
-            # the common file: one extent in i_block (the general walk below, without its stack)
-            lblk, length, hi, lo = _EE.unpack_from(iblock, 12)
-            unwritten = length > EXT_INIT_MAX_LEN
-            if unwritten:
-                length -= EXT_INIT_MAX_LEN
-            pblk = lo | (hi << 32)
-            if length == 0 or pblk + length > self.blocks_count:
-                info.error(f"extent ({lblk}, {pblk}, {length}) outside the filesystem")
-            else:
-                info.runs.append((lblk, pblk, length, unwritten))
+            self._map_leaf_extent(info, iblock, 12)  # the common file: one extent in i_block, no walk
             return
         visited: set[int] = set()
         stack: list[tuple[bytes, int, int, int]] = [(iblock, 0, -1, 0)]  # buffer, offset, expected depth, level
@@ -801,15 +792,7 @@ class Volume:
                 continue
             if depth == 0:
                 for i in range(entries):
-                    lblk, length, hi, lo = _EE.unpack_from(buf, off + 12 + 12 * i)
-                    unwritten = length > EXT_INIT_MAX_LEN
-                    if unwritten:
-                        length -= EXT_INIT_MAX_LEN
-                    pblk = lo | (hi << 32)
-                    if length == 0 or pblk + length > self.blocks_count:
-                        info.error(f"extent ({lblk}, {pblk}, {length}) outside the filesystem")
-                        continue
-                    info.runs.append((lblk, pblk, length, unwritten))
+                    self._map_leaf_extent(info, buf, off + 12 + 12 * i)
                 continue
             children = []
             for i in range(entries):
@@ -825,6 +808,18 @@ class Volume:
                 children.append((self.read(leaf * self.bs, self.bs), 0, depth - 1, level + 1))
             stack.extend(reversed(children))
         info.runs.sort()
+
+    def _map_leaf_extent(self, info: InodeInfo, buf: bytes, at: int) -> None:
+        """Add the leaf extent (``ext4_extent``) at ``buf[at:]`` to ``info.runs``, or report it outside the fs."""
+        lblk, length, hi, lo = _EE.unpack_from(buf, at)
+        unwritten = length > EXT_INIT_MAX_LEN
+        if unwritten:
+            length -= EXT_INIT_MAX_LEN
+        pblk = lo | (hi << 32)
+        if length == 0 or pblk + length > self.blocks_count:
+            info.error(f"extent ({lblk}, {pblk}, {length}) outside the filesystem")
+        else:
+            info.runs.append((lblk, pblk, length, unwritten))
 
     def _map_indirect(self, info: InodeInfo, iblock: bytes) -> None:
         ptrs = struct.unpack_from("<15I", iblock)
