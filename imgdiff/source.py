@@ -386,7 +386,7 @@ class DiffMap:
             a = self.src_a.read(start, n) if self.src_a is not None else b""
             b = self.src_b.read(start + self.delta, n) if self.src_b is not None else b""
             a, b = a.ljust(n, b"\0"), b.ljust(n, b"\0")
-            x = (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(n, "little")
+            x = xor_bytes(a, b)
             if len(cache) >= XOR_CACHE:
                 del cache[next(iter(cache))]
             cache[k] = x
@@ -401,15 +401,18 @@ class DiffMap:
             a = self.src_a.read(pos, size)
             b = self.src_b.read(pos + self.delta, size)
             n = min(len(a), len(b))
-            x = int.from_bytes(a[:n], "little") ^ int.from_bytes(b[:n], "little")
-            total += (n - x.to_bytes(n, "little").count(0) if n else 0) + (size - n)
+            total += n - xor_bytes(a[:n], b[:n]).count(0) + (size - n)
         return total
+
+
+def xor_bytes(a: bytes, b: bytes) -> bytes:
+    """Return the bytewise XOR of two equal-length buffers (zero where they are equal), computed in C."""
+    return (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(len(a), "little")
 
 
 def _xor_runs(a: bytes, b: bytes) -> Iterator[tuple[int, int]]:
     """Yield ``(start, end)`` runs of differing bytes between two equal-length buffers."""
-    n = len(a)
-    x = (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(n, "little")
+    x = xor_bytes(a, b)
     for m in _NONZERO.finditer(x):
         yield m.start(), m.end()
 
@@ -466,7 +469,7 @@ def _add_block(dm: DiffMap, at: int, a: bytes, b: bytes) -> None:
     gaps are listed only while its run keeps a gap list.
     """
     n = len(a)
-    x = (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(n, "little")
+    x = xor_bytes(a, b)
     same = x.count(0)
     dm.add_block(at, n, n - same)
     if not same:

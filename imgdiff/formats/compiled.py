@@ -20,6 +20,7 @@ from typing import Any
 import construct as c
 
 from imgdiff.model import Extent, Field, Value
+from imgdiff.source import xor_bytes
 
 BLOB_INLINE = 64
 """Byte strings up to this length are field values as-is; longer ones are summarised by a SHA-256 prefix."""
@@ -339,7 +340,7 @@ class Record:
         if ra == rb:
             return []
         table, skip = self._byte_table()
-        x = (int.from_bytes(ra, "little") ^ int.from_bytes(rb, "little")).to_bytes(len(ra), "little")
+        x = xor_bytes(ra, rb)
         ks: list[int] = []
         for m in _NONZERO.finditer(x):
             pos, end = m.span()
