@@ -215,12 +215,9 @@ def _inode_plan(limit: int) -> tuple[tuple[str, int, int, int, int, int], ...]:
         out.append((name, moff, size, i, codes.get(name, 0), xi))
     plan = tuple(out)
     _INODE_PLANS[limit] = plan
-    for step in plan:
-        _INODE_PLAN_INDEX[(limit, step[0])] = step
     return plan
 
 _INODE_PLANS: dict[int, tuple[tuple[str, int, int, int, int, int], ...]] = {}
-_INODE_PLAN_INDEX: dict[tuple[int, str], tuple[str, int, int, int, int, int]] = {}
 
 def _inode_fields(raw: bytes, absoff: int, limit: int) -> list[Field]:
     """Return the fields of an inode's fixed members up to ``limit`` (``i_block`` excepted) with displays.
@@ -243,19 +240,6 @@ def _inode_member_fields(vals: tuple[Any, ...], absoff: int, limit: int) -> list
         # tuple.__new__ directly: the same named tuples without the Python-level __new__ of each
         append(_new(Field, (name, v, (_new(Extent, (absoff + moff, size)),), disp)))
     return out
-
-
-def _inode_member_field(vals: tuple[Any, ...], absoff: int, limit: int, name: str) -> Field | None:
-    """Return the field of member ``name`` of the unpacked inode ``vals`` (None past ``limit`` or unknown)."""
-    step = _INODE_PLAN_INDEX.get((limit, name))
-    if step is None:
-        if limit in _INODE_PLANS:
-            return None
-        _inode_plan(limit)  # fills the per-name index
-        step = _INODE_PLAN_INDEX.get((limit, name))
-        if step is None:
-            return None
-    return _inode_step_field(vals, absoff, step)
 
 
 def _inode_step_field(vals: tuple[Any, ...], absoff: int, step: tuple[str, int, int, int, int, int]) -> Field:

@@ -30,7 +30,6 @@ from imgdiff.formats.ext4.common import (
     _disjoint,
     _gap_fields,
     _inode_fields,
-    _inode_member_field,
     _inode_plan,
     _inode_step_field,
     _name,
@@ -80,27 +79,9 @@ class InodeRecord(Record):
         return _inode_fields(self.raw, self.base, self.limit or C_INODE.size)
 
     def _field(self, k: int, vals: tuple[Any, ...]) -> Field:
-        found = _inode_member_field(vals, self.base, self.limit or C_INODE.size, C_INODE.members[k][0])
-        return found if found is not None else super()._field(k, vals)
-
-    def diff(self, other: object) -> list[tuple[Field | None, Field | None]]:
-        """Return the pairs of differing members (:meth:`Record.diff`, each built from its recipe directly)."""
-        if not isinstance(other, InodeRecord) or other.limit != self.limit:
-            return super().diff(other)
-        ks = self.differing_members(other)
-        if not ks:
-            return []
-        steps = _steps_by_member(self.limit or C_INODE.size)
-        unpack = C_INODE.struct.unpack
-        va, vb = unpack(self.raw), unpack(other.raw)
-        out: list[tuple[Field | None, Field | None]] = []
-        for k in ks:
-            step = steps[k]
-            if step is None:
-                out.append((Record._field(self, k, va), Record._field(other, k, vb)))
-            else:
-                out.append((_inode_step_field(va, self.base, step), _inode_step_field(vb, other.base, step)))
-        return out
+        """Build member ``k`` from its recipe (the inode displays); :meth:`Record.diff` builds fields through this."""
+        step = _steps_by_member(self.limit or C_INODE.size)[k]
+        return _inode_step_field(vals, self.base, step) if step is not None else super()._field(k, vals)
 
 
 _SKIP_IBLOCK = frozenset({"i_block"})
