@@ -20,7 +20,15 @@ from imgdiff.tui.app import ImgdiffApp, load_saved, run
 from imgdiff.tui.hexdata import ImageReader, SnippetReader
 from imgdiff.tui.hexview import HexTarget, HexView
 from imgdiff.tui.structure import Entry, Structure, split_location
-from imgdiff.tui.widgets import DerivedGroup, DetailPane, DiffItem, FindingItem, FindingsTree, StructureTree
+from imgdiff.tui.widgets import (
+    DerivedGroup,
+    DetailPane,
+    DiffItem,
+    FindingItem,
+    FindingsTree,
+    KeyBar,
+    StructureTree,
+)
 
 NAMES = ("a.img", "b.img")
 
@@ -270,6 +278,25 @@ async def test_help_and_quit(pair) -> None:  # type: ignore[no-untyped-def]
         await pilot.press("q")
         await pilot.pause()
     assert app.return_value == 1 and app.error is None
+
+
+async def test_key_bar_lists_the_keys_and_a_click_presses_one(pair) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(pair, "gpt-name-attrs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        bar = app.query_one(KeyBar)
+        assert [(shown, text) for _key, shown, text, _enabled in bar.keys] == [
+            ("q", "Quit"), ("?", "Help"), ("/", "Search"), ("n", "Next"), ("p", "Prev"), ("f", "Only differing"),
+            ("z", "Zoom"), ("c", "Copy"), ("x", "Export md"), ("^p", "palette"),
+        ]
+        line = str(bar.render())
+        assert line.startswith(" q Quit  ? Help  / Search ")
+        await pilot.click(KeyBar, offset=(line.index("? Help") + 2, 0))
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape", "tab")  # a focus change keeps the same keys (no rebuild when nothing changed)
+        await pilot.pause()
+        assert str(bar.render()) == line
 
 
 async def test_identical_pair_quits_with_0(pair) -> None:  # type: ignore[no-untyped-def]

@@ -31,7 +31,7 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.markup import escape
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Label, ProgressBar, Static, Tree
+from textual.widgets import Input, Label, ProgressBar, Static, Tree
 from textual.worker import get_current_worker
 
 from imgdiff.errors import ImgdiffError
@@ -48,6 +48,7 @@ from imgdiff.tui.widgets import (
     FieldGroup,
     FindingItem,
     FindingsTree,
+    KeyBar,
     StructureTree,
     TreeData,
     human_bytes,
@@ -178,7 +179,7 @@ class ImgdiffApp(App[int]):
         with Horizontal(id="searchbar"):
             yield Label("/", id="search-label")
             yield Input(placeholder="search findings and structure (enter: done, esc: clear)", id="search")
-        yield Footer()
+        yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         """Start the analysis, or show a given report at once."""

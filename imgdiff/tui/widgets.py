@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from rich.console import Console, Group, RenderableType
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.events import Click
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Tree
+from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from imgdiff.model import Change, Difference, Extent, Finding, Node
@@ -1028,3 +1030,87 @@ class DetailPane(ScrollView, can_focus=True):
         console = Console(width=width, file=out, color_system=None, legacy_windows=False)
         console.print(Group(*self.parts))
         return out.getvalue()
+
+
+class KeyBar(Static):
+    """The key hints on the bottom line: one widget that redraws its text when the active bindings change.
+
+    Textual's ``Footer`` recomposes one widget per key on every focus change; measured on the usr-rebuilt pair
+    (``bench/tui_latency.py``) that alone made ``tab`` cost 141 ms and ``escape`` 271 ms against 62 and 228 ms
+    without it.  This bar builds one line of text, and only when the shown keys differ from the last ones.  A
+    click on a key presses it, as in the footer.
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"keybar--key", "keybar--description"}
+    DEFAULT_CSS = """
+    KeyBar {
+        dock: bottom;
+        height: 1;
+        background: $footer-background;
+        color: $footer-foreground;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    KeyBar > .keybar--key {
+        color: $footer-key-foreground;
+        background: $footer-key-background;
+        text-style: bold;
+    }
+    KeyBar > .keybar--description {
+        color: $footer-description-foreground;
+        background: $footer-description-background;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.keys: tuple[tuple[str, str, str, bool], ...] = ()
+        """What is shown: (key, key as displayed, description, enabled) per key."""
+        self._spans: list[tuple[int, int, str]] = []
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+        self._bindings_changed(self.screen)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _bindings_changed(self, screen: object) -> None:
+        if not self.is_attached or screen is not self.screen:
+            return
+        seen: set[str] = set()
+        keys: list[tuple[str, str, str, bool]] = []
+        for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
+            if not binding.show or binding.action in seen:
+                continue
+            seen.add(binding.action)
+            keys.append((binding.key, self.app.get_key_display(binding), binding.description, enabled))
+        palette = self.screen.active_bindings.get(self.app.COMMAND_PALETTE_BINDING)
+        if palette is not None and self.app.ENABLE_COMMAND_PALETTE:
+            _node, binding, enabled, _tooltip = palette
+            keys.append((binding.key, self.app.get_key_display(binding), binding.description, enabled))
+        shown = tuple(keys)
+        if shown != self.keys:
+            self.keys = shown
+            self.refresh_text()
+
+    def refresh_text(self) -> None:
+        """Build the line from ``keys`` in the bar's current styles."""
+        key_style = self.get_component_rich_style("keybar--key")
+        text_style = self.get_component_rich_style("keybar--description")
+        line = Text(no_wrap=True, end="")
+        self._spans = []
+        for key, display, description, enabled in self.keys:
+            start = len(line)
+            dim = Style(dim=True) if not enabled else Style()
+            line.append(f" {display} ", key_style + dim)
+            line.append(f"{description} ", text_style + dim)
+            self._spans.append((start, len(line), key))
+        self.update(line)
+
+    def on_click(self, event: Click) -> None:
+        """Press the key under the pointer."""
+        for start, end, key in self._spans:
+            if start <= event.x < end:
+                self.app.simulate_key(key)
+                return
