@@ -631,6 +631,25 @@ async def test_large_finding_is_grouped_and_paged() -> None:
         assert app.current is report.findings[0].causes[951]
 
 
+def test_search_splits_hits_into_causes_and_derived_and_never_spans_two_fields() -> None:
+    structure = Structure(_big_report(300))
+    result = structure.search("Inode 123 ")  # both fields of inode 123, not of 1230-1239
+    [(finding, causes, derived)] = result.findings
+    assert finding is structure.report.findings[0]
+    assert [(d.field, d.a) for d in causes] == [("i_ctime", 1123)]
+    assert [(d.field, d.a) for d in derived] == [("i_checksum_lo", 1123)]
+    assert result.paths == ["disk/ext4/inodes/inode:123"]
+    derived_only = structure.search("i_checksum_lo")
+    assert [(len(c), len(d)) for _f, c, d in derived_only.findings] == [(0, 300)]
+    # the end of one field's text and the start of the next never make a match
+    hay, starts = structure.texts()
+    assert len(starts) == 600 and hay[starts[1] - 1] == "\x00"
+    tail = hay[starts[0] : starts[1] - 1][-4:]
+    head = hay[starts[1] : starts[1] + 4]
+    assert structure.search(tail + head).findings == []
+    assert structure.search("ext4-staging-ctime").order == structure.order  # the finding's own text: all
+
+
 async def test_search_runs_off_the_event_loop_and_keeps_only_the_last_query() -> None:
     report = _big_report(3000)
     app = ImgdiffApp(report=report, names=NAMES)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -170,6 +172,18 @@ class Entry:
         return " ".join(parts).lower()
 
 
+def group_by_field(diffs: list[Difference]) -> list[tuple[tuple[str, str, str], list[Difference]]]:
+    """Return the differences grouped by (node kind, field, change), in first-seen order."""
+    groups: dict[tuple[str, str, str], list[Difference]] = {}
+    for d in diffs:
+        groups.setdefault((d.kind, d.field, d.change), []).append(d)
+    return list(groups.items())
+
+
+SEP = "\x00"
+"""Separates the search texts of two differences in :meth:`Structure.texts`."""
+
+
 def diff_text(d: Difference) -> str:
     """Return the lower-case searchable text of one difference."""
     return " ".join(
@@ -242,7 +256,9 @@ class Structure:
         self._position: dict[int, int] | None = None
         self._by_path: dict[str, list[Difference]] = {}
         self._kid_index: dict[int, dict[str, int]] = {}
-        self._texts: list[str] | None = None
+        self._texts: tuple[str, array[int]] | None = None
+        self._texts_lock = threading.Lock()
+        self._groups: dict[tuple[int, bool], list[tuple[tuple[str, str, str], list[Difference]]]] = {}
         self.live = report.tree_a is not None or report.tree_b is not None
         for f in report.findings:
             for derived, diffs in ((False, f.causes), (True, f.derived)):
@@ -402,35 +418,95 @@ class Structure:
             e = nxt
         return e
 
-    def texts(self) -> list[str]:
-        """Return the search text of every difference in :attr:`order` (built once; thread-safe to read)."""
-        if self._texts is None:
-            self._texts = [diff_text(d) for d in self.order]
-        return self._texts
+    def texts(self) -> tuple[str, array[int]]:
+        """Return the search text of every difference in :attr:`order`, joined, and where each one starts.
+
+        The texts are separated by a NUL (a typed query has none, so a match never spans two differences).  Built
+        once, under a lock: the app warms it in a thread after the first screen, and a search waits for that.
+        """
+        with self._texts_lock:
+            if self._texts is None:
+                starts = array("q")
+                parts: list[str] = []
+                at = 0
+                for d in self.order:
+                    text = diff_text(d).replace(SEP, " ")
+                    starts.append(at)
+                    parts.append(text)
+                    at += len(text) + 1
+                self._texts = (SEP.join(parts), starts)
+            return self._texts
+
+    def groups(self, f: Finding, derived: bool) -> list[tuple[tuple[str, str, str], list[Difference]]]:
+        """Return ``f``'s causes (or derived fields) grouped by (node kind, field, change); built once each."""
+        key = (id(f), derived)
+        got = self._groups.get(key)
+        if got is None:  # no lock: the event loop must never wait for the warm-up; a race only groups twice
+            got = self._groups[key] = group_by_field(f.derived if derived else f.causes)
+        return got
+
+    def warm(self, least: int = 0) -> None:
+        """Build what the first search and the first opened large group need (the app runs this in a thread
+        while the user reads the first screen): the search text, and the groups of lists longer than ``least``."""
+        self.texts()
+        for f in self.report.findings:
+            for derived, diffs in ((False, f.causes), (True, f.derived)):
+                if len(diffs) > least:
+                    self.groups(f, derived)
+
+    def _hits(self, q: str, cancelled: Callable[[], bool]) -> array[int]:
+        """Return the indexes in :attr:`order` whose search text contains ``q``, ascending."""
+        hay, starts = self.texts()
+        hits = array("q")
+        if SEP in q:
+            return hits
+        find, n = hay.find, len(starts)
+        pos = find(q)
+        while pos >= 0:
+            k = bisect.bisect_right(starts, pos) - 1
+            hits.append(k)
+            if len(hits) & 0xFFF == 0 and cancelled():
+                raise Cancelled
+            pos = find(q, starts[k + 1]) if k + 1 < n else -1
+        return hits
 
     def search(self, query: str, cancelled: Callable[[], bool] = lambda: False) -> SearchResult:
         """Return what ``query`` matches: raises :class:`Cancelled` as soon as ``cancelled()`` says so."""
         q = query.lower().strip()
-        texts = self.texts() if q else []
+        hits = self._hits(q, cancelled) if q else array("q")
         if cancelled():
             raise Cancelled
         findings: list[tuple[Finding, list[Difference], list[Difference]]] = []
         order: list[Difference] = []
-        i = 0
+        i = h = 0
         for f in self.report.findings:
             n = len(f.causes) + len(f.derived)
             if not q or q in finding_text(f):
                 causes, derived = list(f.causes), list(f.derived)
+                while h < len(hits) and hits[h] < i + n:
+                    h += 1
             else:
-                causes = [d for j, d in enumerate(f.causes) if q in texts[i + j]]
-                derived = [d for j, d in enumerate(f.derived) if q in texts[i + len(f.causes) + j]]
+                causes, derived = [], []
+                split = i + len(f.causes)
+                while h < len(hits) and hits[h] < i + n:
+                    k = hits[h]
+                    if k < split:
+                        causes.append(f.causes[k - i])
+                    else:
+                        derived.append(f.derived[k - split])
+                    h += 1
             i += n
             if cancelled():
                 raise Cancelled
             if causes or derived:
                 findings.append((f, causes, derived))
                 order += causes + derived
-        paths = sorted({d.node_path for d in order}) if q else []
+        if not q:
+            paths: list[str] = []
+        elif len(order) == len(self.order):
+            paths = self._paths  # everything matched (a word of every finding's title, say)
+        else:
+            paths = sorted({d.node_path for d in order})
         return SearchResult(q, findings, order, paths, {id(d) for d in order} if q else set())
 
     def matching(self, query: str) -> set[int]:

@@ -33,7 +33,7 @@ from imgdiff.model import Change, Difference, Extent, Finding, Node
 from imgdiff.report.fixes import BUILDER_LABELS
 from imgdiff.report.values import short
 from imgdiff.tui.hexview import SCROLL_BINDINGS
-from imgdiff.tui.structure import DiffRef, Entry, SearchResult, Structure, path_matches
+from imgdiff.tui.structure import DiffRef, Entry, SearchResult, Structure, group_by_field, path_matches
 
 LAYER_STYLE = {
     "repart": "magenta",
@@ -47,8 +47,9 @@ LAYER_STYLE = {
 
 VALUE_WIDTH = 80
 """Cells of a value in a tree label before it is cut (a GUID, 36 cells, always fits; the pane cuts the rest)."""
-PAGE = 300
-"""Tree items put into a tree at a time under one node."""
+PAGE = 100
+"""Tree items put into a tree at a time under one node (two screens of a tall terminal: Textual measures every
+line of an open node on each change, 0.04 ms a line, so a reveal that fills three levels costs 3 x PAGE of them)."""
 GROUP_MIN = 60
 """A finding with more cause (or derived) fields than this lists them as groups (kind, field, change)."""
 
@@ -193,14 +194,6 @@ def empty_seq() -> ListSeq:
     return ListSeq([], _no_item)
 
 
-def group_by_field(diffs: list[Difference]) -> list[tuple[tuple[str, str, str], list[Difference]]]:
-    """Return the differences grouped by (node kind, field, change), in first-seen order."""
-    groups: dict[tuple[str, str, str], list[Difference]] = {}
-    for d in diffs:
-        groups.setdefault((d.kind, d.field, d.change), []).append(d)
-    return list(groups.items())
-
-
 class LazyTree(Tree[TreeData]):
     """A tree whose nodes get their children when first expanded, a page at a time; → opens, ← closes or goes up."""
 
@@ -281,7 +274,7 @@ class LazyTree(Tree[TreeData]):
 
     def node_at(self, node: TreeNode[TreeData], i: int) -> TreeNode[TreeData] | None:
         """Return ``node``'s tree node of child ``i``, moving the window there if it is outside."""
-        self.load(node)
+        self.load(node, max(i - PAGE // 2, 0))  # a first load pages in around ``i`` at once
         win = self._windows.get(node.id)
         if win is None or not 0 <= i < len(win.seq):
             return None
@@ -440,7 +433,9 @@ class FindingsTree(LazyTree):
         key = (id(f), derived)
         if whole and key in self._groups:  # the unfiltered list: grouped (and indexed) once per finding
             return list(self._groups[key])
-        groups: list[object] = [FieldGroup(f, k, members, derived) for k, members in group_by_field(diffs)]
+        assert self.structure is not None
+        parts = self.structure.groups(f, derived) if whole else group_by_field(diffs)
+        groups: list[object] = [FieldGroup(f, k, members, derived) for k, members in parts]
         if whole:
             self._groups[key] = groups
         return groups
