@@ -76,7 +76,9 @@ def filesystem_offset(root: Node | None, off: int) -> int | None:
             if node.attrs.get("fs") and node.extents:
                 merged = merge_extents(node.extents)
                 found = merged[0].offset if whole and len(merged) == 1 else None
-            nxt.extend((c, whole and _in_one_piece(node)) for c in node.children)
+            if len(nxt) < budget:  # never queue more than can still be visited (a table of 54,000 inodes)
+                piece = whole and _in_one_piece(node)
+                nxt.extend((c, piece) for c in node.children[: budget - len(nxt)])
             if budget <= 0:
                 break
         queue = nxt

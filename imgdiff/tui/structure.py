@@ -332,11 +332,19 @@ class Structure:
             return
         index = self.kid_index(e, kids)
         start = len(e.key) + 1
+        under = "\x00"  # the last child key (plus "/") found holding a path: sorted paths below it come in a row
         for p in below:
             rest = p[start:]
+            if rest.startswith(under) or rest in index:
+                continue
             # under a parser child when some prefix of the rest (at a "/") is a child's key
-            inside = rest in index or any(rest[:i] in index for i, ch in enumerate(rest) if ch == "/")
-            if inside or p in self._placed:
+            j = rest.find("/")
+            while j >= 0 and rest[:j] not in index:
+                j = rest.find("/", j + 1)
+            if j >= 0:
+                under = rest[: j + 1]
+                continue
+            if p in self._placed:
                 continue
             diffs = self._by_path[p]
             labels = split_location(diffs[0].location)
