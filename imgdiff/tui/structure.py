@@ -259,6 +259,7 @@ class Structure:
         self._texts: tuple[str, array[int]] | None = None
         self._texts_lock = threading.Lock()
         self._groups: dict[tuple[int, bool], list[tuple[tuple[str, str, str], list[Difference]]]] = {}
+        self._group_pos: dict[tuple[int, bool], dict[int, int]] = {}
         self.live = report.tree_a is not None or report.tree_b is not None
         for f in report.findings:
             for derived, diffs in ((False, f.causes), (True, f.derived)):
@@ -390,9 +391,14 @@ class Structure:
 
     def position(self, d: Difference) -> int:
         """Return the index of ``d`` in :attr:`order`."""
-        if self._position is None:
-            self._position = {id(x): i for i, x in enumerate(self.order)}
-        return self._position[id(d)]
+        return self.positions()[id(d)]
+
+    def positions(self) -> dict[int, int]:
+        """Return ``id(d) -> index in`` :attr:`order` for every difference (built once)."""
+        got = self._position
+        if got is None:  # no lock, as for groups: the warm-up may build it twice, never half
+            got = self._position = {id(x): i for i, x in enumerate(self.order)}
+        return got
 
     def entry_of(self, d: Difference) -> Entry:
         """Return the entry of ``d``'s node, making the entries on the way down from the root."""
@@ -453,14 +459,27 @@ class Structure:
             got = self._groups[key] = group_by_field(f.derived if derived else f.causes)
         return got
 
+    def group_positions(self, f: Finding, derived: bool) -> dict[int, int]:
+        """Return ``id(d) -> index within its group`` for every group of :meth:`groups` (built once each)."""
+        key = (id(f), derived)
+        got = self._group_pos.get(key)
+        if got is None:
+            got = {}
+            for _k, members in self.groups(f, derived):
+                got.update((id(d), i) for i, d in enumerate(members))
+            self._group_pos[key] = got
+        return got
+
     def warm(self, least: int = 0) -> None:
-        """Build what the first search and the first opened large group need (the app runs this in a thread
-        while the user reads the first screen): the search text, and the groups of lists longer than ``least``."""
+        """Build what the first search, ``n``/``p`` and the first opened large group need (the app runs this in a
+        thread while the user reads the first screen): the search text, the position of every difference, and the
+        groups (with positions) of the lists longer than ``least``."""
         self.texts()
+        self.positions()
         for f in self.report.findings:
             for derived, diffs in ((False, f.causes), (True, f.derived)):
                 if len(diffs) > least:
-                    self.groups(f, derived)
+                    self.group_positions(f, derived)
 
     def _hits(self, q: str, cancelled: Callable[[], bool]) -> array[int]:
         """Return the indexes in :attr:`order` whose search text contains ``q``, ascending."""

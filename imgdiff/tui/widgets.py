@@ -119,12 +119,14 @@ class FieldGroup:
     diffs: list[Difference]
     derived: bool
     _index: dict[int, int] | None = None
+    """``id(d) ->`` position in the group; may hold the other groups of the finding too (see :meth:`index`)."""
 
     def index(self, d: Difference) -> int | None:
-        """Return the position of ``d`` in the group."""
+        """Return the position of ``d`` in the group (None when it is not in the group)."""
         if self._index is None:
             self._index = {id(x): i for i, x in enumerate(self.diffs)}
-        return self._index.get(id(d))
+        i = self._index.get(id(d))
+        return i if i is not None and i < len(self.diffs) and self.diffs[i] is d else None
 
 
 @dataclass(eq=False, slots=True)
@@ -434,8 +436,11 @@ class FindingsTree(LazyTree):
         if whole and key in self._groups:  # the unfiltered list: grouped (and indexed) once per finding
             return list(self._groups[key])
         assert self.structure is not None
-        parts = self.structure.groups(f, derived) if whole else group_by_field(diffs)
-        groups: list[object] = [FieldGroup(f, k, members, derived) for k, members in parts]
+        if whole:
+            pos = self.structure.group_positions(f, derived)
+            groups: list[object] = [FieldGroup(f, k, m, derived, pos) for k, m in self.structure.groups(f, derived)]
+        else:
+            groups = [FieldGroup(f, k, members, derived) for k, members in group_by_field(diffs)]
         if whole:
             self._groups[key] = groups
         return groups
