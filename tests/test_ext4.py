@@ -20,6 +20,7 @@ import pytest
 
 from imgdiff.formats import ext4, parse_image
 from imgdiff.formats.base import ParseContext
+from imgdiff.formats.compiled import Record
 from imgdiff.model import Extent, Node
 from imgdiff.source import DiffMap, ImageSource
 
@@ -139,6 +140,36 @@ def test_htree_directory(pair) -> None:  # type: ignore[no-untyped-def]
     assert {f"/usr/share/zoneinfo/Zone_{i}" for i in range(1, 401)} <= names
     assert {"/usr/share/zoneinfo/.", "/usr/share/zoneinfo/.."} <= names
     assert all(c.attrs.get("htree") is True for c in d.children if c.kind == "ext4.dirent")
+
+
+def test_dirent_members_are_a_record_built_on_demand(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-htree")
+    d = _fs(a, []).child("dirs").child("/usr/share/zoneinfo")  # type: ignore[union-attr]
+    assert d is not None
+    node = next(c for c in d.children if c.key == "/usr/share/zoneinfo/Zone_1")
+    assert isinstance(node.record, Record) and [f.name for f in node.fields] == ["name", "slack"]
+    assert [(f.name, f.value, f.extents, f.display) for f in node.all_fields()] == [
+        ("inode", 15, (Extent(6337744, 4),), None),
+        ("rec_len", 16, (Extent(6337748, 2),), None),
+        ("name_len", 6, (Extent(6337750, 1),), None),
+        ("file_type", 1, (Extent(6337751, 1),), "reg"),
+        ("name", "Zone_1", (Extent(6337752, 6),), None),
+        ("slack", b"\x00\x00", (Extent(6337758, 2),), "2 bytes, all zero"),
+    ]
+
+
+def test_a_dirent_cut_by_the_image_end_keeps_only_its_bytes_before_it(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-htree")
+    root, _ctx = _parse_bytes(tmp_path, a.read_bytes()[:6337750])  # inside Zone_1's entry, after rec_len
+    [fs] = root.children
+    d = fs.child("dirs").child("/usr/share/zoneinfo")  # type: ignore[union-attr]
+    assert d is not None
+    [cut] = [c for c in d.children if c.kind == "ext4.dirent" and c.extents[0].offset == 6337744]
+    assert cut.record is None and cut.extents == (Extent(6337744, 6),)
+    assert [(f.name, f.value, f.extents) for f in cut.fields] == [
+        ("inode", 15, (Extent(6337744, 4),)),
+        ("rec_len", 16, (Extent(6337748, 2),)),
+    ]
 
 
 def test_hard_link_keyed_by_first_path(pair) -> None:  # type: ignore[no-untyped-def]

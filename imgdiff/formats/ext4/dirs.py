@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import struct
 
+from imgdiff.formats.compiled import Record
 from imgdiff.formats.compiled import blob_display as _blob_display
 from imgdiff.formats.compiled import blob_value as _blob
 from imgdiff.formats.ext4.c_ext4 import DIRENT_FILE_TYPES, EXT4_DIR_TAIL_FT, EXT4_INDEX_FL, HASH_VERSIONS
@@ -126,9 +127,12 @@ def dirent_node(vol: Volume, data: bytes, pos: int, end: int, a: int, lb: int, d
     if not vol.filetype:
         name_len |= ftype << 8
     name = _name(data[pos + 8 : pos + 8 + name_len])
-    fields = C_DIRENT.fields(data, pos, a + pos, display=_DIRENT_DISPLAY)
-    if not vol.filetype:
-        fields = [f for f in fields if f.name not in ("name_len", "file_type")]
+    record: Record | None = None
+    if vol.filetype:  # the four fixed members are a record: built as fields only where they differ
+        record = Record(C_DIRENT, data[pos : pos + 8], a + pos, display=_DIRENT_DISPLAY)
+        fields: list[Field] = []
+    else:  # no file type: name_len is 16 bits
+        fields = [f for f in C_DIRENT.fields(data, pos, a + pos) if f.name not in ("name_len", "file_type")]
         fields.append(Field.at("name_len", name_len, a + pos + 6, 2))
     if name_len:
         fields.append(Field.at("name", name, a + pos + 8, name_len))
@@ -169,6 +173,7 @@ def dirent_node(vol: Volume, data: bytes, pos: int, end: int, a: int, lb: int, d
         extents=(Extent(a + pos, my_end - pos),),
         fields=tuple(fields),
         attrs=attrs,
+        record=record,
     ))
     return nodes
 
