@@ -249,6 +249,27 @@ def _const(text: str) -> Callable[[int], str | None]:
     return lambda _v: text
 
 
+_DISPLAYS: dict[tuple[str, str | None, str | None], dict[str, Callable[[int], str | None]]] = {}
+"""The display mappings made so far, per (file type, uid text, guid text): a few owners and types cover every
+inode of an image, and one mapping per inode was ~900 bytes (150 MB for 166,000 inodes of two images)."""
+
+
+def _displays(file_type: str, uid: str | None, guid: str | None) -> dict[str, Callable[[int], str | None]]:
+    """Return how an inode's members are shown (shared, never modified: :class:`Record` only reads it)."""
+    key = (file_type, uid, guid)
+    disp = _DISPLAYS.get(key)
+    if disp is None:
+        if len(_DISPLAYS) >= 4096:  # an image with thousands of owners: do not keep them all
+            _DISPLAYS.clear()
+        disp = dict(_DISPLAY)
+        disp["mode"] = _mode_of(file_type)
+        for name, text in (("uid", uid), ("guid", guid)):
+            if text is not None:
+                disp[name] = _const(text)
+        _DISPLAYS[key] = disp
+    return disp
+
+
 @dataclass(slots=True)
 class InodeCovers:
     """The extents that the derived fields of one inode depend on (computed by the parser, which knows the layout)."""
@@ -276,12 +297,7 @@ def inode_node(rec: InodeRec, table: bytes, base: int, key: str, label: str, att
     """Return the ``squashfs.inode`` node of ``rec`` (decoded inode table ``table`` opened at ``base``)."""
     comp = C_INODE[rec.itype]
     at = base + rec.off
-    disp = dict(_DISPLAY)
-    disp["mode"] = _mode_of(rec.file_type)
-    for name, text in (("uid", cov.uid), ("guid", cov.guid)):
-        if text is not None:
-            disp[name] = _const(text)
-    record = Record(comp, table[rec.off : rec.off + comp.size], at, display=disp)
+    record = Record(comp, table[rec.off : rec.off + comp.size], at, display=_displays(rec.file_type, cov.uid, cov.guid))
     fields: list[Field] = []
     for t in rec.tails:
         fields.append(Field.at(t.name, t.value if not isinstance(t.value, bytes) else blob_value(t.value),
