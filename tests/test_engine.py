@@ -125,3 +125,47 @@ def test_differing_bytes_all_in_differences_skip_the_leftover_search(pair, monke
     report = analyze(*pair("ext4-shifted"))
     assert seen == [False]
     assert [f.rule.id for f in report.findings] == ["EXT019"]
+
+
+def test_inode_members_are_counted_from_the_slot_bytes(pair, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Differing inode members are counted from the XOR of the two slots (read from the image at the same
+    place), not looked up in the diff map one by one; the counts are the diff map's."""
+    from collections import Counter
+
+    from imgdiff.engine.analysis import analyze
+    from imgdiff.source import DiffMap
+
+    calls: list[object] = []
+    count_in = DiffMap.count_in
+    monkeypatch.setattr(DiffMap, "count_in", lambda self, ext: calls.append(ext) or count_in(self, ext))
+    report = analyze(*pair("ext4-staging-times"))
+    inode = [d for f in report.findings for d in f.causes + f.derived if d.kind == "ext4.inode"]
+    assert sorted(Counter((d.field, d.bytes) for d in inode).items()) == [
+        (("i_atime", 1), 4), (("i_checksum_hi", 2), 20), (("i_checksum_lo", 2), 20), (("i_ctime", 1), 20),
+        (("i_mtime", 1), 4),
+    ]
+    assert calls == []
+    assert sum(d.bytes for d in inode) == report.summary.bytes_differing == 108
+
+
+def test_slot_bytes_are_not_used_where_they_are_not_the_compared_bytes() -> None:
+    from types import SimpleNamespace
+
+    from imgdiff.engine.attribute import Attributor
+    from imgdiff.source import VBASE
+
+    def slot(off: int, raw: bytes) -> SimpleNamespace:
+        return SimpleNamespace(raw_span=lambda: (off, raw))
+
+    def xor_of(delta: int, ra: object, rb: object, length: int = 4096) -> object:
+        host = SimpleNamespace(dm=SimpleNamespace(delta=delta, base=0, length=length))
+        return Attributor._xor_of(host, ra, rb)  # type: ignore[arg-type]
+
+    a, b = slot(256, b"\x01\x02\x03\x04"), slot(256, b"\x01\x00\x03\x05")
+    assert xor_of(0, a, b) == (256, b"\x00\x02\x00\x01")
+    assert xor_of(0, a, slot(512, b"\x01\x00\x03\x05")) is None  # not the same place
+    assert xor_of(16, a, b) is None  # B is compared at a shifted offset
+    assert xor_of(0, a, b, length=258) is None  # past the end of the shorter image
+    assert xor_of(0, a, slot(256, b"\x01\x00")) is None  # a short read
+    assert xor_of(0, slot(VBASE, b"\x01"), slot(VBASE, b"\x02"), length=VBASE + 8) is None  # a decoded space
+    assert xor_of(0, a, object()) is None  # a record that cannot say where its bytes are

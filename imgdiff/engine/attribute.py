@@ -32,7 +32,7 @@ from imgdiff.model import (
     merge_extents,
     subtract_extents,
 )
-from imgdiff.source import MERGE_GAP, VBASE, DiffMap, Source, _xor_runs
+from imgdiff.source import MERGE_GAP, VBASE, DiffMap, Source, _xor_runs, xor_bytes
 
 Keys = tuple[str, ...]
 
@@ -397,8 +397,8 @@ class Attributor:
         ra, rb = na.record, nb.record
         if ra is not None and rb is not None and ra.comparable(rb):
             pairs = ra.diff(rb)  # member by member from the raw bytes: no field built for equal members
-            if not fields_a and not fields_b and not attrs.get("content"):
-                return self._record_diffs(path, ia, ib, pairs, attrs, der_a, der_b)  # a bulk object: the tight loop
+            if not fields_a and not fields_b and not attrs.get("content"):  # a bulk object: the tight loop
+                return self._record_diffs(path, ia, ib, pairs, attrs, der_a, der_b, self._xor_of(ra, rb))
             for ma, mb in pairs:
                 if ma is None and mb is not None:
                     out.append(self._field_diff(path, ib, None, mb, attrs, None, der_b.get(mb.name)))
@@ -428,15 +428,19 @@ class Attributor:
         attrs: dict[str, Value],
         der_a: dict[str, Derived],
         der_b: dict[str, Derived],
+        xor: tuple[int, bytes] | None = None,
     ) -> list[Difference]:
         """Return the differences of a record pair's differing members (what :meth:`_field_diff` makes of each).
 
         Tens of thousands of inode pairs differ in a rebuilt image: the node's constants are looked up once, and
-        the common member (same value type, one extent, same place on both sides) is counted with one lookup.
+        the common member (same value type, one extent, same place on both sides) is counted with one lookup, or
+        from ``xor`` (where the records' bytes start, and A's bytes XOR B's: see :meth:`_xor_of`) when given.
         """
         out: list[Difference] = []
         dm = self.dm
         same_place = dm.delta == 0
+        x_lo, x = xor if xor is not None else (0, b"")
+        x_hi = x_lo + len(x)
         kind, location, scope, chain = info.node.kind, info.location, info.scope, info.chain
         for fa, fb in pairs:
             if fa is None:  # a member only B has: described where B has it
@@ -451,7 +455,11 @@ class Attributor:
             if ea == eb:
                 eb = ea  # one tuple for both sides (200,000 differences of a rebuilt image keep them)
             if same_place and len(ea) == 1 and eb is ea and ea[0][0] + ea[0][1] <= VBASE:
-                n = dm.count_in(ea[0])
+                off, length = ea[0]
+                if x_lo <= off and off + length <= x_hi:  # the differing bytes are the non-zero XOR bytes
+                    n = length - x.count(0, off - x_lo, off - x_lo + length)
+                else:
+                    n = dm.count_in(ea[0])
             else:
                 n = count_bytes(dm, ea, eb)
             name = fa.name
@@ -465,6 +473,26 @@ class Attributor:
                 dd.seeds if dd is not None else (), scope, chain,
             ))
         return out
+
+    def _xor_of(self, ra: object, rb: object) -> tuple[int, bytes] | None:
+        """Return where two records' bytes start and their XOR, when both expose the same image bytes.
+
+        A record that can (``raw_span()``: the absolute offset of its raw bytes, and the bytes) was read from the
+        image at that offset, so where both sides' bytes lie at the same place inside the compared range, their
+        XOR has a non-zero byte exactly where the diff map has a differing byte: a member's count is one
+        ``bytes.count``, not a diff map lookup.  None otherwise (decoded spaces, shifted sides, past the end of
+        the shorter image, different lengths).
+        """
+        span_a, span_b = getattr(ra, "raw_span", None), getattr(rb, "raw_span", None)
+        if span_a is None or span_b is None or self.dm.delta:
+            return None
+        (off_a, raw_a), (off_b, raw_b) = span_a(), span_b()
+        dm = self.dm
+        if off_a != off_b or len(raw_a) != len(raw_b) or off_a < dm.base or off_a + len(raw_a) > dm.base + dm.length:
+            return None
+        if off_a + len(raw_a) > VBASE:
+            return None
+        return off_a, xor_bytes(raw_a, raw_b)
 
     def _same_bytes(self, fa: Field, fb: Field) -> bool:
         """Return True when the two fields' bytes are equal (for values decoded lossily, such as names)."""

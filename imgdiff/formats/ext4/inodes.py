@@ -171,6 +171,10 @@ class InodeSlot:
                        if any(e.offset < hi and e.offset + e.length > lo for e in f.extents))
         return out
 
+    def raw_span(self) -> tuple[int, bytes]:
+        """Return the image offset of the slot and its bytes, as read (see ``Attributor._xor_of``)."""
+        return self.absoff, self.raw
+
     def comparable(self, other: object) -> bool:
         """Return True for another slot of the same layout (fixed members up to the same limit)."""
         return isinstance(other, InodeSlot) and other.limit == self.limit and other.isz == self.isz
