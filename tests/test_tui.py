@@ -650,6 +650,23 @@ def test_search_splits_hits_into_causes_and_derived_and_never_spans_two_fields()
     assert structure.search("ext4-staging-ctime").order == structure.order  # the finding's own text: all
 
 
+def test_warm_up_builds_search_text_positions_and_groups_and_pauses_between_steps() -> None:
+    from imgdiff.tui.structure import group_by_field
+
+    structure = Structure(_big_report(3000))
+    pauses: list[int] = []
+    structure.warm(60, lambda: pauses.append(1))
+    assert len(pauses) == 14  # every 2,048 items of: 6,000 texts, 6,000 positions, 2 x (3,000 grouped + indexed)
+    f = structure.report.findings[0]
+    assert structure.groups(f, True) == group_by_field(f.derived)
+    assert [(k, len(m)) for k, m in structure.groups(f, False)] == [(("ext4.inode", "i_ctime", "modified"), 3000)]
+    assert structure.group_positions(f, True)[id(f.derived[2999])] == 2999
+    assert structure.position(f.derived[0]) == 3000
+    hay, starts = structure.texts(lambda: pauses.append(1))  # built once: no more pauses
+    assert hay.count("\x00") == 5999
+    assert len(starts) == 6000 and len(pauses) == 14
+
+
 async def test_search_runs_off_the_event_loop_and_keeps_only_the_last_query() -> None:
     report = _big_report(3000)
     app = ImgdiffApp(report=report, names=NAMES)

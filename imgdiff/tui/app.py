@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
@@ -57,6 +57,8 @@ from imgdiff.tui.widgets import (
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
 STAGES = ("comparing", "parsing", "nested images", "attributing", "explaining")
+WARM_QUIET = 0.1
+"""Seconds after a key press or mouse event during which the background warm-up waits."""
 PROGRESS_EVERY = 1.0
 """Seconds between two progress redraws while analysing (stage changes are always drawn): each one is a repaint on
 the event loop, and the analysis thread waits for the GIL meanwhile (every 50 ms cost 3 s of a 14 s analysis;
@@ -161,6 +163,7 @@ class ImgdiffApp(App[int]):
         self._last_stage = ""
         self._stage_text = "starting…"
         self._ticker: Timer | None = None
+        self._last_input = 0.0
 
     # -- layout -----------------------------------------------------------------------------------------------
 
@@ -360,7 +363,20 @@ class ImgdiffApp(App[int]):
         if self.structure is not None:
             # Build the search text and the field groups while the user reads the first screen (0.5 s for
             # 212,000 fields), so the first search or opened group does not wait for them.
-            threading.Thread(target=self.structure.warm, args=(GROUP_MIN,), name="imgdiff-warm", daemon=True).start()
+            threading.Thread(target=self.structure.warm, args=(GROUP_MIN, self._warm_pause), name="imgdiff-warm",
+                             daemon=True).start()
+
+    def _warm_pause(self) -> None:
+        """Let the event loop have the GIL: always for a moment, and for as long as the user is typing."""
+        time.sleep(0.0005)
+        while time.monotonic() - self._last_input < WARM_QUIET and self.is_running:
+            time.sleep(0.02)
+
+    async def on_event(self, event: events.Event) -> None:
+        """Note when the user last pressed a key or used the mouse (the warm-up keeps out of the way)."""
+        if isinstance(event, events.InputEvent):
+            self._last_input = time.monotonic()
+        await super().on_event(event)
 
     def _select_first_now(self) -> None:
         findings = self.query_one(FindingsTree)

@@ -180,6 +180,9 @@ def group_by_field(diffs: list[Difference]) -> list[tuple[tuple[str, str, str], 
     return list(groups.items())
 
 
+WARM_STEP = 2048
+"""Items built between two calls of the warm-up's ``pause`` (a few milliseconds of work)."""
+
 SEP = "\x00"
 """Separates the search texts of two differences in :meth:`Structure.texts`."""
 
@@ -432,22 +435,25 @@ class Structure:
             e = nxt
         return e
 
-    def texts(self) -> tuple[str, array[int]]:
+    def texts(self, pause: Callable[[], None] | None = None) -> tuple[str, array[int]]:
         """Return the search text of every difference in :attr:`order`, joined, and where each one starts.
 
         The texts are separated by a NUL (a typed query has none, so a match never spans two differences).  Built
         once, under a lock: the app warms it in a thread after the first screen, and a search waits for that.
+        ``pause()`` is called every :data:`WARM_STEP` differences while building.
         """
         with self._texts_lock:
             if self._texts is None:
                 starts = array("q")
                 parts: list[str] = []
                 at = 0
-                for d in self.order:
+                for i, d in enumerate(self.order):
                     text = diff_text(d).replace(SEP, " ")
                     starts.append(at)
                     parts.append(text)
                     at += len(text) + 1
+                    if pause is not None and not i % WARM_STEP:
+                        pause()
                 self._texts = (SEP.join(parts), starts)
             return self._texts
 
@@ -470,16 +476,42 @@ class Structure:
             self._group_pos[key] = got
         return got
 
-    def warm(self, least: int = 0) -> None:
+    def warm(self, least: int = 0, pause: Callable[[], None] = lambda: None) -> None:
         """Build what the first search, ``n``/``p`` and the first opened large group need (the app runs this in a
         thread while the user reads the first screen): the search text, the position of every difference, and the
-        groups (with positions) of the lists longer than ``least``."""
-        self.texts()
-        self.positions()
+        groups (with positions) of the lists longer than ``least``.
+
+        ``pause()`` is called every :data:`WARM_STEP` items: the app's sleeps there while the user is typing, so
+        that the warm-up takes the GIL from the event loop only when it is idle.
+        """
+        self.texts(pause)
+        if self._position is None:
+            pos: dict[int, int] = {}
+            for i, x in enumerate(self.order):
+                pos[id(x)] = i
+                if not i % WARM_STEP:
+                    pause()
+            self._position = pos
         for f in self.report.findings:
             for derived, diffs in ((False, f.causes), (True, f.derived)):
-                if len(diffs) > least:
-                    self.group_positions(f, derived)
+                if len(diffs) <= least:
+                    continue
+                key = (id(f), derived)
+                if key not in self._groups:
+                    by: dict[tuple[str, str, str], list[Difference]] = {}
+                    for i, d in enumerate(diffs):
+                        by.setdefault((d.kind, d.field, d.change), []).append(d)
+                        if not i % WARM_STEP:
+                            pause()
+                    self._groups.setdefault(key, list(by.items()))
+                if key not in self._group_pos:
+                    gpos: dict[int, int] = {}
+                    for _k, members in self._groups[key]:
+                        for i, d in enumerate(members):
+                            gpos[id(d)] = i
+                            if not i % WARM_STEP:
+                                pause()
+                    self._group_pos.setdefault(key, gpos)
 
     def _hits(self, q: str, cancelled: Callable[[], bool]) -> array[int]:
         """Return the indexes in :attr:`order` whose search text contains ``q``, ascending."""
