@@ -477,21 +477,14 @@ class Structure:
         return got
 
     def warm(self, least: int = 0, pause: Callable[[], None] = lambda: None) -> None:
-        """Build what the first search, ``n``/``p`` and the first opened large group need (the app runs this in a
-        thread while the user reads the first screen): the search text, the position of every difference, and the
-        groups (with positions) of the lists longer than ``least``.
+        """Build what the first opened large group, ``n``/``p`` and the first search need (the app runs this in a
+        thread while the user reads the first screen): the groups (with positions) of the lists longer than
+        ``least``, the position of every difference, and the search text.
 
         ``pause()`` is called every :data:`WARM_STEP` items: the app's sleeps there while the user is typing, so
         that the warm-up takes the GIL from the event loop only when it is idle.
         """
-        self.texts(pause)
-        if self._position is None:
-            pos: dict[int, int] = {}
-            for i, x in enumerate(self.order):
-                pos[id(x)] = i
-                if not i % WARM_STEP:
-                    pause()
-            self._position = pos
+        # in the order a user is likely to need them: open the finding, then n/p, then search
         for f in self.report.findings:
             for derived, diffs in ((False, f.causes), (True, f.derived)):
                 if len(diffs) <= least:
@@ -512,6 +505,14 @@ class Structure:
                             if not i % WARM_STEP:
                                 pause()
                     self._group_pos.setdefault(key, gpos)
+        if self._position is None:
+            pos: dict[int, int] = {}
+            for i, x in enumerate(self.order):
+                pos[id(x)] = i
+                if not i % WARM_STEP:
+                    pause()
+            self._position = pos
+        self.texts(pause)
 
     def _hits(self, q: str, cancelled: Callable[[], bool]) -> array[int]:
         """Return the indexes in :attr:`order` whose search text contains ``q``, ascending."""
