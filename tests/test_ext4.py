@@ -172,6 +172,25 @@ def test_a_dirent_cut_by_the_image_end_keeps_only_its_bytes_before_it(pair, tmp_
     ]
 
 
+def test_a_block_whose_entries_are_equal_builds_no_entry_nodes(pair, analyzed) -> None:  # type: ignore[no-untyped-def]
+    """ext4-defaults: built with different UUIDs, so each directory block differs in its checksum tail only.
+    The compared trees hold the block (with the tail) but not its 32 equal entries; a directory looked up although
+    nothing in it differs still gets them all, and the entry count is the same either way."""
+    report = analyzed("ext4-defaults")
+    for tree in (report.tree_a, report.tree_b):
+        doc = next(n for _k, n in tree.walk() if n.kind == "ext4.directory" and n.key == "/usr/share/doc")
+        assert [(c.kind, c.key) for c in doc.children] == [("ext4.dir_block", "blk:0")]
+        assert [f.name for f in doc.children[0].fields] == ["det_reserved_zero1", "det_rec_len",
+                                                             "det_reserved_zero2", "det_reserved_ft",
+                                                             "det_checksum"]
+        assert doc.attrs["entries"] == 32
+    a, _b = pair("ext4-defaults")
+    whole = _fs(a, []).child("dirs").child("/usr/share/doc")  # type: ignore[union-attr]
+    assert whole is not None and whole.attrs["entries"] == 32
+    assert [c.kind for c in whole.children].count("ext4.dirent") == 32
+    assert [c.key for c in whole.children[:3]] == ["/usr/share/doc/.", "/usr/share/doc/..", "/usr/share/doc/file1.txt"]
+
+
 def test_hard_link_keyed_by_first_path(pair) -> None:  # type: ignore[no-untyped-def]
     a, b = pair("ext4-hardlinks")
     inodes = _fs(a, []).child("inodes")

@@ -36,6 +36,9 @@ def dir_node(vol: Volume, ino: int) -> Node:
     dx = dx_blocks(vol, info, errors)
     used_keys: dict[str, int] = {}
     entry_count = 0
+    # A directory built because a byte of it differs gets the entries of its differing blocks only; one looked up
+    # although nothing in it differs (a browser opening it) gets every entry.
+    partial = not info.inline and vol._dir_differs(info)
     for k, (off, n) in enumerate(info.inline):
         data = vol.read(off, n)
         a = vol.base + off
@@ -56,8 +59,10 @@ def dir_node(vol: Volume, ino: int) -> Node:
             if lb in dx:
                 children.extend(dx_block_nodes(vol, data, a, lb, dx[lb], dpath, info, used_keys, errors))
             else:
-                nodes = leaf_nodes(vol, data, a, lb, dpath, info, used_keys, errors)
-                entry_count += sum(1 for n in nodes if n.kind == "ext4.dirent")
+                unbuilt = [0]
+                nodes = leaf_nodes(vol, data, a, lb, dpath, info, used_keys, errors,
+                                   unbuilt=unbuilt if partial else None)
+                entry_count += sum(1 for n in nodes if n.kind == "ext4.dirent") + unbuilt[0]
                 children.extend(nodes)
     children.extend(tree_nodes(vol, info, errors))
     exts = [Extent(vol.abs(p), n * vol.bs) for _l, p, n, _u in info.runs]
@@ -177,6 +182,25 @@ def dirent_node(vol: Volume, data: bytes, pos: int, end: int, a: int, lb: int, d
     ))
     return nodes
 
+def _walk_dirent(vol: Volume, data: bytes, pos: int, end: int, dpath: str, used: dict[str, int], deleted: bool,
+                 slack_scan: bool = True) -> int:
+    """Do what :func:`dirent_node` does to ``used`` for the entry at ``pos`` (and the deleted entries in its
+    slack), without building a node; return how many entry nodes it would have made."""
+    ino, _rec_len, name_len, ftype = _DIRENT.unpack_from(data, pos)
+    if not vol.filetype:
+        name_len |= ftype << 8
+    made = 1
+    slack_start = pos + 8 + name_len
+    if slack_scan and end - slack_start >= 12:
+        hidden = hidden_entries(vol, data, slack_start, end)
+        for i, hpos in enumerate(hidden):
+            hend = hidden[i + 1] if i + 1 < len(hidden) else end
+            made += _walk_dirent(vol, data, hpos, hend, dpath, used, True, slack_scan=False)
+    if ino or name_len:
+        dirent_key(vol, dpath, _name(data[pos + 8 : pos + 8 + name_len]), used, deleted or ino == 0)
+    return made
+
+
 _NONZERO_BYTE = re.compile(rb"[^\x00]")
 
 
@@ -206,11 +230,15 @@ def hidden_entries(vol: Volume, data: bytes, start: int, end: int) -> list[int]:
 
 def leaf_nodes(vol: Volume, data: bytes, a: int, lb: int, dpath: str, info: InodeInfo,
                 used: dict[str, int], errors: list[str], inline: bool = False,
-                block_fields: list[Field] | None = None) -> list[Node]:
+                block_fields: list[Field] | None = None, unbuilt: list[int] | None = None) -> list[Node]:
     """Return the entries of one directory block (or one part of an inline directory, ``inline=True``).
 
     An inline part has no checksum tail and starts at ``data[0]`` (the caller hands in ``i_block`` without its
     4-byte parent inode, or the ``system.data`` value); ``block_fields`` are extra fields of its block node.
+
+    With ``unbuilt`` given, a block whose entries are byte for byte the other side's (only its checksum tail
+    differs: an image whose every metadata checksum changed) gets its block node but no entry nodes; the entries
+    are still walked for their keys, problems and count, which ``unbuilt[0]`` is increased by.
     """
     nodes: list[Node] = []
     end = len(data) if inline else vol.bs
@@ -226,6 +254,7 @@ def leaf_nodes(vol: Volume, data: bytes, a: int, lb: int, dpath: str, info: Inod
                                seeds=vol.seeds + ("ext4.inode:i_generation",)),)
         else:
             errors.append(f"{dpath} block {lb}: no dirent checksum tail")
+    skip = unbuilt is not None and not inline and end > 0 and not vol.ctx.interesting(Extent(a, end))
     pos = 0
     while pos < end:
         if pos + 8 > end:
@@ -236,7 +265,11 @@ def leaf_nodes(vol: Volume, data: bytes, a: int, lb: int, dpath: str, info: Inod
         if rec_len < 8 or rec_len % 4 or pos + rec_len > end or 8 + name_len > rec_len:
             errors.append(f"{dpath} block {lb}: bad entry at +{pos} (rec_len {rec_len}, name_len {name_len})")
             break
-        nodes.extend(dirent_node(vol, data, pos, pos + rec_len, a, lb, dpath, used, False, htree))
+        if skip:
+            assert unbuilt is not None
+            unbuilt[0] += _walk_dirent(vol, data, pos, pos + rec_len, dpath, used, False)
+        else:
+            nodes.extend(dirent_node(vol, data, pos, pos + rec_len, a, lb, dpath, used, False, htree))
         pos += rec_len
     if pos < end:
         rest = data[pos:end]
