@@ -852,3 +852,35 @@ def test_one_extent_root_with_no_room_is_an_error(pair, monkeypatch) -> None:  #
     vol._map_extents(good,  # type: ignore[attr-defined]
                       struct.pack("<HHHHI", 0xF30A, 1, 4, 0, 0) + struct.pack("<IHHI", 0, 1, 0, 100) + bytes(36))
     assert good.runs == [(0, 100, 1, False)] and good.errors is None
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    # another UUID: every directory block differs in its checksum only, so side B reads A's entries again
+    ("ext4-defaults", [("/", True, False), ("/etc", True, False), ("/lost+found", True, False), ("/usr", True, False)]),
+    # another walk order: the entries themselves differ
+    ("ext4-order", [("/", True, True), ("/etc", True, True), ("/usr", True, True), ("/usr/bin", True, True)]),
+])
+def test_a_checksum_tail_alone_does_not_make_directory_entries_differ(pair, monkeypatch, name: str,
+                                                                      expected: list[tuple[str, bool, bool]]) -> None:
+    from imgdiff.engine.analysis import analyze
+    from imgdiff.formats.ext4 import volume
+
+    made: list[volume.Volume] = []
+    init = volume.Volume.__init__
+
+    def spy(self: volume.Volume, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(volume.Volume, "__init__", spy)
+    report = analyze(*pair(name), keep_open=True)
+    try:
+        b = made[-1]
+        got = []
+        for path, ino in sorted(b.paths.items()):
+            info = b.inodes.get(ino)
+            if info is not None and info.mode & 0o170000 == 0o040000 and b._dir_differs(info):
+                got.append((path, True, b._dir_entries_differ(info)))
+        assert got[:4] == expected
+    finally:
+        report.close()

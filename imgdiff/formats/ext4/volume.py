@@ -19,6 +19,7 @@ from imgdiff.formats.ext4.c_ext4 import (
     COMPAT_SPARSE_SUPER2,
     EXT4_BG_BLOCK_UNINIT,
     EXT4_BG_INODE_UNINIT,
+    EXT4_DIR_TAIL_FT,
     EXT4_EXT_MAGIC,
     EXT4_EXTENTS_FL,
     EXT4_GOOD_OLD_INODE_SIZE,
@@ -74,6 +75,9 @@ from imgdiff.source import VBASE
 _NO_TREE: list[tuple[int, int, int, str]] = []
 """The ``tree`` of every inode without mapping blocks (never appended to: see :meth:`InodeInfo.add_tree`)."""
 
+
+_DIR_TAIL_HEAD = struct.pack("<IHBB", 0, 12, 0, EXT4_DIR_TAIL_FT)
+"""The first 8 bytes of a dirent tail (inode 0, rec_len 12, name_len 0, file type 0xDE): its checksum follows."""
 
 class InodeInfo:
     """What the bulk scan keeps of one used inode: type, size, links, and its block map."""
@@ -977,7 +981,7 @@ class Volume:
         """Walk the tree from the root directory, naming every reachable inode by its paths."""
         peer = self.peer
         if peer is not None and self._shared_all and not any(
-            self._dir_differs(info) for info in self.inodes.values() if info.mode & S_IFMT == S_IFDIR
+            self._dir_entries_differ(info) for info in self.inodes.values() if info.mode & S_IFMT == S_IFDIR
         ):
             self.paths, self.ino_paths = peer.paths, peer.ino_paths  # every directory is A's, byte for byte
             self.walk_errors = peer.walk_errors
@@ -1035,12 +1039,31 @@ class Volume:
             return True
         return any(self._differs(o, n) for o, n in info.inline) if info.inline else False
 
+    def _dir_entries_differ(self, info: InodeInfo) -> bool:
+        """Return True when the directory's entries may read differently from the other side's.
+
+        As :meth:`_dir_differs`, except that a leaf block's checksum does not count: with metadata_csum, a block
+        whose bytes are the other side's up to its last 4, and which ends in a dirent tail, holds the same entries
+        (an image built with another UUID differs in every tail and nowhere else).
+        """
+        if info.inline or not self.csum:
+            return self._dir_differs(info)
+        bs = self.bs
+        for _l, p, n, _u in info.runs:
+            if not self._differs(p * bs, n * bs):
+                continue
+            for k in range(n):
+                off = (p + k) * bs
+                if self._differs(off, bs - 4) or self.read(off + bs - 12, 8) != _DIR_TAIL_HEAD:
+                    return True
+        return False
+
     def dir_entries(self, info: InodeInfo, path: str = "") -> Iterable[tuple[str, int, int]]:
         """Yield ``(name, inode, file_type)`` of the live entries of a directory, in on-disk order."""
         peer = self.peer
         if peer is not None and peer._entries is not None and peer.inodes.get(info.ino) is info:
             cached = peer._entries.get(info.ino)
-            if cached is not None and not self._dir_differs(info):
+            if cached is not None and not self._dir_entries_differ(info):
                 yield from cached
                 return
         if self._entries is not None:
