@@ -265,3 +265,37 @@ def test_findings_carry_their_scope_chain(analyzed) -> None:  # type: ignore[no-
     assert g.chain == ("ext4", "/boot/efi.img", "vfat (FAT32)")
     pe = [d for f in analyzed("content-formats").findings for d in f.causes if d.field == "TimeDateStamp"]
     assert [d.chain for d in pe] == [("partition 1 (esp)", "vfat (FAT32)", "/EFI/BOOT/BOOTX64.EFI", "pe")]
+
+
+def test_a_filesystem_parsed_through_a_fragmented_view_has_every_field_at_image_offsets(pair, tmp_path: Path) -> None:
+    """An image file stored in two pieces, the second half first: parsed through the view and moved onto the
+    container's offsets, record-held fields (inodes, directory entries) land there too, not at view offsets."""
+    from imgdiff.engine.nesting import translate
+    from imgdiff.formats import ext4
+    from imgdiff.source import DiffMap
+
+    a, _b = pair("ext4-htree")
+    image = a.read_bytes()
+    half = len(image) // 2  # 8 MiB of 16
+    (tmp_path / "container").write_bytes(image[half:] + image[:half])
+    with ImageSource(str(tmp_path / "container")) as container:
+        view = MappedSource(container, (Extent(len(image) - half, half), Extent(0, len(image) - half)))
+        dm = DiffMap(base=0, length=view.size)
+        dm.add_run(0, view.size)  # as if every byte differed: every node is built
+        root = ext4.parse(ParseContext(src=view, diff=dm), 0, view.size, "image")
+        translate(root, view)
+    nodes = [n for _k, n in root.walk()]
+    assert [n for n in nodes if n.record is not None] == []
+    entry = next(n for n in nodes if n.kind == "ext4.dirent" and n.key == "/usr/share/zoneinfo/Zone_1")
+    # at view offset 6,337,744 (first half): the container holds the first half after the second
+    assert [(f.name, f.extents) for f in entry.fields[:2]] == [
+        ("inode", (Extent(6337744 + half, 4),)), ("rec_len", (Extent(6337748 + half, 2),)),
+    ]
+    for n in nodes:
+        for f in n.fields:
+            for e in f.extents:
+                assert e.offset + e.length <= len(image), (n.key, f.name, e)
+    inode = next(n for n in nodes if n.kind == "ext4.inode" and n.key == "/usr/share/zoneinfo/Zone_1")
+    assert [(f.name, f.value, f.extents) for f in inode.fields if f.name in ("i_mode", "i_ctime")] == [
+        ("i_mode", 33188, (Extent(146944 + half, 2),)), ("i_ctime", 1795562712, (Extent(146956 + half, 4),)),
+    ]

@@ -392,6 +392,8 @@ def translate(root: Node, view: MappedSource) -> None:
     def fix(node: Node) -> None:
         done.add(id(node))
         node.extents = ext(node.extents)
+        if node.record is not None:  # a record's members know only view offsets: make them fields, then move them
+            node.fields, node.record = node.all_fields(), None
         node.fields = tuple(Field(f.name, f.value, ext(f.extents), f.display) for f in node.fields)
         node.derived = tuple(Derived(d.field, ext(d.covers), d.seeds) for d in node.derived)
         if node.expand is not None:
