@@ -884,3 +884,15 @@ def test_a_checksum_tail_alone_does_not_make_directory_entries_differ(pair, monk
         assert got[:4] == expected
     finally:
         report.close()
+
+
+def test_an_inode_slot_cut_by_the_image_end_keeps_only_its_bytes_before_it(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a, _b = pair("ext4-htree")
+    root, _ctx = _parse_bytes(tmp_path, a.read_bytes()[: 146944 + 100])  # 100 bytes into inode 15's slot
+    [fs] = root.children
+    inodes = fs.child("inodes")
+    assert inodes is not None
+    [cut] = [c for c in inodes.children if c.extents and c.extents[0].offset == 146944]
+    assert cut.key == "ino:15" and cut.record is None and cut.extents == (Extent(146944, 100),)
+    assert len(cut.fields) == 22 and max(e.end for f in cut.fields for e in f.extents) == 146944 + 100
+    assert (cut.fields[-1].name, cut.fields[-1].extents) == ("i_block.unused", (Extent(147008, 36),))

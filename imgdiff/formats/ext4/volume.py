@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 from imgdiff.errors import ParseError
 from imgdiff.formats.base import ParseContext
-from imgdiff.formats.compiled import Record
 from imgdiff.formats.ext4.c_ext4 import (
     COMPAT_FEATURES,
     COMPAT_HAS_JOURNAL,
@@ -441,7 +440,7 @@ class Volume:
         if all(e.end <= end for e in node.extents):
             return node
         node.extents = tuple(Extent(e.offset, min(e.end, end) - e.offset) for e in node.extents if e.offset < end)
-        if isinstance(node.record, Record):  # a record across the end: its members are clipped as fields
+        if node.record is not None:  # a record across the end (an inode slot, an entry): clip its members as fields
             node.fields, node.record = node.all_fields(), None
         fields = []
         for f in node.fields:
