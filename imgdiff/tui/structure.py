@@ -172,11 +172,16 @@ class Entry:
         return " ".join(parts).lower()
 
 
-def group_by_field(diffs: list[Difference]) -> list[tuple[tuple[str, str, str], list[Difference]]]:
-    """Return the differences grouped by (node kind, field, change), in first-seen order."""
+def group_by_field(
+    diffs: list[Difference], pause: Callable[[], None] | None = None
+) -> list[tuple[tuple[str, str, str], list[Difference]]]:
+    """Return the differences grouped by (node kind, field, change), in first-seen order (``pause()`` is called
+    every :data:`WARM_STEP` differences)."""
     groups: dict[tuple[str, str, str], list[Difference]] = {}
-    for d in diffs:
+    for i, d in enumerate(diffs):
         groups.setdefault((d.kind, d.field, d.change), []).append(d)
+        if pause is not None and not i % WARM_STEP:
+            pause()
     return list(groups.items())
 
 
@@ -481,8 +486,8 @@ class Structure:
         thread while the user reads the first screen): the groups (with positions) of the lists longer than
         ``least``, the position of every difference, and the search text.
 
-        ``pause()`` is called every :data:`WARM_STEP` items: the app's sleeps there while the user is typing, so
-        that the warm-up takes the GIL from the event loop only when it is idle.
+        ``pause()`` is called every :data:`WARM_STEP` items: the app's pause sleeps there while the user is
+        typing, so that the warm-up takes the GIL from the event loop only when it is idle.
         """
         # in the order a user is likely to need them: open the finding, then n/p, then search
         for f in self.report.findings:
@@ -491,12 +496,7 @@ class Structure:
                     continue
                 key = (id(f), derived)
                 if key not in self._groups:
-                    by: dict[tuple[str, str, str], list[Difference]] = {}
-                    for i, d in enumerate(diffs):
-                        by.setdefault((d.kind, d.field, d.change), []).append(d)
-                        if not i % WARM_STEP:
-                            pause()
-                    self._groups.setdefault(key, list(by.items()))
+                    self._groups.setdefault(key, group_by_field(diffs, pause))
                 if key not in self._group_pos:
                     gpos: dict[int, int] = {}
                     for _k, members in self._groups[key]:
