@@ -185,6 +185,16 @@ def group_by_field(
     return list(groups.items())
 
 
+def _index_of(items: list[Difference], pause: Callable[[], None] | None = None) -> dict[int, int]:
+    """Return ``id(d) ->`` position of ``d`` in ``items`` (``pause()`` is called every :data:`WARM_STEP`)."""
+    out: dict[int, int] = {}
+    for i, d in enumerate(items):
+        out[id(d)] = i
+        if pause is not None and not i % WARM_STEP:
+            pause()
+    return out
+
+
 WARM_STEP = 2048
 """Items built between two calls of the warm-up's ``pause`` (a few milliseconds of work)."""
 
@@ -401,11 +411,13 @@ class Structure:
         """Return the index of ``d`` in :attr:`order`."""
         return self.positions()[id(d)]
 
-    def positions(self) -> dict[int, int]:
-        """Return ``id(d) -> index in`` :attr:`order` for every difference (built once)."""
+    def positions(self, pause: Callable[[], None] | None = None) -> dict[int, int]:
+        """Return ``id(d) -> index in`` :attr:`order` for every difference (built once; ``pause()`` is called
+        every :data:`WARM_STEP` differences while building)."""
         got = self._position
         if got is None:  # no lock, as for groups: the warm-up may build it twice, never half
-            got = self._position = {id(x): i for i, x in enumerate(self.order)}
+            got = _index_of(self.order, pause)
+            self._position = got
         return got
 
     def entry_of(self, d: Difference) -> Entry:
@@ -462,22 +474,24 @@ class Structure:
                 self._texts = (SEP.join(parts), starts)
             return self._texts
 
-    def groups(self, f: Finding, derived: bool) -> list[tuple[tuple[str, str, str], list[Difference]]]:
+    def groups(
+        self, f: Finding, derived: bool, pause: Callable[[], None] | None = None
+    ) -> list[tuple[tuple[str, str, str], list[Difference]]]:
         """Return ``f``'s causes (or derived fields) grouped by (node kind, field, change); built once each."""
         key = (id(f), derived)
         got = self._groups.get(key)
         if got is None:  # no lock: the event loop must never wait for the warm-up; a race only groups twice
-            got = self._groups[key] = group_by_field(f.derived if derived else f.causes)
+            got = self._groups[key] = group_by_field(f.derived if derived else f.causes, pause)
         return got
 
-    def group_positions(self, f: Finding, derived: bool) -> dict[int, int]:
+    def group_positions(self, f: Finding, derived: bool, pause: Callable[[], None] | None = None) -> dict[int, int]:
         """Return ``id(d) -> index within its group`` for every group of :meth:`groups` (built once each)."""
         key = (id(f), derived)
         got = self._group_pos.get(key)
         if got is None:
             got = {}
-            for _k, members in self.groups(f, derived):
-                got.update((id(d), i) for i, d in enumerate(members))
+            for _k, members in self.groups(f, derived, pause):
+                got.update(_index_of(members, pause))
             self._group_pos[key] = got
         return got
 
@@ -492,26 +506,9 @@ class Structure:
         # in the order a user is likely to need them: open the finding, then n/p, then search
         for f in self.report.findings:
             for derived, diffs in ((False, f.causes), (True, f.derived)):
-                if len(diffs) <= least:
-                    continue
-                key = (id(f), derived)
-                if key not in self._groups:
-                    self._groups.setdefault(key, group_by_field(diffs, pause))
-                if key not in self._group_pos:
-                    gpos: dict[int, int] = {}
-                    for _k, members in self._groups[key]:
-                        for i, d in enumerate(members):
-                            gpos[id(d)] = i
-                            if not i % WARM_STEP:
-                                pause()
-                    self._group_pos.setdefault(key, gpos)
-        if self._position is None:
-            pos: dict[int, int] = {}
-            for i, x in enumerate(self.order):
-                pos[id(x)] = i
-                if not i % WARM_STEP:
-                    pause()
-            self._position = pos
+                if len(diffs) > least:
+                    self.group_positions(f, derived, pause)
+        self.positions(pause)
         self.texts(pause)
 
     def _hits(self, q: str, cancelled: Callable[[], bool]) -> array[int]:
