@@ -292,8 +292,7 @@ def dx_block_nodes(vol: Volume, data: bytes, a: int, lb: int, what: tuple[str, i
     if what[0] == "root":
         for pos, name in ((0, "."), (12, "..")):
             ino, _rec_len, name_len, ftype = _DIRENT.unpack_from(data, pos)
-            dfields = C_DIRENT.fields(data, pos, a + pos,
-                                      display={"file_type": lambda v: DIRENT_FILE_TYPES.get(v, str(v))})
+            dfields = C_DIRENT.fields(data, pos, a + pos, display=_DIRENT_DISPLAY)
             dfields.append(Field.at("name", _name(data[pos + 8 : pos + 8 + min(name_len, 4)]), a + pos + 8, 4))
             path = ("/" if dpath == "/" else dpath + "/") + name
             nodes.append(Node(kind="ext4.dirent", key=dirent_key(vol, dpath, name, used),
