@@ -300,6 +300,10 @@ class Difference:
     content_a: builtins.bytes | None = None
     """For file data fields (node attr ``content``): the file's bytes in A, when small enough to keep."""
     content_b: builtins.bytes | None = None
+    count: int = 1
+    """How many fields this difference stands for: 1, or the members of a group node (one field of many objects of
+    a table that differ alike, described once: ext4 inodes whose only differing bytes are their checksums).  The
+    extents and :attr:`bytes` are every member's; :attr:`a`/:attr:`b` are the first member's values."""
     uid: int = dataclasses.field(default_factory=lambda: next(_UIDS))
     """A number unique among the differences of this process, in creation order: side tables key by it."""
 
@@ -388,6 +392,16 @@ class Finding:
                     n = i
                     break
         return first[:n]
+
+    @property
+    def cause_count(self) -> int:
+        """Return how many fields the causes stand for (a group difference counts its members)."""
+        return sum(d.count for d in self.causes)
+
+    @property
+    def derived_count(self) -> int:
+        """Return how many fields the derived differences stand for (a group difference counts its members)."""
+        return sum(d.count for d in self.derived)
 
     @property
     def fields(self) -> list[str]:

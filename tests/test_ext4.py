@@ -528,6 +528,76 @@ def test_uuid_finding_folds_every_checksum(analyzed) -> None:  # type: ignore[no
     assert any(d.node_path.endswith("superblock@group:1") for d in f.derived)  # the backup superblock copy
 
 
+def _group(report):  # type: ignore[no-untyped-def]
+    return [d for f in report.findings for d in f.causes + f.derived if d.count > 1]
+
+
+def test_checksum_only_inodes_form_one_group(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """mke2fs without -U: 317 inode slots differ in their checksums only and become one group, folded into s_uuid."""
+    report = analyzed("ext4-random-uuid")
+    f = _finding(report, "EXT001")
+    assert f.fields == ["disk/ext4/superblock/s_uuid"]
+    groups = _group(report)
+    assert [(d.node_path, d.field, d.count, d.bytes, d.derived) for d in groups] == [
+        ("disk/ext4/inodes/(checksums only)", "i_checksum_lo", 317, 634, True),
+        ("disk/ext4/inodes/(checksums only)", "i_checksum_hi", 317, 634, True),
+    ]
+    assert all(any(d is g for d in f.derived) for g in groups)
+    assert groups[0].seeds == ("ext4.superblock:s_uuid", "ext4.superblock:s_checksum_seed")[: len(groups[0].seeds)]
+    table = 35 * 4096  # group 0's inode table (256-byte slots); inode 11 is the first member, 16 is left out
+    assert len(groups[0].extents_a) == 317 and groups[0].extents_a[:6] == tuple(
+        Extent(table + (ino - 1) * 256 + 0x7C, 2) for ino in (11, 12, 13, 14, 15, 17))
+    assert (f.derived_count, len(f.derived), f.bytes) == (676, 44, 1424)
+    assert report.summary.bytes_unexplained == 0 and report.summary.bytes_differing == 1428
+    # the edited file's inode also differs in i_ctime: it is an inode of its own, its ctime a cause of its own
+    ctime = _finding(report, "EXT005")
+    assert [(d.node_path, d.field) for d in ctime.causes] == [("disk/ext4/inodes//usr/lib/libfoo.so", "i_ctime")]
+    slot = Extent(table + 15 * 256, 256)
+    assert not any(e.offset < slot.end and slot.offset < e.end for g in groups for e in g.extents_a)
+
+
+def test_checksum_group_is_the_sum_of_its_members(pair, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Grouped or not, the same findings own the same bytes and the same checksum fields (counted by member)."""
+    from imgdiff.engine.analysis import analyze
+    from imgdiff.formats.ext4 import grouped
+
+    a, b = pair("ext4-random-uuid")
+    together = analyze(a, b)
+    monkeypatch.setattr(grouped, "GROUP_MIN", 318)
+    apart = analyze(a, b)
+    assert not _group(apart) and len(_group(together)) == 2
+
+    def shape(report):  # type: ignore[no-untyped-def]
+        out = {}
+        for f in report.findings:
+            exts = sorted(e for d in f.derived if d.field.startswith("i_checksum") for e in d.extents_a)
+            out[f.rule.id] = (f.bytes, f.cause_count, f.derived_count, exts)
+        return out
+
+    assert shape(together) == shape(apart)
+    assert shape(apart)["EXT001"][:3] == (1424, 1, 676)
+    assert together.summary == apart.summary
+    monkeypatch.setattr(grouped, "GROUP_MIN", 317)
+    assert [d.count for d in _group(analyze(a, b))] == [317, 317]
+
+
+def test_checksum_group_needs_the_same_inode_placement(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """When the descriptors place group 0's inode table elsewhere in B, no slot pairs with its namesake: no group."""
+    from imgdiff.engine.analysis import analyze
+
+    a, b = pair("ext4-random-uuid")
+    moved = tmp_path / "b.img"
+    shutil.copyfile(b, moved)
+    with moved.open("r+b") as fh:  # bg_inode_table_lo of group 0 (descriptor table in block 1, 4 KiB blocks)
+        fh.seek(4096 + 8)
+        table = struct.unpack("<I", fh.read(4))[0]
+        fh.seek(4096 + 8)
+        fh.write(struct.pack("<I", table + 1))
+    report = analyze(a, moved)
+    assert not _group(report)
+    assert report.summary.bytes_differing > 1428
+
+
 def test_mkfs_clock_finding_names_reserved_inodes_and_crtime(analyzed) -> None:  # type: ignore[no-untyped-def]
     f = _finding(analyzed("ext4-defaults"), "EXT003")
     folded = {(d.attrs.get("path") or d.node_path.rsplit("/", 1)[-1], d.field) for d in f.derived}

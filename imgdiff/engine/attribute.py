@@ -386,6 +386,8 @@ class Attributor:
         na, nb = ia.node, ib.node
         der_a = {d.field: d for d in na.derived}
         der_b = {d.field: d for d in nb.derived}
+        if "group_size" in na.attrs and "group_size" in nb.attrs:
+            return self._group_diffs(path, ia, na, nb, der_a, der_b)
         out: list[Difference] = []
         seen: set[str] = set()
         if na.attrs is nb.attrs:  # B's node shares A's (an ext4 inode with A's scan): nothing to merge
@@ -417,6 +419,31 @@ class Attributor:
         for fb in fields_b:
             if fb.name not in seen:
                 out.append(self._field_diff(path, ib, None, fb, attrs, None, der_b.get(fb.name)))
+        return out
+
+    def _group_diffs(
+        self, path: str, info: NodeInfo, na: Node, nb: Node, der_a: dict[str, Derived], der_b: dict[str, Derived]
+    ) -> list[Difference]:
+        """Return one difference per field of a pair of group nodes (see :attr:`Difference.count`).
+
+        A group node stands for many objects that differ alike (ext4 inodes whose only differing bytes are their
+        checksums); a field's extents are those of the members whose field differs, one each.  Both sides form the
+        group from the same bytes, so their members are the same.
+        """
+        names_b = {f.name: f for f in nb.fields}
+        out: list[Difference] = []
+        for fa in na.fields:
+            fb = names_b.get(fa.name)
+            if fb is None:
+                continue
+            da, db = der_a.get(fa.name), der_b.get(fa.name)
+            dd = da or db
+            out.append(Difference(
+                path, na.kind, fa.name, Change.MODIFIED, fa.value, fb.value, fa.extents, fb.extents, info.location,
+                na.attrs, fa.display, fb.display, self._count(fa.extents, fb.extents), dd is not None,
+                da.covers if da is not None else (), db.covers if db is not None else (),
+                dd.seeds if dd is not None else (), info.scope, info.chain, count=max(len(fa.extents), len(fb.extents)),
+            ))
         return out
 
     def _record_diffs(

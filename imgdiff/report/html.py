@@ -197,7 +197,7 @@ def _fields(report: Report, f: Finding, with_hex: bool = True) -> str:
         out.append(f"<p class=meta>… and {sum(r.count for r in rows[MAX_ROWS:])} more field(s).</p>")
     table = "\n".join(out)
     if len(rows) > OPEN_ROWS:
-        table = f"<details><summary>Fields: {len(rows)} rows for {len(f.causes)} differing fields</summary>{table}</details>"
+        table = f"<details><summary>Fields: {len(rows)} rows for {f.cause_count} differing fields</summary>{table}</details>"
     if hexes:
         table += "\n<details><summary>Bytes side by side (first differing bytes)</summary>" + "".join(hexes) + "</details>"
     return table
@@ -213,7 +213,7 @@ def _derived(f: Finding) -> str:
         count = f" ×{r.count}" if r.count > 1 else ""
         vals = f"{_value(d, 'a')} → {_value(d, 'b')}" if r.same_values or r.count == 1 else "values vary"
         items.append(f"<li>{_where(r, f.location)} / <code>{esc(d.field)}</code>{count}: {vals}</li>")
-    return (f"<details><summary>Derived: {len(f.derived)} consequences folded into this cause (not causes "
+    return (f"<details><summary>Derived: {f.derived_count} consequences folded into this cause (not causes "
             f"themselves)</summary><ul>{''.join(items)}</ul></details>")
 
 

@@ -78,6 +78,8 @@ def _diff(d: Difference, hexes: dict[int, tuple[str, str]] | None = None) -> dic
     }
     if d.detail:
         out["detail"] = d.detail
+    if d.count > 1:
+        out["count"] = d.count  # a group: the fields of this many objects (offsets: every member's)
     first = (d.extents_a or d.extents_b or (None,))[0]
     if first is not None and first.offset >= VBASE:
         out["decoded_space"] = (first.offset - VBASE) // SLOT  # index into the document's "decoded_spaces"
@@ -126,14 +128,14 @@ def report_to_dict(
                 "location": f.location,
                 "chain": list(f.chain),
                 "fields": [d.ref for d in causes],
-                "fields_total": len(f.causes),
+                "fields_total": f.cause_count,
                 "paths": _bounded(paths, limit),
                 "paths_total": len(paths),
                 "a": a,
                 "b": b,
                 "bytes": f.bytes,
                 "derived": [d.ref for d in derived],
-                "derived_total": len(f.derived),
+                "derived_total": f.derived_count,
                 "fix": f.rule.fix,
                 "cause": cause_label(report, f, values),
                 "fixes": dict(rule_fixes(f.rule, values)),
@@ -240,6 +242,7 @@ def load_report(data: dict[str, Any]) -> Report:
             bytes=int(x.get("bytes", 0)),
             detail=x.get("detail"),
             chain=tuple(str(c) for c in x.get("chain", [])),
+            count=max(1, int(x.get("count", 1))),
         )
         if "hex_a" in x:
             d.attrs["hex_a"] = x["hex_a"]

@@ -692,7 +692,7 @@ def _fields_table(f: Finding) -> list[str]:
         rest = sum(r.count for r in rows[MAX_FIELDS:])
         out += ["", f"… and {rest} more field(s) in {len(rows) - MAX_FIELDS} more row(s)."]
     if len(rows) > OPEN_ROWS:
-        return _details(f"Fields: {len(rows)} rows for {len(f.causes)} differing fields", out)
+        return _details(f"Fields: {len(rows)} rows for {f.cause_count} differing fields", out)
     return out
 
 
@@ -707,7 +707,7 @@ def _derived(f: Finding) -> list[str]:
         out.append(f"- {_row_where(r, f.location)} / {field_name(r.first)}{count}: {a} → {b}")
     if len(rows) > MAX_DERIVED:
         out.append(f"- … and {sum(r.count for r in rows[MAX_DERIVED:])} more in {len(rows) - MAX_DERIVED} more row(s)")
-    summary = (f"Derived differences: {len(f.derived)} consequences folded into this cause (checksums, copies, "
+    summary = (f"Derived differences: {f.derived_count} consequences folded into this cause (checksums, copies, "
                f"sizes), not causes themselves; {len(rows)} row(s)")
     return _details(summary, out)
 
@@ -810,7 +810,7 @@ def _unclassified_section(findings: list[Finding], index: FileIndex, dscope: Dif
         block = table(["Where", "Field", "Change", "A", "B", "Offsets in A", "Offsets in B", "Count", "Bytes"], body)
         if len(rows) > MAX_FIELDS:
             block += ["", f"… and {sum(r.count for r in rows[MAX_FIELDS:])} more difference(s)."]
-        out.extend(_details(f"Fields: {len(rows)} rows for {len(f.causes)} differences", block)
+        out.extend(_details(f"Fields: {len(rows)} rows for {f.cause_count} differences", block)
                    if len(rows) > OPEN_ROWS else block)
         out.append("")
         if f.derived:

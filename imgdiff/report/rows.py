@@ -31,8 +31,8 @@ class Row:
 
     @property
     def count(self) -> int:
-        """Return how many differences the row stands for."""
-        return len(self.diffs)
+        """Return how many fields the row stands for (a group difference counts its members)."""
+        return sum(d.count for d in self.diffs)
 
     @property
     def bytes(self) -> int:
@@ -43,12 +43,14 @@ class Row:
         """Return the first ``limit`` places (paths, else locations below ``base``) and how many there are."""
         names: list[str] = []
         seen: set[str] = set()
+        total = 0
         for d in self.diffs:
             name = str(d.attrs.get("path") or "") or _below(d.location, base, d.chain)
             if name not in seen:
                 seen.add(name)
                 names.append(name)
-        return names[:limit], len(names)
+                total += d.count  # a group difference stands for that many objects
+        return names[:limit], total
 
 
 def _below(location: str, base: str, chain: tuple[str, ...] = ()) -> str:

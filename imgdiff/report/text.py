@@ -204,7 +204,7 @@ def render(report: Report, verbose: bool = False, builder: str | None = None, co
                 names = sorted({f'{d.location.split(" / ")[-1]} {d.field}' for d in f.derived})
                 shown_d = names if verbose else names[:6]
                 more = f", … ({len(names) - len(shown_d)} more)" if len(shown_d) < len(names) else ""
-                lines.append(st(f"      derived ({len(f.derived)}, folded in): {', '.join(shown_d)}{more}", "2"))
+                lines.append(st(f"      derived ({f.derived_count}, folded in): {', '.join(shown_d)}{more}", "2"))
             tnote = time_note(f)
             if tnote:
                 lines.append(f"      times: {tnote}")

@@ -414,7 +414,7 @@ class FindingsTree(LazyTree):
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append("⟲ " if g.derived else "≠ ", style="dim" if g.derived else "bold red")
         t.append(g.key[1], style="bold")
-        t.append(f"  ×{len(g.diffs):,}", style="yellow")
+        t.append(f"  ×{sum(d.count for d in g.diffs):,}", style="yellow")  # a group difference counts its members
         t.append(f"  ({g.key[0]}, {g.key[2]})", style="dim")
         return t
 
@@ -456,7 +456,7 @@ class FindingsTree(LazyTree):
 
             def make(x: object) -> tuple[Text, TreeData, bool]:
                 if isinstance(x, DerivedGroup):
-                    return Text(f"⟲ derived ({len(x.diffs):,}, folded in)", style="dim"), x, True
+                    return Text(f"⟲ derived ({sum(d.count for d in x.diffs):,}, folded in)", style="dim"), x, True
                 if isinstance(x, FieldGroup):
                     return self.group_label(x), x, True
                 return make_diff(x)
@@ -897,14 +897,14 @@ class DetailPane(ScrollView, can_focus=True):
         if got is None:
             counts: dict[str, int] = {}
             for d in f.derived:
-                counts[d.field] = counts.get(d.field, 0) + 1
+                counts[d.field] = counts.get(d.field, 0) + d.count
             got = self._summary[id(f)] = (f.paths, sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         return got
 
     def show_finding(self, f: Finding, structure: Structure) -> None:
         """Show a finding: its rule, its cause fields with A and B values, its derived fields."""
         parts = self._rule(f, full_text=False)
-        parts += [Text(""), _heading(f"Fields ({len(f.causes):,})"), self._diff_table(f.causes, f.location)]
+        parts += [Text(""), _heading(f"Fields ({f.cause_count:,})"), self._diff_table(f.causes, f.location)]
         paths, derived = self._finding_summary(f)
         if paths:
             shown = ", ".join(paths[:20]) + (f" … ({len(paths):,} paths)" if len(paths) > 20 else "")
@@ -912,7 +912,7 @@ class DetailPane(ScrollView, can_focus=True):
         if derived:
             shown = ", ".join(f"{name} ×{n:,}" if n > 1 else name for name, n in derived[:12])
             shown += " …" if len(derived) > 12 else ""
-            parts += [Text(""), _heading(f"Derived, folded in ({len(f.derived):,})", "bold dim"), Text(shown)]
+            parts += [Text(""), _heading(f"Derived, folded in ({f.derived_count:,})", "bold dim"), Text(shown)]
         parts += self._rule(f)[3 if f.location else 2 :]
         self._set(f, *parts)
 
@@ -939,6 +939,9 @@ class DetailPane(ScrollView, can_focus=True):
         meta.append(d.change)
         meta.append("  differing bytes ", style="dim")
         meta.append(str(d.bytes))
+        if d.count > 1:  # a group: this field of d.count objects, one extent each; the values are the first's
+            meta.append("  fields ", style="dim")
+            meta.append(f"{d.count:,} (one per member; values: the first member's)")
         if d.kind:
             meta.append("  node ", style="dim")
             meta.append(d.kind)

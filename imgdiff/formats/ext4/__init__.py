@@ -15,7 +15,9 @@ Tree (keys in brackets; all siblings have disjoint fields)::
       ext4.gdt [gdt], [gdt@group:N] -> ext4.group_desc [gd:N]
       ext4.reserved_gdt [rgdt], [rgdt@group:N]
       ext4.block_bitmap [bbitmap:N], ext4.inode_bitmap [ibitmap:N]
-      ext4.inodes [inodes] -> ext4.inode [<path> | ino:N]
+      ext4.inodes [inodes] -> ext4.inode [<path> | ino:N],
+                              ext4.inode [(checksums only)]   one node for many inodes whose only differing
+                                                              bytes are their checksums (see ``grouped``)
       ext4.directories [dirs] -> ext4.directory [<path>] -> ext4.dirent [<path>/<name> | deleted:<path>],
                                  ext4.dir_block / ext4.dx_root / ext4.dx_node [blk:L], ext4.extent_block,
                                  ext4.dir_block [inline:0 | inline:1]   (inline directory: i_block, system.data)

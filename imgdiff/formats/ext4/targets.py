@@ -12,6 +12,7 @@ from imgdiff.formats.ext4.common import _int_suffix, _uuid
 from imgdiff.formats.ext4.dirs import dir_node
 from imgdiff.formats.ext4.files import container, file_node
 from imgdiff.formats.ext4.free import beyond_node, free_node, unowned_node
+from imgdiff.formats.ext4.grouped import checksum_only, group_node
 from imgdiff.formats.ext4.groups import bitmap_node, boot_node, gdt_node, resize_node, rgdt_node, sb_node
 from imgdiff.formats.ext4.inodes import inode_node, inodes_node
 from imgdiff.formats.ext4.journal import journal_lblks, journal_node, orphan_node
@@ -255,7 +256,16 @@ def _inodes_dirs_files(job: _Build) -> None:
     top.add("inodes")
     inodes = top.made["inodes"]
     if inodes is not None:
-        vol.add_inodes(inodes, sorted(vol.inodes) if job.full else sorted(job.numbers(Kind.INODE)), inode_node)
+        inos = sorted(vol.inodes) if job.full else sorted(job.numbers(Kind.INODE))
+        grouped = [] if job.full else checksum_only(vol, inos)
+        if grouped:  # thousands of slots differing only in their checksums: one node stands for them
+            members = {ino for ino, _lo, _hi in grouped}
+            inos = [ino for ino in inos if ino not in members]
+        vol.add_inodes(inodes, inos, inode_node)
+        if grouped:
+            node = group_node(vol, grouped)
+            vol._lazy_of[id(inodes)].made[node.key] = node
+            inodes.children.append(node)
     top.add("dirs")
     top.add("files")
     dirs, files = top.made["dirs"], top.made["files"]
