@@ -532,23 +532,28 @@ def _group(report):  # type: ignore[no-untyped-def]
     return [d for f in report.findings for d in f.causes + f.derived if d.count > 1]
 
 
-def test_checksum_only_inodes_form_one_group(analyzed) -> None:  # type: ignore[no-untyped-def]
-    """mke2fs without -U: 317 inode slots differ in their checksums only and become one group, folded into s_uuid."""
+def test_checksum_only_inodes_and_dir_blocks_form_groups(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """mke2fs without -U: 427 inode slots and 80 directory blocks differ in their checksums only; each kind becomes
+    one group node, folded into s_uuid with the rest."""
     report = analyzed("ext4-random-uuid")
     f = _finding(report, "EXT001")
     assert f.fields == ["disk/ext4/superblock/s_uuid"]
     groups = _group(report)
-    assert [(d.node_path, d.field, d.count, d.bytes, d.derived) for d in groups] == [
-        ("disk/ext4/inodes/(checksums only)", "i_checksum_lo", 317, 634, True),
-        ("disk/ext4/inodes/(checksums only)", "i_checksum_hi", 317, 634, True),
+    assert sorted((d.node_path, d.field, d.count, d.bytes, d.derived) for d in groups) == [
+        ("disk/ext4/dirs/(checksums only)", "det_checksum", 80, 320, True),
+        ("disk/ext4/inodes/(checksums only)", "i_checksum_hi", 427, 854, True),
+        ("disk/ext4/inodes/(checksums only)", "i_checksum_lo", 427, 854, True),
     ]
     assert all(any(d is g for d in f.derived) for g in groups)
-    assert groups[0].seeds == ("ext4.superblock:s_uuid", "ext4.superblock:s_checksum_seed")[: len(groups[0].seeds)]
+    [lo] = [d for d in groups if d.field == "i_checksum_lo"]
+    [tails] = [d for d in groups if d.field == "det_checksum"]
+    assert lo.seeds == ("ext4.superblock:s_uuid", "ext4.superblock:s_checksum_seed")[: len(lo.seeds)]
+    assert tails.seeds[-1] == "ext4.inode:i_generation" and tails.extents_a[0] == Extent(5 * 4096 - 4, 4)
     table = 35 * 4096  # group 0's inode table (256-byte slots); inode 11 is the first member, 16 is left out
-    assert len(groups[0].extents_a) == 317 and groups[0].extents_a[:6] == tuple(
+    assert len(lo.extents_a) == 427 and lo.extents_a[:6] == tuple(
         Extent(table + (ino - 1) * 256 + 0x7C, 2) for ino in (11, 12, 13, 14, 15, 17))
-    assert (f.derived_count, len(f.derived), f.bytes) == (676, 44, 1424)
-    assert report.summary.bytes_unexplained == 0 and report.summary.bytes_differing == 1428
+    assert (f.derived_count, len(f.derived), f.bytes) == (956, 25, 2104)
+    assert report.summary.bytes_unexplained == 0 and report.summary.bytes_differing == 2108
     # the edited file's inode also differs in i_ctime: it is an inode of its own, its ctime a cause of its own
     ctime = _finding(report, "EXT005")
     assert [(d.node_path, d.field) for d in ctime.causes] == [("disk/ext4/inodes//usr/lib/libfoo.so", "i_ctime")]
@@ -563,22 +568,48 @@ def test_checksum_group_is_the_sum_of_its_members(pair, monkeypatch: pytest.Monk
 
     a, b = pair("ext4-random-uuid")
     together = analyze(a, b)
-    monkeypatch.setattr(grouped, "GROUP_MIN", 318)
+    monkeypatch.setattr(grouped, "GROUP_MIN", 428)
     apart = analyze(a, b)
-    assert not _group(apart) and len(_group(together)) == 2
+    assert not _group(apart) and len(_group(together)) == 3
 
     def shape(report):  # type: ignore[no-untyped-def]
         out = {}
         for f in report.findings:
-            exts = sorted(e for d in f.derived if d.field.startswith("i_checksum") for e in d.extents_a)
+            exts = sorted((d.field, e) for d in f.derived for e in d.extents_a
+                          if d.field in ("i_checksum_lo", "i_checksum_hi", "det_checksum"))
             out[f.rule.id] = (f.bytes, f.cause_count, f.derived_count, exts)
         return out
 
     assert shape(together) == shape(apart)
-    assert shape(apart)["EXT001"][:3] == (1424, 1, 676)
+    assert shape(apart)["EXT001"][:3] == (2104, 1, 956) and len(shape(apart)["EXT001"][3]) == 438 + 431 + 80
     assert together.summary == apart.summary
-    monkeypatch.setattr(grouped, "GROUP_MIN", 317)
-    assert [d.count for d in _group(analyze(a, b))] == [317, 317]
+    monkeypatch.setattr(grouped, "GROUP_MIN", 427)
+    assert [(d.field, d.count) for d in _group(analyze(a, b))] == [("i_checksum_lo", 427), ("i_checksum_hi", 427)]
+    monkeypatch.setattr(grouped, "GROUP_MIN", 81)
+    assert [d.count for d in _group(analyze(a, b)) if d.field == "det_checksum"] == []
+    monkeypatch.setattr(grouped, "GROUP_MIN", 80)
+    assert [d.count for d in _group(analyze(a, b)) if d.field == "det_checksum"] == [80]
+
+
+def test_checksum_group_in_json(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """The JSON counts a group's members, bounds its offsets like any list, and a saved result keeps the count."""
+    from imgdiff.report.json import load_report, report_to_dict
+
+    report = analyzed("ext4-random-uuid")
+    doc = report_to_dict(report)
+    [f] = [f for f in doc["findings"] if f["rule"] == "EXT001"]
+    assert (f["derived_total"], f["fields_total"], len(f["derived_details"])) == (956, 1, 25)
+    [lo] = [d for d in f["derived_details"] if "count" in d and d["field"].endswith("/i_checksum_lo")]
+    assert (lo["field"], lo["count"], len(lo["offsets_a"]), lo["offsets_a_total"]) == (
+        "disk/ext4/inodes/(checksums only)/i_checksum_lo", 427, 200, 427)
+    assert lo["offsets_a"][0] == [35 * 4096 + 10 * 256 + 0x7C, 2] and lo["bytes"] == 854
+    whole = report_to_dict(report, limit=None)
+    [wf] = [f for f in whole["findings"] if f["rule"] == "EXT001"]
+    [lo_all] = [d for d in wf["derived_details"] if d.get("count") and d["field"].endswith("/i_checksum_lo")]
+    assert len(lo_all["offsets_a"]) == 427 and "offsets_a_total" not in lo_all
+    again = load_report(whole)
+    [f2] = [f for f in again.findings if f.rule.id == "EXT001"]
+    assert f2.derived_count == 956 and sorted(d.count for d in f2.derived if d.count > 1) == [80, 427, 427]
 
 
 def test_checksum_group_needs_the_same_inode_placement(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -595,7 +626,7 @@ def test_checksum_group_needs_the_same_inode_placement(pair, tmp_path: Path) -> 
         fh.write(struct.pack("<I", table + 1))
     report = analyze(a, moved)
     assert not _group(report)
-    assert report.summary.bytes_differing > 1428
+    assert report.summary.bytes_differing > 2108
 
 
 def test_mkfs_clock_finding_names_reserved_inodes_and_crtime(analyzed) -> None:  # type: ignore[no-untyped-def]

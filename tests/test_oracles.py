@@ -38,7 +38,7 @@ FILESYSTEMS: dict[str, tuple[tuple[str, int, int], ...] | dict[str, tuple[tuple[
     "ext4-htree": (("ext4", 0, 405),),
     "ext4-inline-data": (("ext4", 0, 3),),  # dissect cannot list the inline /etc: see DISSECT_GAPS
     "ext4-kernel": (("ext4", 0, 29),),
-    "ext4-random-uuid": (("ext4", 0, 319),),
+    "ext4-random-uuid": (("ext4", 0, 429),),
     "ext4-label": (("ext4", 0, 4),),
     "ext4-order": (("ext4", 0, 10),),
     "ext4-owner-mode": (("ext4", 0, 8),),

@@ -60,7 +60,8 @@ def _ascii_only(fh: TextIO) -> bool:
         return True
 
 
-def _diff(d: Difference, hexes: dict[int, tuple[str, str]] | None = None) -> dict[str, Any]:
+def _diff(d: Difference, hexes: dict[int, tuple[str, str]] | None = None, limit: int | None = None) -> dict[str, Any]:
+    """Return one field's details; a group difference's offsets are cut to ``limit`` (``offsets_*_total`` added)."""
     out: dict[str, Any] = {
         "field": d.ref,
         "kind": d.kind,
@@ -80,6 +81,10 @@ def _diff(d: Difference, hexes: dict[int, tuple[str, str]] | None = None) -> dic
         out["detail"] = d.detail
     if d.count > 1:
         out["count"] = d.count  # a group: the fields of this many objects (offsets: every member's)
+        for side, exts in (("a", d.extents_a), ("b", d.extents_b)):
+            if limit is not None and len(exts) > limit:
+                out[f"offsets_{side}"] = out[f"offsets_{side}"][:limit]
+                out[f"offsets_{side}_total"] = len(exts)
     first = (d.extents_a or d.extents_b or (None,))[0]
     if first is not None and first.offset >= VBASE:
         out["decoded_space"] = (first.offset - VBASE) // SLOT  # index into the document's "decoded_spaces"
@@ -145,8 +150,8 @@ def report_to_dict(
                 "fixed_in": f.rule.fixed_in,
                 "references": list(f.rule.references),
                 "note": f.note,
-                "details": [_diff(d, hexes) for d in causes],
-                "derived_details": [_diff(d, hexes) for d in derived],
+                "details": [_diff(d, hexes, limit) for d in causes],
+                "derived_details": [_diff(d, hexes, limit) for d in derived],
             }
         )
     acc = accounting(report)

@@ -1,4 +1,4 @@
-"""Inode slots whose only differing bytes are their checksums, described by one group node.
+"""Inode slots and directory blocks whose only differing bytes are their checksums, described by group nodes.
 
 A filesystem made twice without a fixed UUID (``mke2fs`` without ``-U``, systemd-repart without a seed) differs in
 ``s_uuid``, and with ``metadata_csum`` every checksum is seeded from it: every used inode's ``i_checksum_lo`` and
@@ -15,6 +15,11 @@ bytes): so both sides form the same group from the same bytes.  Fewer than :data
 individual inode nodes.  An individual member is still built on request (the ``inodes`` container expands any
 inode key).
 
+Directory leaf blocks change the same way: their entries stay, the ``det_checksum`` of their tail changes.  A
+directory every differing block of which is such a block (and whose inode maps its blocks the same on both sides:
+equal ``i_mode``, ``i_size``, ``i_flags``, ``i_block`` and extent tree) joins the directory-block group instead of
+being built with its entries, from :data:`GROUP_MIN` blocks up.
+
 References: Documentation/filesystems/ext4/inodes.rst (``i_checksum_lo``/``i_checksum_hi``, ``i_extra_isize``),
 checksums.rst; e2fsprogs lib/ext2fs/csum.c (``ext2fs_inode_csum``).
 """
@@ -23,10 +28,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from imgdiff.formats.ext4.c_ext4 import EXT4_GOOD_OLD_INODE_SIZE
+from imgdiff.formats.ext4.c_ext4 import EXT4_GOOD_OLD_INODE_SIZE, EXT4_INDEX_FL
 from imgdiff.formats.ext4.common import C_GD, C_INODE, C_SB
 from imgdiff.model import Derived, Extent, Field, Node, merge_extents
-from imgdiff.source import _NONZERO, VBASE
+from imgdiff.source import VBASE
 
 if TYPE_CHECKING:
     from imgdiff.formats.ext4.volume import Volume
@@ -97,14 +102,12 @@ def checksum_only(vol: Volume, inos: list[int]) -> list[tuple[int, bool, bool]]:
         x = int.from_bytes(own, "little") ^ int.from_bytes(other, "little")
         xb = x.to_bytes(len(own), "little")
         masked = (x & _mask(isz, n)).to_bytes(len(own), "little")
-        dirty: set[int] = set()
-        for m in _NONZERO.finditer(masked):
-            dirty.update(range(m.start() // isz, (m.end() - 1) // isz + 1))
+        zero = bytes(isz)
         for ino in members:
             rel = vol.inode_offset(ino) - first
-            k = rel // isz
-            if k in dirty:
-                continue
+            if masked[rel : rel + isz] != zero:
+                continue  # another byte of the slot differs too (one slice compare: a regex over megabytes of
+                # zeros cost more)
             extra = own[rel + _XI_OFF] | own[rel + _XI_OFF + 1] << 8
             if extra < _HI_OFF + _HI_LEN - EXT4_GOOD_OLD_INODE_SIZE or extra % 4 or EXT4_GOOD_OLD_INODE_SIZE + extra > isz:
                 continue  # no i_checksum_hi in this slot: those bytes are something else
@@ -147,6 +150,63 @@ def group_node(vol: Volume, members: list[tuple[int, bool, bool]]) -> Node:
         fields=tuple(fields),
         derived=tuple(derived),
         attrs={"group_size": n, "first_ino": inos[0], "last_ino": inos[-1], "first_path": lst[0] if lst else ""},
+    )
+
+
+_MAPPING = tuple(C_INODE.span(name) for name in ("i_mode", "i_size_lo", "i_flags", "i_block", "i_size_high"))
+"""Inode members that decide which blocks a directory owns and how they are read."""
+
+
+def tail_only_dirs(vol: Volume, inos: list[int]) -> list[tuple[int, list[int]]]:
+    """Return ``(ino, member blocks)`` for the directories of ``inos`` (differing, ascending) whose differing blocks
+    are all leaf blocks differing in their tail's ``det_checksum`` only; empty when fewer than :data:`GROUP_MIN`
+    blocks qualify or the group cannot be formed here."""
+    if not vol.csum:
+        return []
+    most = sum(n for ino in inos if (info := vol.inodes.get(ino)) is not None for _l, _p, n, _u in info.runs)
+    if most < GROUP_MIN or not _placed_alike(vol):
+        return []  # (too few blocks to group, even if every one qualified)
+    diff = vol.ctx.diff
+    assert diff is not None
+    shift = _a_shift(vol)
+    bs = vol.bs
+    out: list[tuple[int, list[int]]] = []
+    total = 0
+    for ino in inos:
+        info = vol.inodes.get(ino)
+        if info is None or info.errors or info.inline or not info.runs or info.flags & EXT4_INDEX_FL:
+            continue  # (an htree's interior blocks have their checksum elsewhere: built as they are)
+        slot = vol.base + vol.inode_offset(ino) - shift
+        if any(diff.count_in(Extent(slot + off, n)) for off, n in _MAPPING):
+            continue
+        if any(vol._differs(b * bs, bs) for b, _v, _l, _k in info.tree) or vol._dir_entries_differ(info):
+            continue
+        blocks = [p + k for _l, p, n, u in info.runs if not u for k in range(n)
+                  if diff.count_in(Extent(vol.base + (p + k + 1) * bs - 4 - shift, 4))]
+        if blocks and sum(n for _l, _p, n, u in info.runs if not u) * bs <= vol.limit:
+            out.append((ino, blocks))
+            total += len(blocks)
+    return out if total >= GROUP_MIN else []
+
+
+def dir_group_node(vol: Volume, dirs: list[tuple[int, list[int]]]) -> Node:
+    """Return the node standing for the directory blocks of ``dirs`` (from :func:`tail_only_dirs`)."""
+    bs = vol.bs
+    blocks = sorted(b for _ino, bl in dirs for b in bl)
+    tails = tuple(Extent(vol.abs(b, bs - 4), 4) for b in blocks)
+    first = int.from_bytes(vol.read((blocks[0] + 1) * bs - 4, 4), "little")
+    n = len(blocks)
+    more = f" ({n - 1:,} more blocks)" if n > 1 else ""
+    whole = merge_extents(Extent(vol.abs(b), bs) for b in blocks)
+    lst = vol.ino_paths.get(dirs[0][0])
+    return Node(
+        kind="ext4.dir_block",
+        key=GROUP_KEY,
+        label=f"{n:,} directory blocks of {len(dirs):,} directories (only their checksums differ)",
+        extents=whole,
+        fields=(Field("det_checksum", first, tails, f"{first:#010x}{more}"),),
+        derived=(Derived("det_checksum", whole, vol.seeds + ("ext4.inode:i_generation",)),),
+        attrs={"group_size": n, "file_type": "dir", "directories": len(dirs), "first_path": lst[0] if lst else ""},
     )
 
 

@@ -12,7 +12,7 @@ from imgdiff.formats.ext4.common import _int_suffix, _uuid
 from imgdiff.formats.ext4.dirs import dir_node
 from imgdiff.formats.ext4.files import container, file_node
 from imgdiff.formats.ext4.free import beyond_node, free_node, unowned_node
-from imgdiff.formats.ext4.grouped import checksum_only, group_node
+from imgdiff.formats.ext4.grouped import checksum_only, dir_group_node, group_node, tail_only_dirs
 from imgdiff.formats.ext4.groups import bitmap_node, boot_node, gdt_node, resize_node, rgdt_node, sb_node
 from imgdiff.formats.ext4.inodes import inode_node, inodes_node
 from imgdiff.formats.ext4.journal import journal_lblks, journal_node, orphan_node
@@ -276,9 +276,18 @@ def _inodes_dirs_files(job: _Build) -> None:
             vol.add(dirs, vol.key_of(ino))
         elif (info.runs or info.inline) and files is not None:
             vol.add(files, vol.key_of(ino))
-    for ino in sorted(job.numbers(Kind.DIR)):
+    dir_inos = sorted(job.numbers(Kind.DIR))
+    tails = [] if job.full or dirs is None else tail_only_dirs(vol, dir_inos)
+    if tails:  # thousands of directory blocks differing only in their checksum tails: one node stands for them
+        members = {ino for ino, _blocks in tails}
+        dir_inos = [ino for ino in dir_inos if ino not in members]
+    for ino in dir_inos:
         if dirs is not None:
             vol.add(dirs, vol.key_of(ino))
+    if tails and dirs is not None:
+        node = dir_group_node(vol, tails)
+        vol._lazy_of[id(dirs)].made[node.key] = node
+        dirs.children.append(node)
     for ino in sorted(job.numbers(Kind.FILE)):
         if files is not None:
             vol.add(files, vol.key_of(ino))
