@@ -26,6 +26,7 @@ checksums.rst; e2fsprogs lib/ext2fs/csum.c (``ext2fs_inode_csum``).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from imgdiff.formats.ext4.c_ext4 import EXT4_GOOD_OLD_INODE_SIZE, EXT4_INDEX_FL
@@ -69,6 +70,12 @@ def _mask(isz: int, n: int) -> int:
     return found
 
 
+@functools.cache
+def _window(isz: int) -> bytes:
+    """Return one byte per slot byte: 1 outside ``[i_checksum_lo, i_checksum_hi]``, 0 inside."""
+    return bytes(b"\x01" * _LO_OFF + bytes(_HI_OFF + _HI_LEN - _LO_OFF) + b"\x01" * (isz - _HI_OFF - _HI_LEN))
+
+
 def checksum_only(vol: Volume, inos: list[int]) -> list[tuple[int, bool, bool]]:
     """Return ``(ino, lo, hi)`` for the inodes of ``inos`` (slots with differing bytes, ascending) that form the
     checksum group: ``lo``/``hi`` say whether ``i_checksum_lo``/``i_checksum_hi`` differ.
@@ -85,13 +92,25 @@ def checksum_only(vol: Volume, inos: list[int]) -> list[tuple[int, bool, bool]]:
         if info is None or info.errors or ino < vol.first_ino:
             continue
         by_group.setdefault((ino - 1) // vol.ipg, []).append(ino)
+    end = min(vol.limit, vol.avail)  # slots cut by the end of either image stay individual nodes
+    candidates: dict[int, list[int]] = {}
     for g, members in by_group.items():
-        if _differs(vol, *_bitmap_extent(vol, g)):
-            continue  # the used inodes may differ: leave the group's slots to their own nodes
-        end = min(vol.limit, vol.avail)  # slots cut by the end of either image stay individual nodes
         members = [i for i in members if vol.inode_offset(i) + isz <= end]
         if not members:
             continue
+        # first without reading: a slot whose differing runs reach a byte outside the checksums' window is out
+        # (the runs are exact at their ends; inside they may span the 4 bytes between i_checksum_lo and _hi)
+        start = vol.inode_offset(members[0])
+        found = vol._differing_slots(start, vol.inode_offset(members[-1]) + isz - start, isz, _window(isz))
+        if found is not None:
+            members = [i for i in members if (vol.inode_offset(i) - start) // isz not in found[1]]
+        if members:
+            candidates[g] = members
+    if sum(map(len, candidates.values())) < GROUP_MIN:
+        return []
+    for g, members in candidates.items():
+        if _differs(vol, *_bitmap_extent(vol, g)):
+            continue  # the used inodes may differ: leave the group's slots to their own nodes
         first = vol.inode_offset(members[0])
         last = vol.inode_offset(members[-1]) + isz
         n = (last - first) // isz
