@@ -561,6 +561,24 @@ def test_checksum_only_inodes_and_dir_blocks_form_groups(analyzed) -> None:  # t
     assert not any(e.offset < slot.end and slot.offset < e.end for g in groups for e in g.extents_a)
 
 
+def test_side_b_takes_side_a_checksum_groups(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """Same geometry, same offsets: B's group nodes share A's places and hold B's own first values."""
+    report = analyzed("ext4-random-uuid")
+
+    def node(tree, *keys):  # type: ignore[no-untyped-def]
+        for k in keys:
+            tree = tree.child(k)
+        return tree
+
+    for container in ("inodes", "dirs"):
+        na = node(report.tree_a, "ext4", container, "(checksums only)")
+        nb = node(report.tree_b, "ext4", container, "(checksums only)")
+        assert na is not nb and na.extents is nb.extents and na.attrs is nb.attrs
+        assert all(fa.extents is fb.extents and fa.value != fb.value for fa, fb in zip(na.fields, nb.fields, strict=True))
+    lo_b = node(report.tree_b, "ext4", "inodes", "(checksums only)").fields[0]
+    assert (lo_b.name, lo_b.value, lo_b.display) == ("i_checksum_lo", 0xBB51, "0xbb51 (inode 11; 426 more inodes)")
+
+
 def test_checksum_group_is_the_sum_of_its_members(pair, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Grouped or not, the same findings own the same bytes and the same checksum fields (counted by member)."""
     from imgdiff.engine.analysis import analyze

@@ -27,7 +27,7 @@ checksums.rst; e2fsprogs lib/ext2fs/csum.c (``ext2fs_inode_csum``).
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgdiff.formats.ext4.c_ext4 import EXT4_GOOD_OLD_INODE_SIZE, EXT4_INDEX_FL
 from imgdiff.formats.ext4.common import C_GD, C_INODE, C_SB
@@ -157,7 +157,7 @@ def group_node(vol: Volume, members: list[tuple[int, bool, bool]]) -> Node:
         k = next(i for i, m in enumerate(offs) if m[which])
         v = int.from_bytes(vol.read(first - base + moff, mlen), "little")
         more = f" (inode {inos[k]}; {len(exts) - 1:,} more inodes)" if len(exts) > 1 else f" (inode {inos[k]})"
-        fields.append(Field(name, v, exts, f"{v:#06x}{more}"))
+        fields.append(Field(name, v, exts, f"{v:#0{2 + 2 * mlen}x}{more}"))
         derived.append(Derived(name, slots, vol.seeds))
     lst = vol.ino_paths.get(inos[0])
     n = len(members)
@@ -170,6 +170,31 @@ def group_node(vol: Volume, members: list[tuple[int, bool, bool]]) -> Node:
         derived=tuple(derived),
         attrs={"group_size": n, "first_ino": inos[0], "last_ino": inos[-1], "first_path": lst[0] if lst else ""},
     )
+
+
+def shared_group(vol: Volume, key: str) -> tuple[list[Any], Node | None] | None:
+    """Return side A's members and group node of ``key`` (``"inodes"``, ``"dirs"``) for side B to take, or None.
+
+    Both sides form a group from the same bytes, so when B's volume is A's region (``vol.peer``: same geometry and
+    descriptors) at the same offset with the same checksum seeds, A's members are B's: B skips the search.
+    """
+    peer = vol.peer
+    diff = vol.ctx.diff
+    if peer is None or diff is None or diff.delta != 0 or peer.base != vol.base or peer.seeds != vol.seeds:
+        return None
+    return peer.groups_made.get(key)
+
+
+def twin_node(vol: Volume, node: Node) -> Node:
+    """Return side B's group node for side A's ``node``: the same places, B's value of each field's first member."""
+    fields = []
+    for f in node.fields:
+        first = f.extents[0]
+        v = int.from_bytes(vol.read(first.offset - vol.base, first.length), "little")
+        rest = (f.display or "").partition(" ")[2]
+        fields.append(Field(f.name, v, f.extents, f"{v:#0{2 + 2 * first.length}x}" + (f" {rest}" if rest else "")))
+    return Node(kind=node.kind, key=node.key, label=node.label, extents=node.extents, fields=tuple(fields),
+                derived=node.derived, attrs=node.attrs)
 
 
 _MAPPING = tuple(C_INODE.span(name) for name in ("i_mode", "i_size_lo", "i_flags", "i_block", "i_size_high"))

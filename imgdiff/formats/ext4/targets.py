@@ -12,7 +12,14 @@ from imgdiff.formats.ext4.common import _int_suffix, _uuid
 from imgdiff.formats.ext4.dirs import dir_node
 from imgdiff.formats.ext4.files import container, file_node
 from imgdiff.formats.ext4.free import beyond_node, free_node, unowned_node
-from imgdiff.formats.ext4.grouped import checksum_only, dir_group_node, group_node, tail_only_dirs
+from imgdiff.formats.ext4.grouped import (
+    checksum_only,
+    dir_group_node,
+    group_node,
+    shared_group,
+    tail_only_dirs,
+    twin_node,
+)
 from imgdiff.formats.ext4.groups import bitmap_node, boot_node, gdt_node, resize_node, rgdt_node, sb_node
 from imgdiff.formats.ext4.inodes import inode_node, inodes_node
 from imgdiff.formats.ext4.journal import journal_lblks, journal_node, orphan_node
@@ -257,13 +264,22 @@ def _inodes_dirs_files(job: _Build) -> None:
     inodes = top.made["inodes"]
     if inodes is not None:
         inos = sorted(vol.inodes) if job.full else sorted(job.numbers(Kind.INODE))
-        grouped = [] if job.full else checksum_only(vol, inos)
+        grouped: list[tuple[int, bool, bool]] = []
+        node: Node | None = None
+        if not job.full:
+            shared = shared_group(vol, "inodes")
+            if shared is not None and (not shared[0] or _have(vol, inos, [m[0] for m in shared[0]])):
+                grouped = shared[0]
+                node = twin_node(vol, shared[1]) if shared[1] is not None else None
+            else:
+                grouped = checksum_only(vol, inos)
+                node = group_node(vol, grouped) if grouped else None
+            vol.groups_made["inodes"] = (grouped, node)
         if grouped:  # thousands of slots differing only in their checksums: one node stands for them
             members = {ino for ino, _lo, _hi in grouped}
             inos = [ino for ino in inos if ino not in members]
         vol.add_inodes(inodes, inos, inode_node)
-        if grouped:
-            node = group_node(vol, grouped)
+        if node is not None:
             vol._lazy_of[id(inodes)].made[node.key] = node
             inodes.children.append(node)
     top.add("dirs")
@@ -277,20 +293,35 @@ def _inodes_dirs_files(job: _Build) -> None:
         elif (info.runs or info.inline) and files is not None:
             vol.add(files, vol.key_of(ino))
     dir_inos = sorted(job.numbers(Kind.DIR))
-    tails = [] if job.full or dirs is None else tail_only_dirs(vol, dir_inos)
+    tails: list[tuple[int, list[int]]] = []
+    node = None
+    if not job.full and dirs is not None:
+        shared = shared_group(vol, "dirs")
+        if shared is not None and (not shared[0] or _have(vol, dir_inos, [ino for ino, _b in shared[0]])):
+            tails = shared[0]
+            node = twin_node(vol, shared[1]) if shared[1] is not None else None
+        else:
+            tails = tail_only_dirs(vol, dir_inos)
+            node = dir_group_node(vol, tails) if tails else None
+        vol.groups_made["dirs"] = (tails, node)
     if tails:  # thousands of directory blocks differing only in their checksum tails: one node stands for them
         members = {ino for ino, _blocks in tails}
         dir_inos = [ino for ino in dir_inos if ino not in members]
     for ino in dir_inos:
         if dirs is not None:
             vol.add(dirs, vol.key_of(ino))
-    if tails and dirs is not None:
-        node = dir_group_node(vol, tails)
+    if node is not None and dirs is not None:
         vol._lazy_of[id(dirs)].made[node.key] = node
         dirs.children.append(node)
     for ino in sorted(job.numbers(Kind.FILE)):
         if files is not None:
             vol.add(files, vol.key_of(ino))
+
+
+def _have(vol: Volume, inos: list[int], members: list[int]) -> bool:
+    """Return True when every one of ``members`` (side A's group) is among ``inos`` and used on this side."""
+    wanted = set(inos)
+    return all(m in wanted and m in vol.inodes for m in members)
 
 
 def _xattr_blocks(job: _Build) -> None:

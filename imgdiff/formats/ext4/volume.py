@@ -7,7 +7,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from imgdiff.errors import ParseError
 from imgdiff.formats.base import ParseContext
@@ -333,6 +333,8 @@ class Volume:
         self._entries: dict[int, list[tuple[str, int, int]]] | None = None
         """Side A's directory entries per directory inode, kept for side B to reuse (see :meth:`_find_peer`)."""
         self.walk_errors: list[str] = []
+        self.groups_made: dict[str, tuple[list[Any], Node | None]] = {}
+        """Per group kind (``"inodes"``, ``"dirs"``): the members and node :mod:`grouped` made (side B takes A's)."""
         self._read_groups()
         self.peer = self._find_peer()
         self._shared_all = False
