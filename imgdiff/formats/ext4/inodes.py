@@ -118,8 +118,12 @@ class InodeSlot:
         self.record = InodeRecord(raw, absoff, limit)
         self._extra: tuple[list[Field], list[str]] | None = None
 
-    def extra(self) -> tuple[list[Field], list[str]]:
-        """Return the fields of ``i_block`` and of the bytes after the fixed members, and the problems found."""
+    def extra(self, keep: bool = True) -> tuple[list[Field], list[str]]:
+        """Return the fields of ``i_block`` and of the bytes after the fixed members, and the problems found.
+
+        Kept for later calls unless ``keep`` is False (:meth:`diff` of a shifted image's 100,000 inodes, whose
+        equal members nobody asks for again: kept, they were 200 MB).
+        """
         if self._extra is None:
             errors: list[str] = []
             raw, absoff, isz, info = self.raw, self.absoff, self.isz, self.info
@@ -137,6 +141,8 @@ class InodeSlot:
                     xfields = [f for f in xfields if f.name != "xattr[system.data].value"]
                 fields.extend(xfields)
             fields.sort(key=lambda f: f.extents[0].offset)
+            if not keep:
+                return fields, errors
             self._extra = (fields, errors)
         return self._extra
 
@@ -193,7 +199,7 @@ class InodeSlot:
                      or (self.info.fast, self.info.inline != (), self.info.size)
                      == (other.info.fast, other.info.inline != (), other.info.size))):
             return out  # the variable part is byte for byte the same, and read the same way
-        fa_list, fb_list = self.extra()[0], other.extra()[0]
+        fa_list, fb_list = self.extra(keep=False)[0], other.extra(keep=False)[0]
         by_b = {f.name: f for f in fb_list}
         seen: set[str] = set()
         for fa in fa_list:
