@@ -641,6 +641,15 @@ def test_checksum_group_in_json(analyzed) -> None:  # type: ignore[no-untyped-de
     assert f2.derived_count == 956 and sorted(d.count for d in f2.derived if d.count > 1) == [80, 427, 427]
 
 
+def test_checksum_group_rows_count_members_and_say_values_vary(analyzed) -> None:  # type: ignore[no-untyped-def]
+    from imgdiff.report.rows import group_rows
+
+    f = _finding(analyzed("ext4-random-uuid"), "EXT001")
+    rows = {r.first.field: r for r in group_rows(f.derived) if r.first.kind in ("ext4.inode", "ext4.dir_block")}
+    assert {k: (r.count, r.same_values, r.places()[1]) for k, r in rows.items()} == {
+        "det_checksum": (80, False, 80), "i_checksum_lo": (438, False, 438), "i_checksum_hi": (431, False, 431)}
+
+
 def test_checksum_group_needs_the_same_inode_placement(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """When the descriptors place group 0's inode table elsewhere in B, no slot pairs with its namesake: no group."""
     from imgdiff.engine.analysis import analyze

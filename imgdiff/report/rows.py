@@ -98,7 +98,8 @@ def group_rows(diffs: list[Difference]) -> list[Row]:
         for d in members:
             by_values.setdefault(_values_key(d), []).append(d)
         if len(by_values) <= DISTINCT_PAIRS:
-            rows.extend(Row(v) for v in by_values.values())
+            # a group difference's values are its first member's: its row's values vary
+            rows.extend(Row(v, same_values=not any(d.count > 1 for d in v)) for v in by_values.values())
         else:
             rows.append(Row(members, same_values=False))
     return rows
