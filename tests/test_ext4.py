@@ -650,6 +650,22 @@ def test_checksum_group_rows_count_members_and_say_values_vary(analyzed) -> None
         "det_checksum": (80, False, 80), "i_checksum_lo": (438, False, 438), "i_checksum_hi": (431, False, 431)}
 
 
+def test_checksum_groups_are_looked_for_only_when_a_checksum_seed_differs(pair, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """ext4-staging-times (20 inodes differ in i_ctime, same UUID): even with a group threshold of 1, the
+    search for checksum-only slots and blocks never starts; ext4-random-uuid (another UUID) starts it."""
+    from imgdiff.engine.analysis import analyze
+    from imgdiff.formats.ext4 import grouped
+
+    calls: list[str] = []
+    placed = grouped._placed_alike
+    monkeypatch.setattr(grouped, "GROUP_MIN", 1)
+    monkeypatch.setattr(grouped, "_placed_alike", lambda vol: calls.append(vol.ctx.side) or placed(vol))
+    report = analyze(*pair("ext4-staging-times"))
+    assert calls == [] and not _group(report)
+    analyze(*pair("ext4-random-uuid"))
+    assert calls == ["a", "a"]  # inodes, then directories; side B takes side A's groups
+
+
 def test_checksum_group_needs_the_same_inode_placement(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """When the descriptors place group 0's inode table elsewhere in B, no slot pairs with its namesake: no group."""
     from imgdiff.engine.analysis import analyze
