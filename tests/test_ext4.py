@@ -666,6 +666,21 @@ def test_checksum_groups_are_looked_for_only_when_a_checksum_seed_differs(pair, 
     assert calls == ["a", "a"]  # inodes, then directories; side B takes side A's groups
 
 
+def test_checksum_groups_stop_at_the_end_of_a_truncated_image(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """B cut in the middle of the inode table: only slots wholly inside both images join the group, and every
+    differing byte is still counted in exactly one finding."""
+    from imgdiff.engine.analysis import analyze
+
+    a, b = pair("ext4-random-uuid")
+    cut = tmp_path / "b.img"
+    end = 35 * 4096 + 200 * 256 + 100  # inside the slot of inode 201
+    cut.write_bytes(b.read_bytes()[:end])
+    report = analyze(a, cut)
+    [lo] = [d for d in _group(report) if d.field == "i_checksum_lo"]
+    assert lo.extents_a[-1].end <= end and lo.count == 189  # inodes 11-200 less /usr/lib/libfoo.so's 16
+    assert sum(f.bytes for f in report.findings) == report.summary.bytes_differing
+
+
 def test_checksum_group_needs_the_same_inode_placement(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """When the descriptors place group 0's inode table elsewhere in B, no slot pairs with its namesake: no group."""
     from imgdiff.engine.analysis import analyze

@@ -230,7 +230,8 @@ def tail_only_dirs(vol: Volume, inos: list[int]) -> list[tuple[int, list[int]]]:
             continue
         blocks = [p + k for _l, p, n, u in info.runs if not u for k in range(n)
                   if diff.count_in(Extent(vol.base + (p + k + 1) * bs - 4 - shift, 4))]
-        if blocks and sum(n for _l, _p, n, u in info.runs if not u) * bs <= vol.limit:
+        if blocks and all((p + n) * bs <= min(vol.limit, vol.avail) for _l, p, n, u in info.runs if not u):
+            # (a directory cut by the end of either image stays a node of its own)
             out.append((ino, blocks))
             total += len(blocks)
     return out if total >= GROUP_MIN else []
