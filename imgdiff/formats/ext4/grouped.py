@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from imgdiff.formats.ext4.c_ext4 import EXT4_GOOD_OLD_INODE_SIZE, EXT4_INDEX_FL
 from imgdiff.formats.ext4.common import C_GD, C_INODE, C_SB
+from imgdiff.formats.ext4.groups import gd_location
 from imgdiff.model import Derived, Extent, Field, Node, merge_extents
 from imgdiff.source import VBASE
 
@@ -283,12 +284,10 @@ def _placed_alike(vol: Volume) -> bool:
         off, n = C_SB.span(name)
         if _differs(vol, 1024 + off, n):
             return False
-    blocks = sorted(vol.gdt_copies.get("gdt", []), key=lambda t: t[1])
     for g in range(vol.groups):
-        i, k = divmod(g, vol.dpb)
-        if i >= len(blocks):
+        at = gd_location(vol, "gdt", g)
+        if at is None:
             return False
-        at = blocks[i][0] * vol.bs + k * vol.desc_size
         for name in _GD_PLACES:
             off, n = C_GD.span(name)
             if off + n <= vol.desc_size and _differs(vol, at + off, n):
@@ -305,6 +304,11 @@ def _bitmap_extent(vol: Volume, g: int) -> tuple[int, int]:
 
 
 def _differs(vol: Volume, off: int, n: int) -> bool:
+    """Return True when a byte of ``[off, off + n)`` (filesystem offsets) differs, counted exactly.
+
+    Not :meth:`Volume._differs`: that answers from merged runs, which reach over up to 15 equal bytes, so a field
+    next to a differing one (``s_inodes_count`` beside the free counts) would count as differing.
+    """
     return n > 0 and vol.ctx.diff is not None and vol.ctx.diff.count_in(Extent(vol.base + off - _a_shift(vol), n)) > 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from imgdiff.formats.ext4.c_ext4 import EXT4_RESIZE_INO, EXT4_SUPERBLOCK_OFFSET, S_IFDIR, S_IFMT
 from imgdiff.formats.ext4.common import _int_suffix, _uuid
@@ -264,24 +264,11 @@ def _inodes_dirs_files(job: _Build) -> None:
     inodes = top.made["inodes"]
     if inodes is not None:
         inos = sorted(vol.inodes) if job.full else sorted(job.numbers(Kind.INODE))
-        grouped: list[tuple[int, bool, bool]] = []
         node: Node | None = None
-        if not job.full:
-            shared = shared_group(vol, "inodes")
-            if shared is not None and (not shared[0] or _have(vol, inos, [m[0] for m in shared[0]])):
-                grouped = shared[0]
-                node = twin_node(vol, shared[1]) if shared[1] is not None else None
-            else:
-                grouped = checksum_only(vol, inos)
-                node = group_node(vol, grouped) if grouped else None
-            vol.groups_made["inodes"] = (grouped, node)
-        if grouped:  # thousands of slots differing only in their checksums: one node stands for them
-            members = {ino for ino, _lo, _hi in grouped}
-            inos = [ino for ino in inos if ino not in members]
+        if not job.full:  # thousands of slots differing only in their checksums: one node stands for them
+            inos, node = _grouped(vol, "inodes", inos, checksum_only, group_node)
         vol.add_inodes(inodes, inos, inode_node)
-        if node is not None:
-            vol._lazy_of[id(inodes)].made[node.key] = node
-            inodes.children.append(node)
+        _attach(vol, inodes, node)
     top.add("dirs")
     top.add("files")
     dirs, files = top.made["dirs"], top.made["files"]
@@ -293,35 +280,45 @@ def _inodes_dirs_files(job: _Build) -> None:
         elif (info.runs or info.inline) and files is not None:
             vol.add(files, vol.key_of(ino))
     dir_inos = sorted(job.numbers(Kind.DIR))
-    tails: list[tuple[int, list[int]]] = []
     node = None
-    if not job.full and dirs is not None:
-        shared = shared_group(vol, "dirs")
-        if shared is not None and (not shared[0] or _have(vol, dir_inos, [ino for ino, _b in shared[0]])):
-            tails = shared[0]
-            node = twin_node(vol, shared[1]) if shared[1] is not None else None
-        else:
-            tails = tail_only_dirs(vol, dir_inos)
-            node = dir_group_node(vol, tails) if tails else None
-        vol.groups_made["dirs"] = (tails, node)
-    if tails:  # thousands of directory blocks differing only in their checksum tails: one node stands for them
-        members = {ino for ino, _blocks in tails}
-        dir_inos = [ino for ino in dir_inos if ino not in members]
+    if not job.full and dirs is not None:  # thousands of blocks differing only in their checksum tails: one node
+        dir_inos, node = _grouped(vol, "dirs", dir_inos, tail_only_dirs, dir_group_node)
     for ino in dir_inos:
         if dirs is not None:
             vol.add(dirs, vol.key_of(ino))
-    if node is not None and dirs is not None:
-        vol._lazy_of[id(dirs)].made[node.key] = node
-        dirs.children.append(node)
+    if dirs is not None:
+        _attach(vol, dirs, node)
     for ino in sorted(job.numbers(Kind.FILE)):
         if files is not None:
             vol.add(files, vol.key_of(ino))
 
 
-def _have(vol: Volume, inos: list[int], members: list[int]) -> bool:
-    """Return True when every one of ``members`` (side A's group) is among ``inos`` and used on this side."""
+def _grouped(vol: Volume, key: str, inos: list[int], search: Callable[[Volume, list[int]], list[Any]],
+             make: Callable[[Volume, list[Any]], Node]) -> tuple[list[int], Node | None]:
+    """Return the inodes of ``inos`` left to build one by one, and the group node standing for the others.
+
+    ``search`` finds the members (tuples whose first item is the inode) and ``make`` builds their node; side B
+    takes side A's members instead when :func:`shared_group` allows and they are among B's differing inodes.
+    """
+    shared = shared_group(vol, key)
     wanted = set(inos)
-    return all(m in wanted and m in vol.inodes for m in members)
+    if shared is not None and all(m[0] in wanted and m[0] in vol.inodes for m in shared[0]):
+        members, node = shared[0], twin_node(vol, shared[1]) if shared[1] is not None else None
+    else:
+        members = search(vol, inos)
+        node = make(vol, members) if members else None
+    vol.groups_made[key] = (members, node)
+    if members:
+        taken = {m[0] for m in members}
+        inos = [ino for ino in inos if ino not in taken]
+    return inos, node
+
+
+def _attach(vol: Volume, container: Node, node: Node | None) -> None:
+    """Attach a group node to its container (made by :meth:`Volume.lazy`), where lookups by key find it too."""
+    if node is not None:
+        vol._lazy_of[id(container)].made[node.key] = node
+        container.children.append(node)
 
 
 def _xattr_blocks(job: _Build) -> None:
