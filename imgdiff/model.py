@@ -415,6 +415,10 @@ class Finding:
 
     def _paths(self) -> list[str]:
         out = {str(d.attrs["path"]) for d in self.causes if d.attrs.get("path") not in (None, "")}
+        for d in self.causes:  # a group difference names its members (see ``member_paths``)
+            members = d.attrs.get("member_paths")
+            if isinstance(members, tuple):
+                out.update(str(p) for p in members)
         return sorted(out)
 
 

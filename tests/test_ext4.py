@@ -620,6 +620,95 @@ def test_checksum_group_is_the_sum_of_its_members(pair, monkeypatch: pytest.Monk
     assert [d.count for d in _group(analyze(a, b)) if d.field == "det_checksum"] == [80]
 
 
+EXT_RULE_PAIRS = sorted(p.parent.name for p in PAIRS.glob("*/expected-rules.txt")
+                        if "EXT0" in p.read_text() and (p.parent / "a.img.xz").exists())
+
+
+def _members(diffs):  # type: ignore[no-untyped-def]
+    """Every field a list of differences stands for, one entry per member's extent (a group: one per member)."""
+    return sorted((d.kind, d.field, str(d.change), e.offset, e.length, side)
+                  for d in diffs for side, exts in (("a", d.extents_a), ("b", d.extents_b)) for e in exts)
+
+
+def _shape(report):  # type: ignore[no-untyped-def]
+    return sorted((f.rule.id, f.location, f.bytes, f.cause_count, f.derived_count, f.paths, f.note,
+                   _members(f.causes), _members(f.derived)) for f in report.findings)
+
+
+@pytest.mark.parametrize("name", EXT_RULE_PAIRS)
+def test_groups_are_the_sum_of_their_members(pair, monkeypatch: pytest.MonkeyPatch, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Grouped wherever a group can form (threshold 1) or nowhere: every pair with an ext4 rule gives the same
+    findings, at the same place, owning the same bytes, causes and derived fields (each member's extent), paths
+    and notes.  A group holds only what every rule tells apart from nothing else in it."""
+    from imgdiff.engine.analysis import analyze
+    from imgdiff.formats.ext4 import grouped
+
+    a, b = pair(name)
+    monkeypatch.setattr(grouped, "GROUP_MIN", 1)
+    together = analyze(a, b)
+    monkeypatch.setattr(grouped, "GROUP_MIN", 10**9)
+    apart = analyze(a, b)
+    assert not _group(apart)
+    assert _shape(together) == _shape(apart)
+    assert together.summary == apart.summary
+
+
+def test_time_only_inodes_form_one_group(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """ext4-staging-many: 269 slots (files, a symlink, directories) differ only in their copied ctime/atime, their
+    mkfs-clock crtime and their checksums: one group node, whose time fields are EXT005's causes and whose crtime
+    and checksums EXT003 folds, like each member's own.  What a rule tells apart stays out."""
+    from imgdiff.report.times import time_note
+
+    report = analyzed("ext4-staging-many")
+    groups = [(f.rule.id, d.field, d.count, d.bytes, d.derived) for f in report.findings for d in f.causes + f.derived
+              if d.count > 1]
+    assert sorted(groups) == [
+        ("EXT003", "i_checksum_hi", 269, 538, True),
+        ("EXT003", "i_checksum_lo", 269, 538, True),
+        ("EXT003", "i_crtime", 269, 538, False),
+        ("EXT005", "i_atime", 269, 269, False),
+        ("EXT005", "i_ctime", 269, 269, False),
+    ]
+    ctimes = _finding(report, "EXT005")
+    assert ctimes.location == "ext4 / inode tables"  # where the members are, not the group's own node
+    assert time_note(ctimes) == (  # every member's value counts, not the first one's
+        "A has one value in all 542 fields, 2026-11-28 19:52:24; B's times lie within 1 s (2026-11-28 19:52:30 … "
+        "2026-11-28 19:52:31): written at one moment.")
+    assert (ctimes.bytes, ctimes.cause_count, len(ctimes.causes), len(ctimes.paths)) == (542, 542, 6, 271)
+    # the hard link's inode (EXT010 reads its two paths) and /etc/shadow (its mode differs) are inodes of their own
+    assert sorted({str(d.attrs.get("path")) for d in ctimes.causes if d.count == 1}) == ["/etc/hosts", "/etc/shadow"]
+    [ctime] = [d for d in ctimes.causes if d.count > 1 and d.field == "i_ctime"]
+    members = ctime.attrs["member_paths"]
+    assert isinstance(members, tuple) and len(members) == 269
+    assert members[:4] == ("/etc", "/usr", "/usr/share", "/usr/share/doc") and "/usr/share/doc/pkg1/link" in members
+    # renamed between the builds: another path names inode 16 in B (EXT019), so it is no member, nor is the file
+    # whose mtime differs (EXT006), nor anything written just before mke2fs (its times are the mkfs clock: EXT003)
+    table = 35 * 4096
+    for ino in (11, 13, 14, 15, 16):
+        slot = Extent(table + (ino - 1) * 256, 256)
+        assert not any(slot.offset <= e.offset < slot.end for e in ctime.extents_a), ino
+    assert "/etc/zz-name-a" not in members and not any(p.startswith("/var") for p in members)
+    mkfs = _finding(report, "EXT003")
+    late = {(str(d.attrs.get("path")), d.field) for d in mkfs.derived if d.count == 1}
+    assert {("/var/lib/late/state1", "i_ctime"), ("/var/lib/late/state3", "i_atime")} <= late
+    assert report.summary.bytes_differing == 2324 and report.summary.bytes_unexplained == 0
+
+
+def test_side_b_takes_side_a_time_group(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """B's time group node shares A's places and attrs, and shows B's own first values."""
+    report = analyzed("ext4-staging-many")
+    na = report.tree_a.child("ext4").child("inodes").child("(times only)")
+    nb = report.tree_b.child("ext4").child("inodes").child("(times only)")
+    assert na is not nb and na.extents is nb.extents and na.attrs is nb.attrs
+    assert [f.name for f in na.fields] == ["i_atime", "i_ctime", "i_checksum_lo", "i_checksum_hi", "i_crtime"]
+    assert all(fa.extents is fb.extents and fa.value != fb.value for fa, fb in zip(na.fields, nb.fields, strict=True))
+    assert nb.label == "269 inodes (only their times and checksums differ)"
+    [crtime] = [f for f in nb.fields if f.name == "i_crtime"]
+    assert crtime.display == "2026-11-28T19:52:35Z (inode 12; 268 more inodes; all 2026-11-28T19:52:35Z)"
+    [atime] = [f for f in nb.fields if f.name == "i_atime"]  # B's atimes: read over two seconds
+    assert atime.display == "2026-11-28T19:52:31Z (inode 12; 268 more inodes; all 2026-11-28T19:52:30Z … 2026-11-28T19:52:31Z)"
+
+
 def test_checksum_group_in_json(analyzed) -> None:  # type: ignore[no-untyped-def]
     """The JSON counts a group's members, bounds its offsets like any list, and a saved result keeps the count."""
     from imgdiff.report.json import load_report, report_to_dict
@@ -659,9 +748,10 @@ def test_checksum_groups_are_looked_for_only_when_a_checksum_seed_differs(pair, 
     calls: list[str] = []
     placed = grouped._placed_alike
     monkeypatch.setattr(grouped, "GROUP_MIN", 1)
-    monkeypatch.setattr(grouped, "_placed_alike", lambda vol: calls.append(vol.ctx.side) or placed(vol))
+    monkeypatch.setattr(grouped, "_placed_alike",
+                        lambda vol, csum=True: (csum and calls.append(vol.ctx.side)) or placed(vol, csum))
     report = analyze(*pair("ext4-staging-times"))
-    assert calls == [] and not _group(report)
+    assert calls == [] and not [d for d in _group(report) if d.node_path.endswith("(checksums only)")]
     analyze(*pair("ext4-random-uuid"))
     assert calls == ["a", "a"]  # inodes, then directories; side B takes side A's groups
 

@@ -158,7 +158,8 @@ def explain(
         del findings[key]
     out = list(findings.values()) + list(unclassified.values())
     for f in out:
-        f.location = _common_location([d.location for d in f.causes])
+        # a group difference (many objects) is placed where its members are: its container
+        f.location = _common_location([d.location.rsplit(" / ", 1)[0] if d.count > 1 else d.location for d in f.causes])
         both = f.causes + f.derived
         exts_a = [e for d in both for e in d.extents_a]
         exts_b = [e for d in both for e in b_side_only(d, dm.delta)]

@@ -56,9 +56,9 @@ def _span(seconds: int) -> str:
     return f"{seconds // 86400} days"
 
 
-def _side(name: str, values: list[int]) -> str:
+def _side(name: str, values: list[int], n: int) -> str:
+    """Describe one side's ``values`` of ``n`` time fields (a group's members each count)."""
     lo, hi = min(values), max(values)
-    n = len(values)
     fields = "field" if n == 1 else f"all {n} fields"
     if lo == hi:
         if is_round(lo):
@@ -82,7 +82,17 @@ def time_values(diffs: list[Difference]) -> tuple[list[int], list[int]]:
         if a is not None and b is not None:
             ta.append(a)
             tb.append(b)
+            if d.count > 1:  # a group: its display ends in its members' range ("all <earliest> … <latest>")
+                ta.extend(_range(d.display_a, a))
+                tb.extend(_range(d.display_b, b))
     return ta, tb
+
+
+def _range(display: str | None, first: int) -> list[int]:
+    """Return the earliest and latest time a group's display names after its first value (none: the first)."""
+    tail = (display or "").rpartition("; all ")[2] if "; all " in (display or "") else ""
+    found = [t for t in (parse_time(x) for x in tail.split(" … ")) if t is not None]
+    return found or [first]
 
 
 def time_note(f: Finding) -> str:
@@ -90,7 +100,9 @@ def time_note(f: Finding) -> str:
     ta, tb = time_values(f.causes)
     if not ta or len(ta) * 2 < len(f.causes):  # only for findings that are about times
         return ""
-    parts = [_side("A", ta), _side("B", tb)]
+    n = sum(d.count for d in f.causes if d.change == "modified" and parse_time(d.display_a) is not None
+            and parse_time(d.display_b) is not None)
+    parts = [_side("A", ta, n), _side("B", tb, n)]
     if min(ta) == max(ta) and min(tb) == max(tb) and ta[0] != tb[0]:
         delta = tb[0] - ta[0]
         parts.append(f"B is {_span(abs(delta))} {'later' if delta > 0 else 'earlier'} than A")

@@ -1,4 +1,4 @@
-"""Inode slots and directory blocks whose only differing bytes are their checksums, described by group nodes.
+"""Inode slots and directory blocks that differ alike (only in their checksums, or only in their times), as group nodes.
 
 A filesystem made twice without a fixed UUID (``mke2fs`` without ``-U``, systemd-repart without a seed) differs in
 ``s_uuid``, and with ``metadata_csum`` every checksum is seeded from it: every used inode's ``i_checksum_lo`` and
@@ -21,6 +21,16 @@ directory every differing block of which is such a block (and whose inode maps i
 equal ``i_mode``, ``i_size``, ``i_flags``, ``i_block`` and extent tree) joins the directory-block group instead of
 being built with its entries, from :data:`GROUP_MIN` blocks up.
 
+Inode slots differ in their times alone when a tree is staged anew for each build: ``mke2fs -d`` copies each
+file's ``st_ctime`` (which nobody can set) and ``st_atime`` into ``i_ctime``/``i_atime`` and stamps ``i_crtime``
+with its own clock (a 54,000-file image rebuilt: 54,000 inodes, 104,000 time causes).  Those slots form the time
+group (:func:`times_only`), one field per time and checksum.  Unlike a checksum, a time is a cause that rules
+match, so a group field must be matched the way each member's field would be: the group holds only inodes that
+every rule treats alike (one path naming the same inode in both images, one link unless a directory, ``i_mtime``
+and ``i_generation`` equal, and when ``s_mkfs_time`` differs, times that are the mkfs clock on both sides in all
+members of a field or in none), and ``tests/test_ext4.py`` checks on every ext4 fixture pair that grouping
+changes no finding, byte, field or path.
+
 References: Documentation/filesystems/ext4/inodes.rst (``i_checksum_lo``/``i_checksum_hi``, ``i_extra_isize``),
 checksums.rst; e2fsprogs lib/ext2fs/csum.c (``ext2fs_inode_csum``).
 """
@@ -28,12 +38,14 @@ checksums.rst; e2fsprogs lib/ext2fs/csum.c (``ext2fs_inode_csum``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from imgdiff.formats.ext4.c_ext4 import EXT4_GOOD_OLD_INODE_SIZE, EXT4_INDEX_FL
-from imgdiff.formats.ext4.common import C_GD, C_INODE, C_SB
+from imgdiff.formats.ext4.c_ext4 import EXT4_GOOD_OLD_INODE_SIZE, EXT4_INDEX_FL, S_IFDIR, S_IFMT
+from imgdiff.formats.ext4.common import C_GD, C_INODE, C_SB, _extra_time, _time_extra_text, _time_text
 from imgdiff.formats.ext4.groups import gd_location
 from imgdiff.model import Derived, Extent, Field, Node, merge_extents
+from imgdiff.ruleset.predicates_ext4 import MKFS_SLACK
 from imgdiff.source import VBASE
 
 if TYPE_CHECKING:
@@ -45,9 +57,21 @@ GROUP_MIN = 64
 GROUP_KEY = "(checksums only)"
 """The group node's key among the inode nodes (inode keys are paths or ``ino:N``)."""
 
+TIME_KEY = "(times only)"
+"""The key of the node standing for the inodes whose times (and checksums) alone differ."""
+
 _LO_OFF, _LO_LEN = C_INODE.span("i_checksum_lo")
 _HI_OFF, _HI_LEN = C_INODE.span("i_checksum_hi")
 _XI_OFF, _XI_LEN = C_INODE.span("i_extra_isize")
+_CSUM_SPANS = ((_LO_OFF, _LO_LEN), (_HI_OFF, _HI_LEN))
+
+_TIMES = ("i_atime", "i_ctime", "i_crtime")
+"""The timestamps a slot of the time group may differ in (each with its ``_extra``): set from the staging tree's
+``st_atime``/``st_ctime`` or the mkfs clock, never by the data, owner or mode (``i_mtime`` has rules of its own)."""
+_TIME_MEMBERS = _TIMES + tuple(f"{t}_extra" for t in _TIMES)
+_TIME_SPANS = tuple(C_INODE.span(name) for name in _TIME_MEMBERS)
+_EXTRA_NEED = max(off + n for off, n in _TIME_SPANS) - EXT4_GOOD_OLD_INODE_SIZE
+"""The ``i_extra_isize`` a slot needs for every ``_extra`` time to be what its bytes are."""
 
 _SB_GEOMETRY = ("s_inodes_count", "s_first_data_block", "s_log_block_size", "s_blocks_per_group",
                 "s_inodes_per_group", "s_first_ino", "s_inode_size", "s_feature_incompat", "s_desc_size")
@@ -58,19 +82,26 @@ _SB_NAMES = frozenset(m[0] for m in C_SB.members)
 _GD_PLACES = ("bg_inode_bitmap_lo", "bg_inode_table_lo", "bg_inode_bitmap_hi", "bg_inode_table_hi")
 """Descriptor members that place a group's inode bitmap and table (the ``_hi`` halves with 64-byte descriptors)."""
 
-_MASKS: dict[tuple[int, int], int] = {}
+_REPEATS: dict[tuple[int, int, int], int] = {}
 
 
-def _mask(isz: int, n: int) -> int:
-    """Return a little-endian integer over ``n`` slots of ``isz`` bytes: 0xFF everywhere but the checksum bytes."""
-    found = _MASKS.get((isz, n))
+def _mask(isz: int, which: int) -> int:
+    """Return the one-slot mask of group kind ``which`` (1: checksums, 2: times and checksums, 3: times) as a
+    little-endian integer:
+    0xFF for every slot byte that must be equal for a slot to join, 0 for the bytes that may differ."""
+    one = bytearray(b"\xff" * isz)
+    for off, n in {1: _CSUM_SPANS, 2: _TIME_SPANS + _CSUM_SPANS, 3: _TIME_SPANS}[which]:
+        one[off : off + n] = bytes(n)
+    return int.from_bytes(bytes(one), "little")
+
+
+def _repeat(one: int, isz: int, n: int) -> int:
+    """Return the slot mask ``one`` repeated over ``n`` consecutive slots (cached: one per inode table size)."""
+    found = _REPEATS.get((one, isz, n))
     if found is None:
-        one = bytearray(b"\xff" * isz)
-        one[_LO_OFF : _LO_OFF + _LO_LEN] = bytes(_LO_LEN)
-        one[_HI_OFF : _HI_OFF + _HI_LEN] = bytes(_HI_LEN)
-        if len(_MASKS) > 64:
-            _MASKS.clear()
-        found = _MASKS[(isz, n)] = int.from_bytes(bytes(one) * n, "little")
+        if len(_REPEATS) > 64:
+            _REPEATS.clear()
+        found = _REPEATS[(one, isz, n)] = int.from_bytes(one.to_bytes(isz, "little") * n, "little")
     return found
 
 
@@ -78,6 +109,16 @@ def _mask(isz: int, n: int) -> int:
 def _window(isz: int) -> bytes:
     """Return one byte per slot byte: 1 outside ``[i_checksum_lo, i_checksum_hi]``, 0 inside."""
     return bytes(b"\x01" * _LO_OFF + bytes(_HI_OFF + _HI_LEN - _LO_OFF) + b"\x01" * (isz - _HI_OFF - _HI_LEN))
+
+
+@functools.cache
+def _time_window(isz: int) -> bytes:
+    """Return one byte per slot byte: 0 over ``i_atime``-``i_ctime`` and ``i_checksum_lo``-``i_crtime_extra`` (the
+    spans the times and checksums lie in, with what a differing run may reach over between them), 1 elsewhere."""
+    w = bytearray(b"\x01" * isz)
+    for lo, hi in ((_TIME_SPANS[0][0], _TIME_SPANS[1][0] + 4), (_LO_OFF, min(isz, EXT4_GOOD_OLD_INODE_SIZE + _EXTRA_NEED))):
+        w[lo:hi] = bytes(hi - lo)
+    return bytes(w)
 
 
 def checksum_only(vol: Volume, inos: list[int]) -> list[tuple[int, bool, bool]]:
@@ -89,42 +130,11 @@ def checksum_only(vol: Volume, inos: list[int]) -> list[tuple[int, bool, bool]]:
     if len(inos) < GROUP_MIN or not vol.csum or not _seed_differs(vol) or not _placed_alike(vol):
         return []
     isz = vol.inode_size
-    out: list[tuple[int, bool, bool]] = []
-    by_group: dict[int, list[int]] = {}
-    for ino in inos:
-        info = vol.inodes.get(ino)
-        if info is None or info.errors or ino < vol.first_ino:
-            continue
-        by_group.setdefault((ino - 1) // vol.ipg, []).append(ino)
-    end = min(vol.limit, vol.avail)  # slots cut by the end of either image stay individual nodes
-    candidates: dict[int, list[int]] = {}
-    for g, members in by_group.items():
-        members = [i for i in members if vol.inode_offset(i) + isz <= end]
-        if not members:
-            continue
-        # first without reading: a slot whose differing runs reach a byte outside the checksums' window is out
-        # (the runs are exact at their ends; inside they may span the 4 bytes between i_checksum_lo and _hi)
-        start = vol.inode_offset(members[0])
-        found = vol._differing_slots(start, vol.inode_offset(members[-1]) + isz - start, isz, _window(isz))
-        if found is not None:
-            members = [i for i in members if (vol.inode_offset(i) - start) // isz not in found[1]]
-        if members:
-            candidates[g] = members
+    candidates = _candidates(vol, inos, _window(isz))
     if sum(map(len, candidates.values())) < GROUP_MIN:
         return []
-    for g, members in candidates.items():
-        if _differs(vol, *_bitmap_extent(vol, g)):
-            continue  # the used inodes may differ: leave the group's slots to their own nodes
-        first = vol.inode_offset(members[0])
-        last = vol.inode_offset(members[-1]) + isz
-        n = (last - first) // isz
-        own = vol.read(first, last - first)
-        other = _read_other(vol, first, last - first)
-        if len(other) != len(own):
-            continue
-        x = int.from_bytes(own, "little") ^ int.from_bytes(other, "little")
-        xb = x.to_bytes(len(own), "little")
-        masked = (x & _mask(isz, n)).to_bytes(len(own), "little")
+    out: list[tuple[int, bool, bool]] = []
+    for members, first, own, xb, masked in _compared(vol, candidates, _mask(isz, 1)):
         zero = bytes(isz)
         for ino in members:
             rel = vol.inode_offset(ino) - first
@@ -139,6 +149,55 @@ def checksum_only(vol: Volume, inos: list[int]) -> list[tuple[int, bool, bool]]:
             if lo or hi:  # (else equal after all: a merged run reached into the slot)
                 out.append((ino, lo, hi))
     return out if len(out) >= GROUP_MIN else []
+
+
+def _candidates(vol: Volume, inos: list[int], window: bytes) -> dict[int, list[int]]:
+    """Return, per block group, the inodes of ``inos`` that may join a group: used, not reserved, wholly inside
+    both images, and differing (by the differing runs) in no slot byte that ``window`` marks with 1."""
+    isz = vol.inode_size
+    by_group: dict[int, list[int]] = {}
+    for ino in inos:
+        info = vol.inodes.get(ino)
+        if info is None or info.errors or ino < vol.first_ino:
+            continue
+        by_group.setdefault((ino - 1) // vol.ipg, []).append(ino)
+    end = min(vol.limit, vol.avail)  # slots cut by the end of either image stay individual nodes
+    candidates: dict[int, list[int]] = {}
+    for g, members in by_group.items():
+        members = [i for i in members if vol.inode_offset(i) + isz <= end]
+        if not members:
+            continue
+        # first without reading: a slot whose differing runs reach a byte outside the window is out (the runs
+        # are exact at their ends; inside they may span up to 15 equal bytes, which the window must allow for)
+        start = vol.inode_offset(members[0])
+        found = vol._differing_slots(start, vol.inode_offset(members[-1]) + isz - start, isz, window)
+        if found is not None:
+            members = [i for i in members if (vol.inode_offset(i) - start) // isz not in found[1]]
+        if members:
+            candidates[g] = members
+    return candidates
+
+
+def _compared(vol: Volume, candidates: dict[int, list[int]], one: int) -> Iterator[tuple[list[int], int, bytes, bytes, bytes]]:
+    """Yield ``(members, first, own, xor, masked)`` per block group of ``candidates`` whose inode bitmap is equal:
+    this side's bytes of the slots from the first member's to the last one's (``first``: filesystem offset), their
+    XOR with the other image's, and that XOR with every slot byte cleared where ``one`` (a one-slot mask, see
+    :func:`_mask`) has zeros."""
+    isz = vol.inode_size
+    for g, members in candidates.items():
+        if _differs(vol, *_bitmap_extent(vol, g)):
+            continue  # the used inodes may differ: leave the group's slots to their own nodes
+        first = vol.inode_offset(members[0])
+        last = vol.inode_offset(members[-1]) + isz
+        n = (last - first) // isz
+        own = vol.read(first, last - first)
+        other = _read_other(vol, first, last - first)
+        if len(other) != len(own):
+            continue
+        x = int.from_bytes(own, "little") ^ int.from_bytes(other, "little")
+        xb = x.to_bytes(len(own), "little")
+        masked = (x & _repeat(one, isz, n)).to_bytes(len(own), "little")
+        yield members, first, own, xb, masked
 
 
 def group_node(vol: Volume, members: list[tuple[int, bool, bool]]) -> Node:
@@ -168,12 +227,273 @@ def group_node(vol: Volume, members: list[tuple[int, bool, bool]]) -> Node:
     return Node(
         kind="ext4.inode",
         key=GROUP_KEY,
-        label=f"{n:,} inodes (only their checksums differ)",
+        label=_label(vol, inos, "checksums"),
         extents=slots,
         fields=tuple(fields),
         derived=tuple(derived),
         attrs={"group_size": n, "first_ino": inos[0], "last_ino": inos[-1], "first_path": lst[0] if lst else ""},
     )
+
+
+def times_only(vol: Volume, inos: list[int]) -> list[tuple[int, int]]:
+    """Return ``(ino, fields)`` for the inodes of ``inos`` (differing slots, ascending) that form the time group:
+    ``fields`` has bit ``i`` set when ``_TIME_MEMBERS[i]`` differs (bits 6 and 7: ``i_checksum_lo``/``_hi``).
+
+    A slot joins when nothing but its ``i_atime``, ``i_ctime``, ``i_crtime`` (seconds or ``_extra``) and checksum
+    bytes differs and at least one time does, it is a used, non-reserved inode with one path (and one link, unless
+    a directory), not inline, every directory on that path reads the same entries on both sides (so the path names this inode in
+    both images: a renamed file stays a node of its own), and its times are alike for the rules: when
+    ``s_mkfs_time`` differs, a time that is the mkfs clock on both sides (what EXT003 takes) and one that is not
+    do not share a group field (see :func:`_alike_for_rules`).  Empty when fewer than :data:`GROUP_MIN` qualify.
+    """
+    isz = vol.inode_size
+    if len(inos) < GROUP_MIN or isz < EXT4_GOOD_OLD_INODE_SIZE + _EXTRA_NEED or not _placed_alike(vol, csum=False):
+        return []
+    candidates = _candidates(vol, inos, _time_window(isz))
+    if sum(map(len, candidates.values())) < GROUP_MIN:
+        return []
+    spans = _TIME_SPANS + (_CSUM_SPANS if vol.csum else ())
+    times_bits = (1 << len(_TIME_SPANS)) - 1
+    stable = _StablePaths(vol)
+    mkfs = _mkfs_clocks(vol)
+    out: list[tuple[int, int]] = []
+    values: dict[int, tuple[tuple[int, int], ...]] = {}
+    for members, first, own, xb, masked in _compared(vol, candidates, _mask(isz, 2 if vol.csum else 3)):
+        zero = bytes(isz)
+        for ino in members:
+            rel = vol.inode_offset(ino) - first
+            if masked[rel : rel + isz] != zero:
+                continue
+            info = vol.inodes[ino]
+            ftype = info.mode & S_IFMT
+            if not ftype or (info.links != 1 and ftype != S_IFDIR) or info.inline:
+                continue  # hard links (EXT010 reads their paths) stay their own nodes
+            extra = own[rel + _XI_OFF] | own[rel + _XI_OFF + 1] << 8
+            if extra < _EXTRA_NEED or extra % 4 or EXT4_GOOD_OLD_INODE_SIZE + extra > isz:
+                continue  # the _extra times are not all there: those bytes are something else
+            fields = 0
+            for i, (off, n) in enumerate(spans):
+                if xb.count(0, rel + off, rel + off + n) < n:
+                    fields |= 1 << i
+            if not fields & times_bits:
+                continue  # (checksums only, or equal after all: a merged run reached into the slot)
+            lst = vol.ino_paths.get(ino)
+            if not lst or len(lst) != 1 or not stable.same(lst[0]):
+                continue
+            out.append((ino, fields))
+            if mkfs is not None:
+                values[ino] = tuple(
+                    (int.from_bytes(own[rel + off : rel + off + 4], "little"),
+                     int.from_bytes(own[rel + off : rel + off + 4], "little")
+                     ^ int.from_bytes(xb[rel + off : rel + off + 4], "little"))
+                    for off, _n in _TIME_SPANS[: len(_TIMES)])
+    if mkfs is not None:
+        out = _alike_for_rules(out, values, mkfs)
+    return out if len(out) >= GROUP_MIN else []
+
+
+def _mkfs_clocks(vol: Volume) -> tuple[int, int] | None:
+    """Return this side's and the other side's ``s_mkfs_time`` when they differ (EXT003 then names the inode times
+    equal to them), else None."""
+    off, n = C_SB.span("s_mkfs_time")
+    own = int.from_bytes(vol.read(1024 + off, n), "little")
+    other = int.from_bytes(_read_other(vol, 1024 + off, n), "little")
+    return (own, other) if own != other else None
+
+
+def _alike_for_rules(members: list[tuple[int, int]], values: dict[int, tuple[tuple[int, int], ...]],
+                     mkfs: tuple[int, int]) -> list[tuple[int, int]]:
+    """Return the members whose differing times a rule would tell apart the same way as the group's.
+
+    A group field is matched like one member's field: a rule that asks whether a time is the mkfs clock on both
+    sides (``ext4_time_is_mkfs_clock``) reads the group's seconds field, and for an ``_extra`` field the seconds
+    field beside it, when that differs.  So every member whose seconds field differs must give the answer most of
+    them give, and a member whose ``_extra`` differs alone (seconds equal: never the mkfs clock) may join only
+    when the group's answer for that time is no.  Members are dropped until that holds.
+    """
+    k = len(_TIMES)
+
+    def near(ino: int, t: int) -> bool:
+        own, other = values[ino][t]
+        return abs(own - mkfs[0]) <= MKFS_SLACK and abs(other - mkfs[1]) <= MKFS_SLACK
+
+    answer = []
+    for t in range(k):
+        votes = [near(ino, t) for ino, fields in members if fields >> t & 1]
+        answer.append(2 * sum(votes) > len(votes))
+    while True:
+        has_seconds = [any(f >> t & 1 for _i, f in members) for t in range(k)]
+        kept = []
+        for ino, fields in members:
+            ok = True
+            for t in range(k):
+                if fields >> t & 1:
+                    ok = near(ino, t) == answer[t]
+                elif fields >> (t + k) & 1:
+                    ok = not (has_seconds[t] and answer[t])
+                if not ok:
+                    break
+            if ok:
+                kept.append((ino, fields))
+        if len(kept) == len(members):
+            return kept
+        members = kept
+
+
+class _StablePaths:
+    """Which directory paths read the same entries in both images, from the root down (memoised per path)."""
+
+    def __init__(self, vol: Volume) -> None:
+        self.vol = vol
+        self.known: dict[str, bool] = {}
+
+    def same(self, path: str) -> bool:
+        """Return True when every directory above ``path`` holds the same entries in both images."""
+        parent = path.rsplit("/", 1)[0] or "/"
+        return self._dir(parent)
+
+    def _dir(self, path: str) -> bool:
+        known = self.known
+        found = known.get(path)
+        if found is not None:
+            return found
+        todo = [path]  # the path and its ancestors not decided yet, deepest first (no recursion: paths nest deep)
+        while todo[-1] != "/" and (up := todo[-1].rsplit("/", 1)[0] or "/") not in known:
+            todo.append(up)
+        vol = self.vol
+        for p in reversed(todo):
+            up = p.rsplit("/", 1)[0] or "/"
+            ino = vol.paths.get(p)
+            info = vol.inodes.get(ino) if ino is not None else None
+            known[p] = (ino is not None and info is not None and (p == "/" or known[up])
+                        and _entries_alike(vol, ino, info))
+        return known[path]
+
+
+def _entries_alike(vol: Volume, ino: int, info: Any) -> bool:
+    """Return True when directory ``ino`` maps the same blocks on both sides and its entries read the same."""
+    if info.errors or info.mode & S_IFMT != S_IFDIR:
+        return False
+    diff = vol.ctx.diff
+    if diff is None:
+        return False
+    slot = vol.base + vol.inode_offset(ino) - _a_shift(vol)
+    if any(diff.count_in(Extent(slot + off, n)) for off, n in _MAPPING):
+        return False
+    if any(vol._differs(b * vol.bs, vol.bs) for b, _v, _l, _k in info.tree):
+        return False
+    return not vol._dir_entries_differ(info)
+
+
+def _member_text(vol: Volume, name: str, v: int, slot: int) -> str:
+    """Return the display of a group field's first value as its inode's own field shows it."""
+    if name.startswith("i_checksum"):
+        return f"{v:#06x}"
+    if name.endswith("_extra"):
+        return f"nsec={v >> 2} epoch={v & 3}"
+    xoff, _n = C_INODE.span(f"{name}_extra")
+    return _time_extra_text(v, int.from_bytes(vol.read(slot + xoff, 4), "little"))
+
+
+def _group_text(vol: Volume, name: str, exts: tuple[Extent, ...], first_ino: int) -> str:
+    """Return the display of a group field on this side: its first member's value, and for a time the earliest
+    and latest of all members' values (what a reader of the times needs: one moment, or spread)."""
+    moff = C_INODE.span(name)[0]
+    slot = exts[0].offset - moff - vol.base
+    v = int.from_bytes(vol.read(slot + moff, exts[0].length), "little")
+    text = _member_text(vol, name, v, slot)
+    n = len(exts)
+    if n == 1:
+        return f"{text} (inode {first_ino})"
+    more = f"inode {first_ino}; {n - 1:,} more inodes"
+    if name in _TIMES:
+        lo, hi = _time_range(vol, exts, moff, C_INODE.span(f"{name}_extra")[0])
+        more += f"; all {_time_text(lo)} … {_time_text(hi)}" if lo != hi else f"; all {_time_text(lo)}"
+    return f"{text} ({more})"
+
+
+def _ino_at(vol: Volume, at: int, name: str) -> int:
+    """Return the inode whose field ``name`` lies at filesystem offset ``at`` (a member of a group: in a table)."""
+    slot = at - C_INODE.span(name)[0]
+    for g in range(vol.groups):
+        rel = slot - vol.gd[g][2] * vol.bs
+        if 0 <= rel < vol.ipg * vol.inode_size:
+            return g * vol.ipg + rel // vol.inode_size + 1
+    return 0
+
+
+def _time_range(vol: Volume, exts: tuple[Extent, ...], moff: int, xoff: int) -> tuple[int, int]:
+    """Return the earliest and latest second of a time field over the slots of ``exts`` (the field's extents),
+    with each ``_extra`` word's epoch bits; the slots are read per inode table stretch, not one by one."""
+    isz = vol.inode_size
+    lo = hi = None
+    k = 0
+    while k < len(exts):
+        start = exts[k].offset - moff - vol.base
+        j = k
+        while j + 1 < len(exts) and exts[j + 1].offset - exts[k].offset < (1 << 20):
+            j += 1
+        end = exts[j].offset - moff - vol.base + isz
+        buf = vol.read(start, end - start)
+        for e in exts[k : j + 1]:
+            rel = e.offset - moff - vol.base - start
+            sec, _ns = _extra_time(int.from_bytes(buf[rel + moff : rel + moff + 4], "little"),
+                                   int.from_bytes(buf[rel + xoff : rel + xoff + 4], "little"))
+            if lo is None or sec < lo:
+                lo = sec
+            if hi is None or sec > hi:
+                hi = sec
+        k = j + 1
+    assert lo is not None and hi is not None
+    return lo, hi
+
+
+def time_group_node(vol: Volume, members: list[tuple[int, int]]) -> Node:
+    """Return the node standing for ``members`` (from :func:`times_only`): one field per time (and checksum) that
+    differs in any member, whose extents are those members' bytes of it; the node's extents are every slot.
+
+    ``member_paths`` names every member (a finding lists the paths of the files it is about).
+    """
+    base, isz = vol.base, vol.inode_size
+    offs = [base + vol.inode_offset(ino) for ino, _f in members]
+    slots = merge_extents(Extent(o, isz) for o in offs)
+    names = _TIME_MEMBERS + (("i_checksum_lo", "i_checksum_hi") if vol.csum else ())
+    spans = _TIME_SPANS + (_CSUM_SPANS if vol.csum else ())
+    fields: list[Field] = []
+    derived: list[Derived] = []
+    order = sorted(range(len(names)), key=lambda i: spans[i][0])  # fields in slot order, as a slot's own
+    for i in order:
+        name, (moff, mlen) = names[i], spans[i]
+        which = [k for k, (_ino, f) in enumerate(members) if f >> i & 1]
+        if not which:
+            continue
+        exts = tuple(Extent(offs[k] + moff, mlen) for k in which)
+        v = int.from_bytes(vol.read(offs[which[0]] - base + moff, mlen), "little")
+        fields.append(Field(name, v, exts, _group_text(vol, name, exts, members[which[0]][0])))
+        if name.startswith("i_checksum"):
+            derived.append(Derived(name, slots, vol.seeds))
+    inos = [ino for ino, _f in members]
+    paths = tuple(vol.ino_paths[ino][0] for ino in inos)
+    n = len(members)
+    return Node(
+        kind="ext4.inode",
+        key=TIME_KEY,
+        label=_label(vol, inos, "times and checksums" if vol.csum else "times"),
+        extents=slots,
+        fields=tuple(fields),
+        derived=tuple(derived),
+        attrs={"group_size": n, "first_ino": inos[0], "last_ino": inos[-1], "first_path": paths[0],
+               "member_paths": paths},
+    )
+
+
+def _label(vol: Volume, inos: list[int], what: str) -> str:
+    """Return a group node's label: what its members differ in, or the one member's own label (a group of one
+    forms only with :data:`GROUP_MIN` lowered, and is then placed like that inode)."""
+    if len(inos) == 1:
+        lst = vol.ino_paths.get(inos[0])
+        return f"inode {inos[0]} ({lst[0]})" if lst else f"inode {inos[0]}"
+    return f"{len(inos):,} inodes (only their {what} differ)"
 
 
 def shared_group(vol: Volume, key: str) -> tuple[list[Any], Node | None] | None:
@@ -194,9 +514,14 @@ def twin_node(vol: Volume, node: Node) -> Node:
     fields = []
     for f in node.fields:
         first = f.extents[0]
-        v = int.from_bytes(vol.read(first.offset - vol.base, first.length), "little")
-        rest = (f.display or "").partition(" ")[2]
-        fields.append(Field(f.name, v, f.extents, f"{v:#0{2 + 2 * first.length}x}" + (f" {rest}" if rest else "")))
+        at = first.offset - vol.base
+        v = int.from_bytes(vol.read(at, first.length), "little")
+        if node.key == TIME_KEY:  # B's own first value and range, at A's places
+            fields.append(Field(f.name, v, f.extents, _group_text(vol, f.name, f.extents, _ino_at(vol, at, f.name))))
+            continue
+        text = f.display or ""
+        rest = text[text.find(" ("):] if " (" in text else ""  # "(inode 11; 426 more inodes)": A's, the same places
+        fields.append(Field(f.name, v, f.extents, f"{v:#0{2 + 2 * first.length}x}" + rest))
     return Node(kind=node.kind, key=node.key, label=node.label, extents=node.extents, fields=tuple(fields),
                 derived=node.derived, attrs=node.attrs)
 
@@ -274,10 +599,13 @@ def _seed_differs(vol: Volume) -> bool:
     return False
 
 
-def _placed_alike(vol: Volume) -> bool:
-    """Return True when both images place every inode slot and inode bitmap at the same offsets (equal bytes)."""
+def _placed_alike(vol: Volume, csum: bool = True) -> bool:
+    """Return True when both images place every inode slot and inode bitmap at the same offsets (equal bytes).
+
+    ``csum``: and the filesystem has metadata checksums (the checksum groups' condition)."""
     diff = vol.ctx.diff
-    if (diff is None or diff.src_a is None or diff.src_b is None or not vol.csum or vol.inode_size <= EXT4_GOOD_OLD_INODE_SIZE
+    if (diff is None or diff.src_a is None or diff.src_b is None or (csum and not vol.csum)
+            or vol.inode_size <= EXT4_GOOD_OLD_INODE_SIZE
             or vol.base + vol.size > VBASE):
         return False
     for name in _SB_GEOMETRY:

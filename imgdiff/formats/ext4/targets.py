@@ -18,6 +18,8 @@ from imgdiff.formats.ext4.grouped import (
     group_node,
     shared_group,
     tail_only_dirs,
+    time_group_node,
+    times_only,
     twin_node,
 )
 from imgdiff.formats.ext4.groups import bitmap_node, boot_node, gdt_node, resize_node, rgdt_node, sb_node
@@ -265,10 +267,13 @@ def _inodes_dirs_files(job: _Build) -> None:
     if inodes is not None:
         inos = sorted(vol.inodes) if job.full else sorted(job.numbers(Kind.INODE))
         node: Node | None = None
-        if not job.full:  # thousands of slots differing only in their checksums: one node stands for them
+        times: Node | None = None
+        if not job.full:  # thousands of slots differing only in their checksums, or in their times: one node each
             inos, node = _grouped(vol, "inodes", inos, checksum_only, group_node)
+            inos, times = _grouped(vol, "inodes-times", inos, times_only, time_group_node)
         vol.add_inodes(inodes, inos, inode_node)
         _attach(vol, inodes, node)
+        _attach(vol, inodes, times)
     top.add("dirs")
     top.add("files")
     dirs, files = top.made["dirs"], top.made["files"]
