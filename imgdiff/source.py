@@ -43,6 +43,8 @@ _NONZERO = re.compile(rb"[^\x00]+")
 _ZEROS = re.compile(rb"\x00+")
 _NONZERO_BYTE = re.compile(rb"[^\x00]")
 _GAP = bytes(MERGE_GAP)
+_DENSE = array("q")
+"""Marks a run with no entry in :attr:`DiffMap.gaps` (every byte differs) in lookups."""
 """Equal bytes that end a differing run (shorter gaps are merged into it)."""
 
 
@@ -339,6 +341,54 @@ class DiffMap:
                             t -= min(ge, hi) - max(gs, lo)
                         total += t
             i += 1
+        return total
+
+    def count_each(self, exts: Iterable[Extent]) -> int:
+        """Return the sum of :meth:`count_in` over ``exts`` (disjoint; fastest in offset order: one pass over the
+        runs, where an extent inside one run with no gaps, or with a gap list, is counted without a call)."""
+        starts, ends, gaps = self.starts, self.ends, self.gaps
+        n = len(starts)
+        if not n:
+            return 0
+        view = memoryview(ends)
+        total = 0
+        i = 0
+        prev = -1
+        for ext in exts:
+            off, length = ext
+            if off < prev:
+                i = 0  # out of order (inode tables placed out of group order): search from the start again
+            prev = off
+            if ends[i] <= off:  # the next field is usually a run or two further on
+                i += 1
+                if i < n and ends[i] <= off:
+                    i += 1
+                    if i < n and ends[i] <= off:
+                        i = bisect.bisect_right(view, off, i + 1)
+                if i >= n:
+                    i = n - 1
+                    continue
+            s = starts[i]
+            end = off + length
+            if s >= end:
+                continue
+            if s > off or end > ends[i]:
+                total += self.count_in(ext)  # across a run's edge
+                continue
+            g = gaps.get(i, _DENSE)
+            if g is _DENSE:
+                total += length
+            elif g is None:
+                total += self.count_in(ext)  # too many gaps to keep: counted from the block table
+            else:
+                for k in range(0, len(g), 2):
+                    gs, ge = g[k], g[k + 1]
+                    if ge <= off:
+                        continue
+                    if gs >= end:
+                        break
+                    length -= min(ge, end) - max(gs, off)
+                total += length
         return total
 
     def intersects(self, ext: Extent) -> bool:

@@ -17,7 +17,7 @@ import pytest
 
 from imgdiff.errors import ImageError
 from imgdiff.model import Extent
-from imgdiff.source import CHUNK, ImageSource, compare_regions
+from imgdiff.source import CHUNK, DiffMap, ImageSource, compare_regions
 
 
 def make(path: Path, size: int, patches: dict[int, bytes]) -> Path:
@@ -211,3 +211,37 @@ def test_counts_in_runs_without_gap_lists_use_the_block_table(tmp_path: Path) ->
         dm.src_a = dm.src_b = None  # whole blocks must come from the table, not from reading the images
         dm._xors.clear()
         assert dm.count_in(Extent(4096, 20 * 4096)) == truth[21 * 4096] - truth[4096]
+
+
+def test_count_each_is_the_sum_of_count_in_in_any_order(tmp_path: Path) -> None:
+    """``count_each`` (a group's 50,000 member fields in one pass) gives what ``count_in`` gives field by field:
+    on disjoint fields in offset order, out of order (inode tables placed out of group order), past the last run
+    and inside runs with gap lists, dense runs and no runs."""
+    import random
+
+    rnd = random.Random(7)
+    size = 1 << 16
+    a = bytearray(rnd.randbytes(size))
+    b = bytearray(a)
+    for start in range(0, size, 256):  # an inode table: a few differing bytes in every 256-byte slot
+        for off in (8, 9, 12, 124, 130):
+            if rnd.random() < 0.7:
+                b[start + off] ^= 0x5A
+    b[size - 3 :] = bytes(x ^ 0xFF for x in a[size - 3 :])
+    (tmp_path / "a").write_bytes(a)
+    (tmp_path / "b").write_bytes(b)
+    with ImageSource(str(tmp_path / "a")) as sa, ImageSource(str(tmp_path / "b")) as sb:
+        dm = compare_regions(sa, sb, 0, 0, size)
+    truth = [0]
+    for k in range(size):
+        truth.append(truth[-1] + (a[k] != b[k]))
+    for off, n in ((8, 8), (124, 2), (130, 2), (200, 56)):
+        fields = [Extent(s + off, n) for s in range(0, size, 256)]
+        expect = sum(truth[e.end] - truth[e.offset] for e in fields)
+        assert dm.count_each(fields) == expect == sum(map(dm.count_in, fields))
+        shuffled = fields[:]
+        rnd.shuffle(shuffled)
+        assert dm.count_each(shuffled) == expect
+    assert dm.count_each([Extent(size - 4, 4), Extent(size + 10, 4)]) == 3
+    assert dm.count_each([Extent(16, 100)]) == 0
+    assert DiffMap(base=0, length=size).count_each([Extent(0, size)]) == 0

@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from imgdiff.formats.ext4.c_ext4 import EXT4_GOOD_OLD_INODE_SIZE, EXT4_INDEX_FL, S_IFDIR, S_IFMT
-from imgdiff.formats.ext4.common import C_GD, C_INODE, C_SB, _extra_time, _time_extra_text, _time_text
+from imgdiff.formats.ext4.common import C_GD, C_INODE, C_SB, _time_extra_text, _time_text
 from imgdiff.formats.ext4.groups import gd_location
 from imgdiff.model import Derived, Extent, Field, Node, merge_extents
 from imgdiff.ruleset.predicates_ext4 import MKFS_SLACK
@@ -424,27 +424,23 @@ def _ino_at(vol: Volume, at: int, name: str) -> int:
 
 def _time_range(vol: Volume, exts: tuple[Extent, ...], moff: int, xoff: int) -> tuple[int, int]:
     """Return the earliest and latest second of a time field over the slots of ``exts`` (the field's extents),
-    with each ``_extra`` word's epoch bits; the slots are read per inode table stretch, not one by one."""
-    isz = vol.inode_size
-    lo = hi = None
-    k = 0
-    while k < len(exts):
-        start = exts[k].offset - moff - vol.base
+    with each ``_extra`` word's epoch bits; the slots are read per stretch of table, as 32-bit words."""
+    lo, hi = 1 << 62, -(1 << 62)
+    k, n = 0, len(exts)
+    si, xi = moff // 4, xoff // 4
+    while k < n:
+        first = exts[k].offset
         j = k
-        while j + 1 < len(exts) and exts[j + 1].offset - exts[k].offset < (1 << 20):
+        while j + 1 < n and exts[j + 1].offset - first < (1 << 20):  # one read per MiB of slots
             j += 1
-        end = exts[j].offset - moff - vol.base + isz
-        buf = vol.read(start, end - start)
-        for e in exts[k : j + 1]:
-            rel = e.offset - moff - vol.base - start
-            sec, _ns = _extra_time(int.from_bytes(buf[rel + moff : rel + moff + 4], "little"),
-                                   int.from_bytes(buf[rel + xoff : rel + xoff + 4], "little"))
-            if lo is None or sec < lo:
-                lo = sec
-            if hi is None or sec > hi:
-                hi = sec
+        size = exts[j].offset - first + vol.inode_size
+        buf = vol.read(first - moff - vol.base, size)
+        words = memoryview(buf + bytes(-len(buf) % 4 + max(0, size - len(buf)))).cast("I")
+        at = [(e.offset - first) // 4 for e in exts[k : j + 1]]
+        # signed seconds, plus the _extra word's epoch bits
+        secs = [words[w + si] - ((words[w + si] & 0x80000000) << 1) + ((words[w + xi] & 3) << 32) for w in at]
+        lo, hi = min(lo, *secs), max(hi, *secs)
         k = j + 1
-    assert lo is not None and hi is not None
     return lo, hi
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -173,8 +174,10 @@ def build(vol: Volume, label: str) -> Node:
     ranges = vol._ranges()
     full = ranges is None
     wanted: dict[Kind, list[Target]] = defaultdict(list)
-    for t in sorted(targets(vol, ranges) if ranges is not None else (), key=lambda t: (t.kind, t.copy, t.n, t.end)):
+    for t in targets(vol, ranges) if ranges is not None else ():
         wanted[t.kind].append(t)
+    for found in wanted.values():  # per kind (100,000 inodes of a rebuilt image): a key made in C
+        found.sort(key=_TARGET_ORDER)
     errors = vol.ctx.errors
     root = Node(
         kind="ext4",
@@ -201,6 +204,10 @@ def build(vol: Volume, label: str) -> Node:
     root.errors.extend(msgs)
     errors.extend(f"ext4 ({label}): {m}" for m in msgs)
     return root
+
+
+_TARGET_ORDER = operator.attrgetter("copy", "n", "end")
+"""The order targets of one kind are built in: descriptor copy, number, end block."""
 
 
 class _Build(NamedTuple):
