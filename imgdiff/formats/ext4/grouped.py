@@ -38,6 +38,7 @@ checksums.rst; e2fsprogs lib/ext2fs/csum.c (``ext2fs_inode_csum``).
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,9 @@ _LO_OFF, _LO_LEN = C_INODE.span("i_checksum_lo")
 _HI_OFF, _HI_LEN = C_INODE.span("i_checksum_hi")
 _XI_OFF, _XI_LEN = C_INODE.span("i_extra_isize")
 _CSUM_SPANS = ((_LO_OFF, _LO_LEN), (_HI_OFF, _HI_LEN))
+
+_new = tuple.__new__
+"""Named tuples without their Python-level ``__new__`` (an extent per member and field)."""
 
 _TIMES = ("i_atime", "i_ctime", "i_crtime")
 """The timestamps a slot of the time group may differ in (each with its ``_extra``): set from the staging tree's
@@ -260,6 +264,7 @@ def times_only(vol: Volume, inos: list[int]) -> list[tuple[int, int]]:
     values: dict[int, tuple[tuple[int, int], ...]] = {}
     for members, first, own, xb, masked in _compared(vol, candidates, _mask(isz, 2 if vol.csum else 3)):
         zero = bytes(isz)
+        bits = _field_bits(xb, isz, spans)
         for ino in members:
             rel = vol.inode_offset(ino) - first
             if masked[rel : rel + isz] != zero:
@@ -271,10 +276,7 @@ def times_only(vol: Volume, inos: list[int]) -> list[tuple[int, int]]:
             extra = own[rel + _XI_OFF] | own[rel + _XI_OFF + 1] << 8
             if extra < _EXTRA_NEED or extra % 4 or EXT4_GOOD_OLD_INODE_SIZE + extra > isz:
                 continue  # the _extra times are not all there: those bytes are something else
-            fields = 0
-            for i, (off, n) in enumerate(spans):
-                if xb.count(0, rel + off, rel + off + n) < n:
-                    fields |= 1 << i
+            fields = bits[rel // isz]
             if not fields & times_bits:
                 continue  # (checksums only, or equal after all: a merged run reached into the slot)
             lst = vol.ino_paths.get(ino)
@@ -290,6 +292,23 @@ def times_only(vol: Volume, inos: list[int]) -> list[tuple[int, int]]:
     if mkfs is not None:
         out = _alike_for_rules(out, values, mkfs)
     return out if len(out) >= GROUP_MIN else []
+
+
+_FLAGS = tuple(bytes.maketrans(bytes(range(256)), bytes([0]) + bytes([1 << i]) * 255) for i in range(8))
+"""Per bit ``i``: the translation of a byte to 0 when it is 0, else to ``1 << i``."""
+
+
+def _field_bits(xb: bytes, isz: int, spans: tuple[tuple[int, int], ...]) -> bytes:
+    """Return one byte per slot of ``xb`` (the XOR of two stretches of slots): bit ``i`` set when a byte of
+    ``spans[i]`` differs.  Column by column (a slice per field byte), not slot by slot."""
+    n = len(xb) // isz
+    acc = 0
+    for i, (off, size) in enumerate(spans):
+        col = 0
+        for k in range(size):
+            col |= int.from_bytes(xb[off + k :: isz], "little")
+        acc |= int.from_bytes(col.to_bytes(n, "little").translate(_FLAGS[i]), "little")
+    return acc.to_bytes(n, "little")
 
 
 def _mkfs_clocks(vol: Volume) -> tuple[int, int] | None:
@@ -457,13 +476,17 @@ def time_group_node(vol: Volume, members: list[tuple[int, int]]) -> Node:
     spans = _TIME_SPANS + (_CSUM_SPANS if vol.csum else ())
     fields: list[Field] = []
     derived: list[Derived] = []
+    alike: dict[int, list[int]] = {}  # members by the fields that differ (a handful of combinations)
+    for k, (_ino, f) in enumerate(members):
+        alike.setdefault(f, []).append(k)
     order = sorted(range(len(names)), key=lambda i: spans[i][0])  # fields in slot order, as a slot's own
     for i in order:
         name, (moff, mlen) = names[i], spans[i]
-        which = [k for k, (_ino, f) in enumerate(members) if f >> i & 1]
-        if not which:
+        parts = [ks for f, ks in alike.items() if f >> i & 1]
+        if not parts:
             continue
-        exts = tuple(Extent(offs[k] + moff, mlen) for k in which)
+        which = parts[0] if len(parts) == 1 else sorted(itertools.chain.from_iterable(parts))
+        exts = tuple([_new(Extent, (offs[k] + moff, mlen)) for k in which])
         v = int.from_bytes(vol.read(offs[which[0]] - base + moff, mlen), "little")
         fields.append(Field(name, v, exts, _group_text(vol, name, exts, members[which[0]][0])))
         if name.startswith("i_checksum"):
