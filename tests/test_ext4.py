@@ -709,6 +709,18 @@ def test_side_b_takes_side_a_time_group(analyzed) -> None:  # type: ignore[no-un
     assert atime.display == "2026-11-28T19:52:31Z (inode 12; 268 more inodes; all 2026-11-28T19:52:30Z … 2026-11-28T19:52:31Z)"
 
 
+def test_time_group_without_metadata_checksums(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """ext4-staging-nocsum (-O ^metadata_csum): the time group holds times only, every byte of its slots at the
+    checksum offsets equal, and nothing is derived from it."""
+    report = analyzed("ext4-staging-nocsum")
+    [f] = report.findings
+    assert f.rule.id == "EXT005" and not f.derived and f.location == "ext4 / inode tables"
+    assert sorted((d.field, d.count, d.bytes) for d in f.causes) == [("i_atime", 113, 113), ("i_ctime", 113, 113)]
+    node = report.tree_a.child("ext4").child("inodes").child("(times only)")
+    assert node.label == "113 inodes (only their times differ)" and not node.derived
+    assert report.summary.bytes_differing == 226 and report.summary.bytes_unexplained == 0
+
+
 def test_checksum_group_in_json(analyzed) -> None:  # type: ignore[no-untyped-def]
     """The JSON counts a group's members, bounds its offsets like any list, and a saved result keeps the count."""
     from imgdiff.report.json import load_report, report_to_dict
