@@ -158,25 +158,31 @@ def checksum_only(vol: Volume, inos: list[int]) -> list[tuple[int, bool, bool]]:
 def _candidates(vol: Volume, inos: list[int], window: bytes) -> dict[int, list[int]]:
     """Return, per block group, the inodes of ``inos`` that may join a group: used, not reserved, wholly inside
     both images, and differing (by the differing runs) in no slot byte that ``window`` marks with 1."""
-    isz = vol.inode_size
+    isz, ipg, first_ino, inodes = vol.inode_size, vol.ipg, vol.first_ino, vol.inodes
     by_group: dict[int, list[int]] = {}
     for ino in inos:
-        info = vol.inodes.get(ino)
-        if info is None or info.errors or ino < vol.first_ino:
+        if ino < first_ino:
             continue
-        by_group.setdefault((ino - 1) // vol.ipg, []).append(ino)
+        info = inodes.get(ino)
+        if info is None or info.errors:
+            continue
+        by_group.setdefault((ino - 1) // ipg, []).append(ino)
     end = min(vol.limit, vol.avail)  # slots cut by the end of either image stay individual nodes
     candidates: dict[int, list[int]] = {}
     for g, members in by_group.items():
-        members = [i for i in members if vol.inode_offset(i) + isz <= end]
-        if not members:
-            continue
+        origin = vol.inode_offset(g * ipg + 1) - (g * ipg + 1) * isz  # inode i's slot: origin + i * isz
+        if origin + members[-1] * isz + isz > end:
+            members = [i for i in members if origin + i * isz + isz <= end]
+            if not members:
+                continue
         # first without reading: a slot whose differing runs reach a byte outside the window is out (the runs
         # are exact at their ends; inside they may span up to 15 equal bytes, which the window must allow for)
-        start = vol.inode_offset(members[0])
-        found = vol._differing_slots(start, vol.inode_offset(members[-1]) + isz - start, isz, window)
-        if found is not None:
-            members = [i for i in members if (vol.inode_offset(i) - start) // isz not in found[1]]
+        first = members[0]
+        start = origin + first * isz
+        found = vol._differing_slots(start, (members[-1] - first + 1) * isz, isz, window)
+        if found is not None and found[1]:
+            out = found[1]
+            members = [i for i in members if i - first not in out]
         if members:
             candidates[g] = members
     return candidates
