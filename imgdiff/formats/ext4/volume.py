@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import struct
 from collections.abc import Callable, Iterable
@@ -233,6 +234,16 @@ class Target(NamedTuple):
     """The end block of a journal/orphan block range."""
 
 
+@functools.lru_cache(maxsize=16)
+def _next_marked(mask: bytes, size: int) -> tuple[int, ...]:
+    """Return, per offset of a ``size``-byte slot, the first offset at or after it where ``mask`` holds a 1
+    (``size``: none; ``mask`` may be shorter than the slot), so that "a marked byte in ``[a, b)``" is one lookup."""
+    out = [size] * (size + 1)
+    for p in range(min(len(mask), size) - 1, -1, -1):
+        out[p] = p if mask[p] == 1 else out[p + 1]
+    return tuple(out)
+
+
 _ITABLE_CHUNK = 1 << 16
 """Bytes of inode table read at a time by :meth:`Volume.inode_raw`."""
 
@@ -384,18 +395,30 @@ class Volume:
         starts, ends = diff.starts, diff.ends
         out: set[int] = set()
         marked: set[int] = set()
+        nxt = _next_marked(mask, size) if mask else None
         i = bisect.bisect_right(memoryview(ends), lo)
-        while i < len(starts) and starts[i] < hi:
-            s, e = max(starts[i], lo), min(ends[i], hi)
-            if e > s:
-                k0, k1 = (s - lo) // size, (e - 1 - lo) // size
-                out.update(range(k0, k1 + 1))
-                if mask:
-                    for k in range(k0, k1 + 1):
-                        base = lo + k * size
-                        if mask.find(1, max(s, base) - base, min(e, base + size) - base) >= 0:
-                            marked.add(k)
+        n_runs = len(starts)
+        while i < n_runs and starts[i] < hi:
+            s, e = starts[i], ends[i]
+            s = max(s, lo)
+            e = min(e, hi)
             i += 1
+            if e <= s:
+                continue
+            k0, k1 = (s - lo) // size, (e - 1 - lo) // size
+            if k0 == k1:  # the common run: inside one slot
+                out.add(k0)
+                if nxt is not None:
+                    base = lo + k0 * size
+                    if nxt[s - base] < e - base:
+                        marked.add(k0)
+                continue
+            out.update(range(k0, k1 + 1))
+            if nxt is not None:
+                for k in range(k0, k1 + 1):
+                    base = lo + k * size
+                    if nxt[max(s, base) - base] < min(e, base + size) - base:
+                        marked.add(k)
         return out, marked
 
     def _build_limit(self) -> int:
@@ -1157,13 +1180,18 @@ class Volume:
             return None
         delta = diff.delta if self.ctx.side == "b" else 0
         lo, hi = self.base - delta, self.base + self.size - delta
-        i = bisect.bisect_right(diff.ends, lo)
-        out: list[tuple[int, int]] = []
-        while i < len(diff.starts) and diff.starts[i] < hi:
-            s, e = max(diff.starts[i], lo) + delta, min(diff.ends[i], hi) + delta
-            if e > s:
-                out.append((s, e))
-            i += 1
+        starts, ends = diff.starts, diff.ends
+        i = bisect.bisect_right(memoryview(ends), lo)
+        j = bisect.bisect_left(memoryview(starts), hi)
+        if i >= j:
+            return []
+        # sorted and disjoint: only the first and the last run can reach past the region (never empty once cut:
+        # the first ends past lo, the last starts before hi)
+        out = list(zip(starts[i:j], ends[i:j], strict=True))
+        out[0] = (max(out[0][0], lo), out[0][1])
+        out[-1] = (out[-1][0], min(out[-1][1], hi))
+        if delta:
+            out = [(s + delta, e + delta) for s, e in out]
         return out
 
     def feature_names(self) -> list[str]:
