@@ -117,7 +117,7 @@ def _inode_slots(vol: Volume, out: set[Target], owner: Owner, b0: int, b1: int, 
     i1 = (hi - 1 - start) // vol.inode_size
     for idx in range(max(0, i0), min(vol.ipg - 1, i1) + 1):
         ino = g * vol.ipg + idx + 1
-        out.add(Target(Kind.INODE, ino))
+        out.add(_new(Target, (Kind.INODE, ino, "", 0)))  # (one per differing slot: without NamedTuple.__new__)
         info = vol.inodes.get(ino)
         if info is not None and info.inline:  # its content lives in the inode
             out.add(Target(Kind.DIR if info.mode & S_IFMT == S_IFDIR else Kind.FILE, ino))
@@ -205,6 +205,8 @@ def build(vol: Volume, label: str) -> Node:
     errors.extend(f"ext4 ({label}): {m}" for m in msgs)
     return root
 
+
+_new = tuple.__new__
 
 _TARGET_ORDER = operator.attrgetter("copy", "n", "end")
 """The order targets of one kind are built in: descriptor copy, number, end block."""
