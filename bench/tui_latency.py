@@ -44,8 +44,8 @@ async def measure(a: str, b: str) -> None:
               f"{t['settled'] - t['analysis']:.2f} s after it)")
         assert app.report is not None
         f = app.report.findings[0]
-        print(f"findings          {len(app.report.findings)}; the first has {len(f.causes):,} fields, "
-              f"{len(f.derived):,} derived, {len(f.paths):,} paths")
+        print(f"findings          {len(app.report.findings)}; the first has {f.cause_count:,} fields "
+              f"({len(f.causes):,} rows), {f.derived_count:,} derived ({len(f.derived):,} rows), {len(f.paths):,} paths")
 
         async def key(name: str, *keys: str) -> float:
             start, cpu = time.monotonic(), time.thread_time()
@@ -67,12 +67,12 @@ async def measure(a: str, b: str) -> None:
         derived = next(c for c in fnode.children if isinstance(c.data, DerivedGroup))
         findings.move_cursor(derived)
         await pilot.pause()
-        await key("enter (open derived, 108k fields)", "enter")
+        await key(f"enter (open derived, {len(f.derived):,} rows)", "enter")
         group = next((c for c in derived.children if isinstance(c.data, FieldGroup)), None)
         if group is not None:
             findings.move_cursor(group)
             await pilot.pause()
-            await key("enter (open a group of 54k)", "enter")
+            await key(f"enter (open a group of {len(group.data.diffs):,})", "enter")
             for _ in range(10):
                 await key("down (in the group)", "down")
         await key("tab (to structure)", "tab")
