@@ -721,6 +721,20 @@ def test_time_group_without_metadata_checksums(analyzed) -> None:  # type: ignor
     assert report.summary.bytes_differing == 226 and report.summary.bytes_unexplained == 0
 
 
+def test_time_group_reads_htree_and_extent_tree_directories(analyzed) -> None:  # type: ignore[no-untyped-def]
+    """ext4-staging-htree (random UUID, e2fsck -fD): /usr/share/man/man1 is an htree with an extent tree block,
+    both differing only in their checksums; its 600 files still name the same inodes on both sides and join the
+    time group (without the rec_len-chain reading or the extent-block check no group forms: 26 members)."""
+    report = analyzed("ext4-staging-htree")
+    ctimes = _finding(report, "EXT005")
+    assert sorted((d.field, d.count, d.bytes) for d in ctimes.causes) == [("i_atime", 626, 626), ("i_ctime", 626, 626)]
+    members = ctimes.causes[0].attrs["member_paths"]
+    assert isinstance(members, tuple) and "/usr/share/man/man1/tool-with-a-long-name-600.1" in members
+    folded = {d.field for d in _finding(report, "EXT001").derived}
+    assert {"dt_checksum", "eb_checksum", "det_checksum", "i_checksum_lo"} <= folded
+    assert report.summary.bytes_differing == 3908 and report.summary.bytes_unexplained == 0
+
+
 def test_checksum_group_in_json(analyzed) -> None:  # type: ignore[no-untyped-def]
     """The JSON counts a group's members, bounds its offsets like any list, and a saved result keeps the count."""
     from imgdiff.report.json import load_report, report_to_dict

@@ -45,6 +45,7 @@ FILESYSTEMS: dict[str, tuple[tuple[str, int, int], ...] | dict[str, tuple[tuple[
     "ext4-resize-grown": (("ext4", 0, 7),),
     "ext4-shifted": {"a": (("ext4", 0, 14),), "b": (("ext4", 0, 15),)},  # B holds one more file
     "ext4-staging-many": (("ext4", 0, 282),),
+    "ext4-staging-htree": (("ext4", 0, 628),),
     "ext4-staging-nocsum": (("ext4", 0, 115),),
     "ext4-staging-times": (("ext4", 0, 22),),
     "ext4-stale-free": (("ext4", 0, 4),),

@@ -405,9 +405,61 @@ def _entries_alike(vol: Volume, ino: int, info: Any) -> bool:
     slot = vol.base + vol.inode_offset(ino) - _a_shift(vol)
     if any(diff.count_in(Extent(slot + off, n)) for off, n in _MAPPING):
         return False
-    if any(vol._differs(b * vol.bs, vol.bs) for b, _v, _l, _k in info.tree):
+    if any(not _tree_block_alike(vol, b, kind) for b, _v, _l, kind in info.tree):
         return False
-    return not vol._dir_entries_differ(info)
+    return not vol._dir_entries_differ(info) or _visible_entries_same(vol, info)
+
+
+def _tree_block_alike(vol: Volume, blk: int, kind: str) -> bool:
+    """Return True when mapping block ``blk`` maps the same on both sides: equal, or an extent block that differs
+    only in its ``eb_checksum`` (after ``eh_max`` entries; seeded from the UUID like every checksum)."""
+    bs = vol.bs
+    if not vol._differs(blk * bs, bs):
+        return True
+    if kind != "eb" or not vol.csum:
+        return False
+    head = vol.read(blk * bs, 12)
+    if len(head) < 12 or head[0:2] != b"\x0a\xf3":  # eh_magic 0xF30A
+        return False
+    tail = 12 + 12 * (head[4] | head[5] << 8)  # struct ext4_extent_tail after eh_max entries
+    if tail + 4 > bs:
+        return False
+    return not _differs(vol, blk * bs, tail) and not _differs(vol, blk * bs + tail + 4, bs - tail - 4)
+
+
+def _visible_entries_same(vol: Volume, info: Any) -> bool:
+    """Return True when every differing byte of the directory's blocks lies outside what a reader of its live
+    entries sees: the 8-byte header and the name of each entry along the block's ``rec_len`` chain.
+
+    What the chain steps over is never read as an entry: an htree block's index behind its fake entry (a dx_root
+    after ``..``, a dx_node after an empty entry spanning the block, with their ``dt_checksum``), a leaf tail's
+    ``det_checksum``, the slack of deleted entries.  The visible bytes being equal, both sides walk the same chain
+    and read the same names and inode numbers (an image with another UUID differs in every htree's checksums).
+    """
+    diff = vol.ctx.diff
+    if info.inline or diff is None:
+        return False
+    bs, shift = vol.bs, _a_shift(vol)
+    for _l, p, n, unwritten in info.runs:
+        for k in range(n):
+            off = (p + k) * bs
+            if not vol._differs(off, bs):
+                continue
+            if unwritten:
+                return False  # (read as zeros, whatever its bytes: not a directory's to change)
+            block = vol.read(off, bs)
+            if len(block) < bs:
+                return False
+            pos = 0
+            while pos < bs:
+                rec_len = block[pos + 4] | block[pos + 5] << 8 if pos + 8 <= bs else 0
+                name_len = block[pos + 6] if pos + 8 <= bs else 0
+                if rec_len < 8 or rec_len % 4 or pos + rec_len > bs or 8 + name_len > rec_len:
+                    return False  # not a chain this check can follow (65,536-byte blocks, damage): read it all
+                if diff.count_in(Extent(vol.base + off + pos - shift, 8 + name_len)):
+                    return False
+                pos += rec_len
+    return True
 
 
 def _member_text(vol: Volume, name: str, v: int, slot: int) -> str:
