@@ -405,26 +405,9 @@ def _entries_alike(vol: Volume, ino: int, info: Any) -> bool:
     slot = vol.base + vol.inode_offset(ino) - _a_shift(vol)
     if any(diff.count_in(Extent(slot + off, n)) for off, n in _MAPPING):
         return False
-    if any(not _tree_block_alike(vol, b, kind) for b, _v, _l, kind in info.tree):
+    if not all(vol.maps_alike(b, kind) for b, _v, _l, kind in info.tree):
         return False
     return not vol._dir_entries_differ(info) or _visible_entries_same(vol, info)
-
-
-def _tree_block_alike(vol: Volume, blk: int, kind: str) -> bool:
-    """Return True when mapping block ``blk`` maps the same on both sides: equal, or an extent block that differs
-    only in its ``eb_checksum`` (after ``eh_max`` entries; seeded from the UUID like every checksum)."""
-    bs = vol.bs
-    if not vol._differs(blk * bs, bs):
-        return True
-    if kind != "eb" or not vol.csum:
-        return False
-    head = vol.read(blk * bs, 12)
-    if len(head) < 12 or head[0:2] != b"\x0a\xf3":  # eh_magic 0xF30A
-        return False
-    tail = 12 + 12 * (head[4] | head[5] << 8)  # struct ext4_extent_tail after eh_max entries
-    if tail + 4 > bs:
-        return False
-    return not _differs(vol, blk * bs, tail) and not _differs(vol, blk * bs + tail + 4, bs - tail - 4)
 
 
 def _visible_entries_same(vol: Volume, info: Any) -> bool:

@@ -377,6 +377,25 @@ class Volume:
         """Return True when bytes ``[off, off + n)`` of the region (filesystem offsets) differ from the other side."""
         return n > 0 and self.ctx.interesting(Extent(self.base + off, n))
 
+    def maps_alike(self, blk: int, kind: str) -> bool:
+        """Return True when mapping block ``blk`` (``kind``: ``"eb"`` extent block, ``"ind"`` indirect block)
+        maps the same blocks on both sides: equal bytes, or an extent block that differs only in its
+        ``eb_checksum`` (after ``eh_max`` entries; seeded from the UUID like every metadata checksum)."""
+        bs = self.bs
+        if not self._differs(blk * bs, bs):
+            return True
+        diff = self.ctx.diff
+        if kind != "eb" or not self.csum or diff is None:
+            return False
+        head = self.read(blk * bs, 12)
+        if len(head) < 12 or head[0:2] != b"\x0a\xf3":  # eh_magic 0xF30A
+            return False
+        tail = 12 + 12 * (head[4] | head[5] << 8)  # struct ext4_extent_tail after eh_max entries
+        if tail + 4 > bs:
+            return False
+        at = self.base + blk * bs - (diff.delta if self.ctx.side == "b" else 0)  # (counted exactly, in A offsets)
+        return not diff.count_in(Extent(at, tail)) and not diff.count_in(Extent(at + tail + 4, bs - tail - 4))
+
     def _differing_slots(self, off: int, n: int, size: int, mask: bytes = b"") -> tuple[set[int], set[int]] | None:
         """Return the indexes of the ``size``-byte slots of ``[off, off + n)`` (filesystem offsets) that
         :meth:`_differs` would report, from the differing runs at once; None when only a per-slot test can tell
@@ -730,7 +749,7 @@ class Volume:
                             (idx in scanned or (info.inline and idx in changed))
                             if changed is not None and scanned is not None
                             else self._differs(itable * self.bs + idx * isz, isz)))
-                        or any(self._differs(b * self.bs, self.bs) for b, _v, _l, _k in info.tree)
+                        or not all(self.maps_alike(b, kind) for b, _v, _l, kind in info.tree)
                     ):
                         remap = True
                         continue
