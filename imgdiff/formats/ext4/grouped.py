@@ -50,7 +50,7 @@ from imgdiff.ruleset.predicates_ext4 import MKFS_SLACK
 from imgdiff.source import VBASE
 
 if TYPE_CHECKING:
-    from imgdiff.formats.ext4.volume import Volume
+    from imgdiff.formats.ext4.volume import InodeInfo, Volume
 
 GROUP_MIN = 64
 """Fewer checksum-only slots than this are built as inode nodes of their own (a small image lists them)."""
@@ -91,8 +91,8 @@ _REPEATS: dict[tuple[int, int, int], int] = {}
 
 def _mask(isz: int, which: int) -> int:
     """Return the one-slot mask of group kind ``which`` (1: checksums, 2: times and checksums, 3: times) as a
-    little-endian integer:
-    0xFF for every slot byte that must be equal for a slot to join, 0 for the bytes that may differ."""
+    little-endian integer: 0xFF for every slot byte that must be equal for a slot to join, 0 for those that may
+    differ."""
     one = bytearray(b"\xff" * isz)
     for off, n in {1: _CSUM_SPANS, 2: _TIME_SPANS + _CSUM_SPANS, 3: _TIME_SPANS}[which]:
         one[off : off + n] = bytes(n)
@@ -250,11 +250,12 @@ def times_only(vol: Volume, inos: list[int]) -> list[tuple[int, int]]:
     ``fields`` has bit ``i`` set when ``_TIME_MEMBERS[i]`` differs (bits 6 and 7: ``i_checksum_lo``/``_hi``).
 
     A slot joins when nothing but its ``i_atime``, ``i_ctime``, ``i_crtime`` (seconds or ``_extra``) and checksum
-    bytes differs and at least one time does, it is a used, non-reserved inode with one path (and one link, unless
-    a directory), not inline, every directory on that path reads the same entries on both sides (so the path names this inode in
-    both images: a renamed file stays a node of its own), and its times are alike for the rules: when
-    ``s_mkfs_time`` differs, a time that is the mkfs clock on both sides (what EXT003 takes) and one that is not
-    do not share a group field (see :func:`_alike_for_rules`).  Empty when fewer than :data:`GROUP_MIN` qualify.
+    bytes differs and at least one time does; it is a used, non-reserved, non-inline inode with one path (and one
+    link, unless a directory); every directory on that path reads the same entries on both sides (so the path
+    names this inode in both images: a renamed file stays a node of its own); and its times are alike for the
+    rules: when ``s_mkfs_time`` differs, a time that is the mkfs clock on both sides (what EXT003 takes) and one
+    that is not do not share a group field (see :func:`_alike_for_rules`).  Empty when fewer than
+    :data:`GROUP_MIN` qualify.
     """
     isz = vol.inode_size
     if len(inos) < GROUP_MIN or isz < EXT4_GOOD_OLD_INODE_SIZE + _EXTRA_NEED or not _placed_alike(vol, csum=False):
@@ -395,7 +396,7 @@ class _StablePaths:
         return known[path]
 
 
-def _entries_alike(vol: Volume, ino: int, info: Any) -> bool:
+def _entries_alike(vol: Volume, ino: int, info: InodeInfo) -> bool:
     """Return True when directory ``ino`` maps the same blocks on both sides and its entries read the same."""
     if info.errors or info.mode & S_IFMT != S_IFDIR:
         return False
@@ -410,7 +411,7 @@ def _entries_alike(vol: Volume, ino: int, info: Any) -> bool:
     return not vol._dir_entries_differ(info) or _visible_entries_same(vol, info)
 
 
-def _visible_entries_same(vol: Volume, info: Any) -> bool:
+def _visible_entries_same(vol: Volume, info: InodeInfo) -> bool:
     """Return True when every differing byte of the directory's blocks lies outside what a reader of its live
     entries sees: the 8-byte header and the name of each entry along the block's ``rec_len`` chain.
 
