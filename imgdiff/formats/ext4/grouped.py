@@ -138,20 +138,21 @@ def checksum_only(vol: Volume, inos: list[int]) -> list[tuple[int, bool, bool]]:
     if sum(map(len, candidates.values())) < GROUP_MIN:
         return []
     out: list[tuple[int, bool, bool]] = []
-    for members, first, own, xb, masked in _compared(vol, candidates, _mask(isz, 1)):
+    for members, _first, own, xb, masked in _compared(vol, candidates, _mask(isz, 1)):
         zero = bytes(isz)
+        bits = _field_bits(xb, isz, _CSUM_SPANS)
+        m0 = members[0]
         for ino in members:
-            rel = vol.inode_offset(ino) - first
+            rel = (ino - m0) * isz  # (the slots of one block group's table are consecutive)
             if masked[rel : rel + isz] != zero:
                 continue  # another byte of the slot differs too (one slice compare: a regex over megabytes of
                 # zeros cost more)
             extra = own[rel + _XI_OFF] | own[rel + _XI_OFF + 1] << 8
             if extra < _HI_OFF + _HI_LEN - EXT4_GOOD_OLD_INODE_SIZE or extra % 4 or EXT4_GOOD_OLD_INODE_SIZE + extra > isz:
                 continue  # no i_checksum_hi in this slot: those bytes are something else
-            lo = xb.count(0, rel + _LO_OFF, rel + _LO_OFF + _LO_LEN) < _LO_LEN
-            hi = xb.count(0, rel + _HI_OFF, rel + _HI_OFF + _HI_LEN) < _HI_LEN
-            if lo or hi:  # (else equal after all: a merged run reached into the slot)
-                out.append((ino, lo, hi))
+            f = bits[rel // isz]
+            if f:  # (else equal after all: a merged run reached into the slot)
+                out.append((ino, bool(f & 1), bool(f & 2)))
     return out if len(out) >= GROUP_MIN else []
 
 
@@ -210,6 +211,34 @@ def _compared(vol: Volume, candidates: dict[int, list[int]], one: int) -> Iterat
         yield members, first, own, xb, masked
 
 
+def _slot_offsets(vol: Volume, inos: list[int]) -> list[int]:
+    """Return the image offset of each inode's slot (one table lookup per block group, not per inode)."""
+    ipg, isz = vol.ipg, vol.inode_size
+    out: list[int] = []
+    group, origin = -1, 0
+    for ino in inos:
+        g = (ino - 1) // ipg
+        if g != group:
+            group, origin = g, vol.base + vol.inode_offset(g * ipg + 1) - (g * ipg + 1) * isz
+        out.append(origin + ino * isz)
+    return out
+
+
+def _slot_runs(offs: list[int], isz: int) -> tuple[Extent, ...]:
+    """Return the slots at ``offs`` as merged extents (consecutive slots join; unsorted offsets are merged)."""
+    if any(b <= a for a, b in itertools.pairwise(offs)):
+        return merge_extents(_new(Extent, (o, isz)) for o in offs)
+    out: list[Extent] = []
+    start = prev = offs[0]
+    for o in offs[1:]:
+        if o != prev + isz:
+            out.append(_new(Extent, (start, prev + isz - start)))
+            start = o
+        prev = o
+    out.append(_new(Extent, (start, prev + isz - start)))
+    return tuple(out)
+
+
 def group_node(vol: Volume, members: list[tuple[int, bool, bool]]) -> Node:
     """Return the node standing for ``members`` (from :func:`checksum_only`).
 
@@ -217,13 +246,14 @@ def group_node(vol: Volume, members: list[tuple[int, bool, bool]]) -> Node:
     of its extents; the node's extents are every member's slot.
     """
     base, isz = vol.base, vol.inode_size
-    offs = [(base + vol.inode_offset(ino), lo, hi) for ino, lo, hi in members]
-    slots = merge_extents(Extent(o, isz) for o, _lo, _hi in offs)
+    inos = [ino for ino, _lo, _hi in members]
+    at = _slot_offsets(vol, inos)
+    offs = [(o, lo, hi) for o, (_ino, lo, hi) in zip(at, members, strict=True)]
+    slots = _slot_runs(at, isz)
     fields: list[Field] = []
     derived: list[Derived] = []
-    inos = [ino for ino, _lo, _hi in members]
     for name, moff, mlen, which in (("i_checksum_lo", _LO_OFF, _LO_LEN, 1), ("i_checksum_hi", _HI_OFF, _HI_LEN, 2)):
-        exts = tuple(Extent(m[0] + moff, mlen) for m in offs if m[which])
+        exts = tuple([_new(Extent, (m[0] + moff, mlen)) for m in offs if m[which]])
         if not exts:
             continue
         first = exts[0].offset - moff
@@ -269,11 +299,12 @@ def times_only(vol: Volume, inos: list[int]) -> list[tuple[int, int]]:
     mkfs = _mkfs_clocks(vol)
     out: list[tuple[int, int]] = []
     values: dict[int, tuple[tuple[int, int], ...]] = {}
-    for members, first, own, xb, masked in _compared(vol, candidates, _mask(isz, 2 if vol.csum else 3)):
+    for members, _first, own, xb, masked in _compared(vol, candidates, _mask(isz, 2 if vol.csum else 3)):
         zero = bytes(isz)
         bits = _field_bits(xb, isz, spans)
+        m0 = members[0]
         for ino in members:
-            rel = vol.inode_offset(ino) - first
+            rel = (ino - m0) * isz  # (the slots of one block group's table are consecutive)
             if masked[rel : rel + isz] != zero:
                 continue
             info = vol.inodes[ino]
@@ -512,8 +543,8 @@ def time_group_node(vol: Volume, members: list[tuple[int, int]]) -> Node:
     ``member_paths`` names every member (a finding lists the paths of the files it is about).
     """
     base, isz = vol.base, vol.inode_size
-    offs = [base + vol.inode_offset(ino) for ino, _f in members]
-    slots = merge_extents(Extent(o, isz) for o in offs)
+    offs = _slot_offsets(vol, [ino for ino, _f in members])
+    slots = _slot_runs(offs, isz)
     names = _TIME_MEMBERS + (("i_checksum_lo", "i_checksum_hi") if vol.csum else ())
     spans = _TIME_SPANS + (_CSUM_SPANS if vol.csum else ())
     fields: list[Field] = []
