@@ -345,7 +345,8 @@ class DiffMap:
 
     def count_each(self, exts: Iterable[Extent]) -> int:
         """Return the sum of :meth:`count_in` over ``exts`` (disjoint; fastest in offset order: one pass over the
-        runs, where an extent inside one run with no gaps, or with a gap list, is counted without a call)."""
+        runs, each extent counted over the runs it overlaps and their gap lists; only a run whose gaps were too
+        many to keep goes through :meth:`count_in`)."""
         starts, ends, gaps = self.starts, self.ends, self.gaps
         n = len(starts)
         if not n:
@@ -368,27 +369,30 @@ class DiffMap:
                 if i >= n:
                     i = n - 1
                     continue
-            s = starts[i]
             end = off + length
-            if s >= end:
-                continue
-            if s > off or end > ends[i]:
-                total += self.count_in(ext)  # across a run's edge
-                continue
-            g = gaps.get(i, _DENSE)
-            if g is _DENSE:
-                total += length
-            elif g is None:
-                total += self.count_in(ext)  # too many gaps to keep: counted from the block table
-            else:
-                for k in range(0, len(g), 2):
-                    gs, ge = g[k], g[k + 1]
-                    if ge <= off:
-                        continue
-                    if gs >= end:
-                        break
-                    length -= min(ge, end) - max(gs, off)
-                total += length
+            j = i
+            while j < n and starts[j] < end:  # the runs the extent overlaps (usually one; a field reaching past a
+                s, e = starts[j], ends[j]  # run's last differing byte touches the next one or none)
+                lo = max(s, off)
+                hi = min(e, end)
+                j += 1
+                if hi <= lo:
+                    continue
+                g = gaps.get(j - 1, _DENSE)
+                if g is _DENSE:
+                    total += hi - lo
+                elif g is None:
+                    total += self.count_in(Extent(lo, hi - lo))  # too many gaps to keep: from the block table
+                else:
+                    t = hi - lo
+                    for k in range(0, len(g), 2):
+                        gs, ge = g[k], g[k + 1]
+                        if ge <= lo:
+                            continue
+                        if gs >= hi:
+                            break
+                        t -= min(ge, hi) - max(gs, lo)
+                    total += t
         return total
 
     def intersects(self, ext: Extent) -> bool:
