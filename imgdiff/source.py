@@ -323,31 +323,31 @@ class DiffMap:
             if off <= s and e <= end:
                 total += self.counts[i]
             else:
-                lo, hi = max(s, off), min(e, end)
-                if i not in self.gaps:
-                    total += hi - lo  # a dense run
-                else:
-                    g = self.gaps[i]
-                    if g is None:
-                        total += self._exact(lo, hi)
-                    else:
-                        t = hi - lo
-                        for k in range(0, len(g), 2):  # sorted: skip the gaps before, stop at the first after
-                            gs, ge = g[k], g[k + 1]
-                            if ge <= lo:
-                                continue
-                            if gs >= hi:
-                                break
-                            t -= min(ge, hi) - max(gs, lo)
-                        total += t
+                total += self._part(self.gaps.get(i, _DENSE), max(s, off), min(e, end))
             i += 1
         return total
 
+    def _part(self, g: array[int] | None, lo: int, hi: int) -> int:
+        """Return the differing bytes of ``[lo, hi)`` inside one run whose gap list is ``g`` (:data:`_DENSE`: the
+        run has none, every byte differs; None: too many to keep, counted from the block table)."""
+        if g is _DENSE:
+            return hi - lo
+        if g is None:
+            return self._exact(lo, hi)
+        t = hi - lo
+        for k in range(0, len(g), 2):  # sorted: skip the gaps before, stop at the first after
+            gs, ge = g[k], g[k + 1]
+            if ge <= lo:
+                continue
+            if gs >= hi:
+                break
+            t -= min(ge, hi) - max(gs, lo)
+        return t
+
     def count_each(self, exts: Iterable[Extent]) -> int:
         """Return the sum of :meth:`count_in` over ``exts`` (disjoint; fastest in offset order: one pass over the
-        runs, each extent counted over the runs it overlaps and their gap lists; only a run whose gaps were too
-        many to keep goes through :meth:`count_in`)."""
-        starts, ends, gaps = self.starts, self.ends, self.gaps
+        runs, each extent counted over the runs it overlaps, without a binary search per extent)."""
+        starts, ends, gaps, part = self.starts, self.ends, self.gaps, self._part
         n = len(starts)
         if not n:
             return 0
@@ -376,23 +376,8 @@ class DiffMap:
                 lo = max(s, off)
                 hi = min(e, end)
                 j += 1
-                if hi <= lo:
-                    continue
-                g = gaps.get(j - 1, _DENSE)
-                if g is _DENSE:
-                    total += hi - lo
-                elif g is None:
-                    total += self.count_in(Extent(lo, hi - lo))  # too many gaps to keep: from the block table
-                else:
-                    t = hi - lo
-                    for k in range(0, len(g), 2):
-                        gs, ge = g[k], g[k + 1]
-                        if ge <= lo:
-                            continue
-                        if gs >= hi:
-                            break
-                        t -= min(ge, hi) - max(gs, lo)
-                    total += t
+                if hi > lo:
+                    total += part(gaps.get(j - 1, _DENSE), lo, hi)
         return total
 
     def intersects(self, ext: Extent) -> bool:
