@@ -138,21 +138,10 @@ def checksum_only(vol: Volume, inos: list[int]) -> list[tuple[int, bool, bool]]:
     if sum(map(len, candidates.values())) < GROUP_MIN:
         return []
     out: list[tuple[int, bool, bool]] = []
-    for members, _first, own, xb, masked in _compared(vol, candidates, _mask(isz, 1)):
-        zero = bytes(isz)
-        bits = _field_bits(xb, isz, _CSUM_SPANS)
-        m0 = members[0]
-        for ino in members:
-            rel = (ino - m0) * isz  # (the slots of one block group's table are consecutive)
-            if masked[rel : rel + isz] != zero:
-                continue  # another byte of the slot differs too (one slice compare: a regex over megabytes of
-                # zeros cost more)
-            extra = own[rel + _XI_OFF] | own[rel + _XI_OFF + 1] << 8
-            if extra < _HI_OFF + _HI_LEN - EXT4_GOOD_OLD_INODE_SIZE or extra % 4 or EXT4_GOOD_OLD_INODE_SIZE + extra > isz:
-                continue  # no i_checksum_hi in this slot: those bytes are something else
-            f = bits[rel // isz]
-            if f:  # (else equal after all: a merged run reached into the slot)
-                out.append((ino, bool(f & 1), bool(f & 2)))
+    hi_need = _HI_OFF + _HI_LEN - EXT4_GOOD_OLD_INODE_SIZE  # (i_checksum_hi inside the slot)
+    for ino, _own, _xb, _rel, f in _alike_slots(vol, candidates, 1, _CSUM_SPANS, hi_need):
+        if f:  # (else equal after all: a merged run reached into the slot)
+            out.append((ino, bool(f & 1), bool(f & 2)))
     return out if len(out) >= GROUP_MIN else []
 
 
@@ -189,26 +178,42 @@ def _candidates(vol: Volume, inos: list[int], window: bytes) -> dict[int, list[i
     return candidates
 
 
-def _compared(vol: Volume, candidates: dict[int, list[int]], one: int) -> Iterator[tuple[list[int], int, bytes, bytes, bytes]]:
-    """Yield ``(members, first, own, xor, masked)`` per block group of ``candidates`` whose inode bitmap is equal:
-    this side's bytes of the slots from the first member's to the last one's (``first``: filesystem offset), their
-    XOR with the other image's, and that XOR with every slot byte cleared where ``one`` (a one-slot mask, see
-    :func:`_mask`) has zeros."""
+def _alike_slots(vol: Volume, candidates: dict[int, list[int]], which: int, spans: tuple[tuple[int, int], ...],
+                 extra_need: int) -> Iterator[tuple[int, bytes, bytes, int, int]]:
+    """Yield ``(ino, own, xor, rel, fields)`` for each slot of ``candidates`` that differs from the other image's
+    only where group kind ``which`` allows (see :func:`_mask`) and whose ``i_extra_isize`` (at least
+    ``extra_need``, a multiple of 4, inside the slot) makes those bytes what they are named.
+
+    Per block group whose inode bitmap is equal, the slots from the first member's to the last one's are read
+    once: ``own`` is this side's bytes, ``xor`` their XOR with the other image's, ``rel`` the slot's offset in
+    them, and ``fields`` has bit ``i`` set when a byte of ``spans[i]`` differs (see :func:`_field_bits`).
+    """
     isz = vol.inode_size
+    one = _mask(isz, which)
+    zero = bytes(isz)
     for g, members in candidates.items():
         if _differs(vol, *_bitmap_extent(vol, g)):
             continue  # the used inodes may differ: leave the group's slots to their own nodes
         first = vol.inode_offset(members[0])
         last = vol.inode_offset(members[-1]) + isz
-        n = (last - first) // isz
         own = vol.read(first, last - first)
         other = _read_other(vol, first, last - first)
         if len(other) != len(own):
             continue
         x = int.from_bytes(own, "little") ^ int.from_bytes(other, "little")
         xb = x.to_bytes(len(own), "little")
-        masked = (x & _repeat(one, isz, n)).to_bytes(len(own), "little")
-        yield members, first, own, xb, masked
+        masked = (x & _repeat(one, isz, (last - first) // isz)).to_bytes(len(own), "little")
+        bits = _field_bits(xb, isz, spans)
+        m0 = members[0]
+        for ino in members:
+            rel = (ino - m0) * isz  # (the slots of one block group's table are consecutive)
+            if masked[rel : rel + isz] != zero:
+                continue  # another byte of the slot differs too (one slice compare: a regex over megabytes of
+                # zeros cost more)
+            extra = own[rel + _XI_OFF] | own[rel + _XI_OFF + 1] << 8
+            if extra < extra_need or extra % 4 or EXT4_GOOD_OLD_INODE_SIZE + extra > isz:
+                continue  # the allowed fields are not all in this slot: those bytes are something else
+            yield ino, own, xb, rel, bits[rel // isz]
 
 
 def _slot_offsets(vol: Volume, inos: list[int]) -> list[int]:
@@ -299,34 +304,23 @@ def times_only(vol: Volume, inos: list[int]) -> list[tuple[int, int]]:
     mkfs = _mkfs_clocks(vol)
     out: list[tuple[int, int]] = []
     values: dict[int, tuple[tuple[int, int], ...]] = {}
-    for members, _first, own, xb, masked in _compared(vol, candidates, _mask(isz, 2 if vol.csum else 3)):
-        zero = bytes(isz)
-        bits = _field_bits(xb, isz, spans)
-        m0 = members[0]
-        for ino in members:
-            rel = (ino - m0) * isz  # (the slots of one block group's table are consecutive)
-            if masked[rel : rel + isz] != zero:
-                continue
-            info = vol.inodes[ino]
-            ftype = info.mode & S_IFMT
-            if not ftype or (info.links != 1 and ftype != S_IFDIR) or info.inline:
-                continue  # hard links (EXT010 reads their paths) stay their own nodes
-            extra = own[rel + _XI_OFF] | own[rel + _XI_OFF + 1] << 8
-            if extra < _EXTRA_NEED or extra % 4 or EXT4_GOOD_OLD_INODE_SIZE + extra > isz:
-                continue  # the _extra times are not all there: those bytes are something else
-            fields = bits[rel // isz]
-            if not fields & times_bits:
-                continue  # (checksums only, or equal after all: a merged run reached into the slot)
-            lst = vol.ino_paths.get(ino)
-            if not lst or len(lst) != 1 or not stable.same(lst[0]):
-                continue
-            out.append((ino, fields))
-            if mkfs is not None:
-                values[ino] = tuple(
-                    (int.from_bytes(own[rel + off : rel + off + 4], "little"),
-                     int.from_bytes(own[rel + off : rel + off + 4], "little")
-                     ^ int.from_bytes(xb[rel + off : rel + off + 4], "little"))
-                    for off, _n in _TIME_SPANS[: len(_TIMES)])
+    for ino, own, xb, rel, fields in _alike_slots(vol, candidates, 2 if vol.csum else 3, spans, _EXTRA_NEED):
+        info = vol.inodes[ino]
+        ftype = info.mode & S_IFMT
+        if not ftype or (info.links != 1 and ftype != S_IFDIR) or info.inline:
+            continue  # hard links (EXT010 reads their paths) stay their own nodes
+        if not fields & times_bits:
+            continue  # (checksums only, or equal after all: a merged run reached into the slot)
+        lst = vol.ino_paths.get(ino)
+        if not lst or len(lst) != 1 or not stable.same(lst[0]):
+            continue
+        out.append((ino, fields))
+        if mkfs is not None:
+            words = []
+            for off, _n in _TIME_SPANS[: len(_TIMES)]:
+                mine = int.from_bytes(own[rel + off : rel + off + 4], "little")
+                words.append((mine, mine ^ int.from_bytes(xb[rel + off : rel + off + 4], "little")))
+            values[ino] = tuple(words)
     if mkfs is not None:
         out = _alike_for_rules(out, values, mkfs)
     return out if len(out) >= GROUP_MIN else []
