@@ -262,16 +262,6 @@ class TreeIndex:
                             yield self.owner_keys[i], f, Extent(flo, fhi - flo)
             i += 1
 
-    def keys_in(self, ext: Extent) -> Iterator[Keys]:
-        """Yield the key chain of each node owning a field extent that overlaps ``ext`` (records stay unbuilt)."""
-        starts, owner_keys = self.starts, self.owner_keys
-        hi_ext = ext.offset + ext.length
-        i = bisect.bisect_right(self.ends, ext.offset)
-        n = len(starts)
-        while i < n and starts[i] < hi_ext:
-            yield owner_keys[i]
-            i += 1
-
     def lookup(self, keys: Keys) -> NodeInfo | None:
         """Return the node at ``keys``, building it lazily through ``Node.expand`` when needed."""
         info = self.nodes.get(keys)
@@ -367,11 +357,11 @@ def _subtract(ext: Extent, covered: Sequence[Extent], ends: list[int]) -> list[E
 
 
 def _touched(ia: TreeIndex, ib: TreeIndex, dm: DiffMap) -> dict[Keys, None]:
-    """Return the key chains of the nodes owning fields that a differing range overlaps, in the order
-    :meth:`TreeIndex.keys_in` finds them range by range (A's, then B's at the shifted offset).
+    """Return the key chains of the nodes owning a field extent (records stay unbuilt) that a differing range
+    overlaps, in the order met range by range: A's rows, then B's at the shifted offset.
 
-    One pass over the sorted ranges and each index's rows (what 100,000 ``keys_in`` calls did with a binary search
-    each); a key chain met again in the next row is not looked up again."""
+    One pass over the sorted ranges and each index's rows (sorted, disjoint), not a binary search per range and
+    side; a key chain met again in the next row is not stored again."""
     touched: dict[Keys, None] = {}
     sides = []
     for idx, shift in ((ia, 0), (ib, dm.delta)):
