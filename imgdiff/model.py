@@ -45,21 +45,23 @@ class Extent(NamedTuple):
 
 def merge_extents(extents: Iterable[Extent]) -> tuple[Extent, ...]:
     """Return the union of ``extents`` as sorted, non-overlapping, non-empty extents (touching ones joined)."""
-    items = sorted(x for x in extents if x[1] > 0)
-    if not items:
-        return ()
-    out: list[Extent] = []
-    it = iter(items)
-    start, length = next(it)
-    end = start + length
-    for off, n in it:  # plain ints in the loop: this runs over hundreds of thousands of extents
-        if off <= end:
-            end = max(end, off + n)
+    starts, ends = merged_bounds(extents)
+    return tuple(Extent(s, e - s) for s, e in zip(starts, ends, strict=True))
+
+
+def merged_bounds(extents: Iterable[Extent]) -> tuple[list[int], list[int]]:
+    """Return the union of ``extents`` as two lists, the starts and the ends of :func:`merge_extents`'s extents
+    (plain ints: an overlap index over 100,000 fields needs no extent objects)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for off, n in sorted(x for x in extents if x[1] > 0):  # plain ints in the loop: hundreds of thousands
+        end = off + n
+        if ends and off <= ends[-1]:
+            ends[-1] = max(ends[-1], end)
         else:
-            out.append(Extent(start, end - start))
-            start, end = off, off + n
-    out.append(Extent(start, end - start))
-    return tuple(out)
+            starts.append(off)
+            ends.append(end)
+    return starts, ends
 
 
 def subtract_extents(whole: Extent, parts: Iterable[Extent], *, presorted: bool = False) -> list[Extent]:

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from imgdiff.engine.attribute import count_bytes, disjoint
-from imgdiff.model import Change, Difference, Extent, Finding, b_side_only, merge_extents
+from imgdiff.model import Change, Difference, Extent, Finding, b_side_only, merge_extents, merged_bounds
 from imgdiff.ruleset.predicates import ANNOTATIONS, ExplainContext
 from imgdiff.ruleset.schema import UNCLASSIFIED, Match, Rule, RuleSet
 from imgdiff.source import VBASE, DiffMap
@@ -30,17 +30,7 @@ class _Extents:
     100,000 member fields would otherwise make as many extent objects every time it is indexed again)."""
 
     def __init__(self, extents: list[Extent]) -> None:
-        starts: list[int] = []
-        ends: list[int] = []
-        for off, length in sorted(x for x in extents if x[1] > 0):
-            end = off + length
-            if ends and off <= ends[-1]:
-                ends[-1] = max(ends[-1], end)
-            else:
-                starts.append(off)
-                ends.append(end)
-        self.starts = starts
-        self.ends = ends
+        self.starts, self.ends = merged_bounds(extents)
 
     def overlaps(self, ext: Extent) -> bool:
         i = bisect.bisect_right(self.ends, ext.offset)
