@@ -425,11 +425,7 @@ def _entries_alike(vol: Volume, ino: int, info: InodeInfo) -> bool:
     """Return True when directory ``ino`` maps the same blocks on both sides and its entries read the same."""
     if info.errors or info.mode & S_IFMT != S_IFDIR:
         return False
-    diff = vol.ctx.diff
-    if diff is None:
-        return False
-    slot = vol.base + vol.inode_offset(ino) - _a_shift(vol)
-    if any(diff.count_in(Extent(slot + off, n)) for off, n in _MAPPING):
+    if vol.ctx.diff is None or _mapping_differs(vol, ino):
         return False
     if not all(vol.maps_alike(b, kind) for b, _v, _l, kind in info.tree):
         return False
@@ -445,10 +441,9 @@ def _visible_entries_same(vol: Volume, info: InodeInfo) -> bool:
     ``det_checksum``, the slack of deleted entries.  The visible bytes being equal, both sides walk the same chain
     and read the same names and inode numbers (an image with another UUID differs in every htree's checksums).
     """
-    diff = vol.ctx.diff
-    if info.inline or diff is None:
+    if info.inline or vol.ctx.diff is None:
         return False
-    bs, shift = vol.bs, _a_shift(vol)
+    bs = vol.bs
     for _l, p, n, unwritten in info.runs:
         for k in range(n):
             off = (p + k) * bs
@@ -465,7 +460,7 @@ def _visible_entries_same(vol: Volume, info: InodeInfo) -> bool:
                 name_len = block[pos + 6] if pos + 8 <= bs else 0
                 if rec_len < 8 or rec_len % 4 or pos + rec_len > bs or 8 + name_len > rec_len:
                     return False  # not a chain this check can follow (65,536-byte blocks, damage): read it all
-                if diff.count_in(Extent(vol.base + off + pos - shift, 8 + name_len)):
+                if _differs(vol, off + pos, 8 + name_len):
                     return False
                 pos += rec_len
     return True
@@ -616,6 +611,12 @@ _MAPPING = tuple(C_INODE.span(name) for name in ("i_mode", "i_size_lo", "i_flags
 """Inode members that decide which blocks a directory owns and how they are read."""
 
 
+def _mapping_differs(vol: Volume, ino: int) -> bool:
+    """Return True when a byte of inode ``ino``'s :data:`_MAPPING` members differs (counted exactly)."""
+    off = vol.inode_offset(ino)
+    return any(_differs(vol, off + moff, n) for moff, n in _MAPPING)
+
+
 def tail_only_dirs(vol: Volume, inos: list[int]) -> list[tuple[int, list[int]]]:
     """Return ``(ino, member blocks)`` for the directories of ``inos`` (differing, ascending) whose differing blocks
     are all leaf blocks differing in their tail's ``det_checksum`` only; empty when fewer than :data:`GROUP_MIN`
@@ -635,8 +636,7 @@ def tail_only_dirs(vol: Volume, inos: list[int]) -> list[tuple[int, list[int]]]:
         info = vol.inodes.get(ino)
         if info is None or info.errors or info.inline or not info.runs or info.flags & EXT4_INDEX_FL:
             continue  # (an htree's interior blocks have their checksum elsewhere: built as they are)
-        slot = vol.base + vol.inode_offset(ino) - shift
-        if any(diff.count_in(Extent(slot + off, n)) for off, n in _MAPPING):
+        if _mapping_differs(vol, ino):
             continue
         if any(vol._differs(b * bs, bs) for b, _v, _l, _k in info.tree) or vol._dir_entries_differ(info):
             continue
